@@ -1,0 +1,292 @@
+#include "cli/commands.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/config.h"
+#include "data/data_error.h"
+#include "data/record_buffer.h"
+#include "data/table_data_module.h"
+#include "engine/callbacks/early_stopping.h"
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/prediction_writer.h"
+#include "engine/trainer.h"
+#include "fields/registry.h"
+#include "io/row_writer.h"
+#include "model/model_impl.h"
+
+namespace j2v::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* kUsage = R"(usage: json2vec COMMAND [--config FILE] [--section.key=value ...] [--ckpt_path PATH|last|best]
+
+commands:
+  fit           train a model (resume with --ckpt_path last)
+  validate      evaluate on data.validate; prints metrics as one JSON line
+  test          evaluate on data.test; prints metrics as one JSON line
+  predict       write predictions for data.predict to writer.path/rank-0.parquet
+  print-config  print the resolved config, defaults filled
+  bench encode  measure encoding throughput: --input FILE (JSON Lines)
+
+Every config key can be given on the command line as --section.key=value (or
+--section.key value). `json2vec --help` lists every key; `json2vec fit --print_config`
+prints the resolved config and exits.
+)";
+
+struct Args {
+  std::string command;
+  std::optional<std::string> config;
+  std::optional<std::string> ckpt_path;
+  std::optional<std::string> input;
+  std::vector<std::string> overrides;
+  bool help = false;
+  bool print_config = false;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args args;
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') args.command = argv[i++];
+  if (args.command == "bench") {
+    if (i < argc && argv[i][0] != '-') args.command += std::string(" ") + argv[i++];
+    else throw ConfigError("bench needs a benchmark name: `json2vec bench encode ...`");
+  }
+  auto take_value = [&](const std::string& flag, std::string& inline_value, bool has_inline) -> std::string {
+    if (has_inline) return inline_value;
+    if (i + 1 >= argc) throw ConfigError("option " + flag + " needs a value");
+    return argv[++i];
+  };
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      args.help = true;
+      continue;
+    }
+    if (arg == "--print_config" || arg == "--print-config") {
+      args.print_config = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) throw ConfigError("unexpected argument '" + arg + "' (options start with --)");
+    std::string body = arg.substr(2);
+    auto eq = body.find('=');
+    std::string key = body.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : body.substr(eq + 1);
+    bool has_inline = eq != std::string::npos;
+    if (key == "config") args.config = take_value(arg, value, has_inline);
+    else if (key == "ckpt_path") args.ckpt_path = take_value(arg, value, has_inline);
+    else if (key == "input") args.input = take_value(arg, value, has_inline);
+    else args.overrides.push_back(key + "=" + take_value(arg, value, has_inline));
+  }
+  return args;
+}
+
+engine::BatchLimit limit_of(const json& v) {
+  if (v.is_number_integer()) return engine::BatchLimit::count(v.get<int64_t>());
+  return engine::BatchLimit::fraction(v.get<double>());
+}
+
+Model build_model(const json& cfg) {
+  const json& m = cfg["model"];
+  Schema schema = Schema::from_fields_json(m["name"].get<std::string>(), m["fields"]);
+  ModelOptions options = ModelOptions::from_json(
+      {{"name", m["name"]}, {"d_model", m["d_model"]}, {"n_layers", m["n_layers"]}, {"n_heads", m["n_heads"]},
+       {"dropout", m["dropout"]}, {"embed", m["embed"]}, {"batch_size", cfg["data"]["batch_size"]},
+       {"optimizer", cfg["optimizer"]}, {"scheduler", cfg["scheduler"]}});
+  return Model::from_schema(std::move(schema), std::move(options));
+}
+
+TableDataModule build_data(const Model& model, const json& cfg) {
+  const json& d = cfg["data"];
+  TableSplits splits;
+  auto split = [&](const char* key) -> std::optional<RecordSource> {
+    if (d[key].is_null()) return std::nullopt;
+    return RecordSource::file(d[key].get<std::string>());
+  };
+  splits.train = split("train");
+  splits.validate = split("validate");
+  splits.test = split("test");
+  splits.predict = split("predict");
+  TableDataOptions options;
+  options.batch_size(d["batch_size"].get<int64_t>())
+      .num_workers(d["num_workers"].get<int>())
+      .shuffle(d["shuffle"].get<bool>())
+      .seed(d["seed"].get<uint64_t>())
+      .validate_fraction(d["validate_fraction"].get<double>());
+  return TableDataModule(model, std::move(splits), options);
+}
+
+engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
+  const json& t = cfg["trainer"];
+  engine::TrainerOptions o;
+  o.max_epochs(t["max_epochs"].get<int64_t>())
+      .max_steps(t["max_steps"].get<int64_t>())
+      .limit_train_batches(limit_of(t["limit_train_batches"]))
+      .limit_val_batches(limit_of(t["limit_val_batches"]))
+      .limit_test_batches(limit_of(t["limit_test_batches"]))
+      .limit_predict_batches(limit_of(t["limit_predict_batches"]))
+      .fast_dev_run(t["fast_dev_run"].get<bool>())
+      .accumulate_grad_batches(t["accumulate_grad_batches"].get<int64_t>())
+      .gradient_clip_val(t["gradient_clip_val"].get<double>())
+      .seed(t["seed"].get<int64_t>())
+      .num_threads(t["num_threads"].get<int64_t>())
+      .default_root_dir(t["default_root_dir"].get<std::string>())
+      .enable_progress_bar(t["enable_progress_bar"].get<bool>())
+      .enable_checkpointing(t["enable_checkpointing"].get<bool>())
+      .logger(t["logger"].get<bool>())
+      .log_every_n_steps(t["log_every_n_steps"].get<int64_t>());
+  std::vector<std::shared_ptr<engine::Callback>> callbacks;
+  if (command == "fit") {
+    if (o.enable_checkpointing()) {
+      const json& c = cfg["checkpoint"];
+      callbacks.push_back(std::make_shared<engine::ModelCheckpoint>(engine::ModelCheckpointOptions()
+                                                                        .monitor(c["monitor"].get<std::string>())
+                                                                        .mode(c["mode"].get<std::string>())
+                                                                        .save_top_k(c["save_top_k"].get<int64_t>())
+                                                                        .save_last(c["save_last"].get<bool>())));
+    }
+    const json& e = cfg["early_stopping"];
+    if (e["enabled"].get<bool>())
+      callbacks.push_back(std::make_shared<engine::EarlyStopping>(engine::EarlyStoppingOptions()
+                                                                      .monitor(e["monitor"].get<std::string>())
+                                                                      .mode(e["mode"].get<std::string>())
+                                                                      .patience(e["patience"].get<int64_t>())
+                                                                      .min_delta(e["min_delta"].get<double>())));
+  }
+  if (command == "predict") {
+    const json& w = cfg["writer"];
+    callbacks.push_back(std::make_shared<engine::Writer>(engine::WriterOptions()
+                                                             .path(w["path"].get<std::string>())
+                                                             .format(w["format"].get<std::string>())
+                                                             .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())));
+  }
+  o.callbacks(callbacks);
+  return o;
+}
+
+void print_metrics(const std::map<std::string, double>& metrics) {
+  json out = json::object();
+  for (const auto& [k, v] : metrics) out[k] = v;
+  std::cout << out.dump() << std::endl;
+}
+
+int bench_encode(const Args& args, const json& cfg) {
+  if (!args.input) throw ConfigError("bench encode needs --input FILE");
+  Model model = build_model(cfg);
+  auto& impl = model.impl();
+  int threads = resolve_threads(cfg["data"]["num_workers"].get<int>());
+  auto buffer = RecordBuffer::from_file(*args.input);
+  impl.fit_fields(*buffer, nullptr, threads);
+  double best = 1e300;
+  for (int run = 0; run < 5; ++run) {
+    auto start = std::chrono::steady_clock::now();
+    auto table = impl.encoder().encode(buffer, nullptr, threads);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::min(best, seconds);
+  }
+  double n = static_cast<double>(buffer->size());
+  std::cout << json{{"records", buffer->size()},
+                    {"bytes", buffer->bytes()},
+                    {"threads", threads},
+                    {"seconds", best},
+                    {"records_per_second", n / best},
+                    {"records_per_second_per_thread", n / best / threads}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
+void save_config(const json& cfg, const std::string& run_dir) {
+  if (run_dir.empty()) return;
+  std::ofstream out(fs::path(run_dir) / "config.yaml");
+  out << to_yaml(cfg);
+}
+
+int run_command(const Args& args) {
+  const std::string& cmd = args.command;
+  static const std::vector<std::string> known = {"fit", "validate", "test", "predict", "print-config", "bench encode"};
+  if (std::find(known.begin(), known.end(), cmd) == known.end())
+    throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
+  bool print_only = cmd == "print-config" || args.print_config;
+  json cfg = resolve_config(args.config, args.overrides, !print_only);
+  if (print_only) {
+    std::cout << to_yaml(cfg);
+    return 0;
+  }
+  if (cmd == "bench encode") return bench_encode(args, cfg);
+  if (cmd != "fit" && !args.ckpt_path)
+    throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
+
+  Model model = build_model(cfg);
+  TableDataModule data = build_data(model, cfg);
+  engine::Trainer trainer(build_trainer_options(cfg, cmd));
+  if (cmd == "fit") {
+    trainer.fit(model, data, args.ckpt_path);
+    save_config(cfg, trainer.run_dir());
+    std::map<std::string, double> final_metrics;
+    for (const auto& [k, v] : trainer.callback_metrics())
+      if (k.find("/validate") != std::string::npos || k.find("/train") != std::string::npos) final_metrics[k] = v;
+    final_metrics["epoch"] = static_cast<double>(trainer.current_epoch());
+    final_metrics["global_step"] = static_cast<double>(trainer.global_step());
+    print_metrics(final_metrics);
+  } else if (cmd == "validate") {
+    print_metrics(trainer.validate(model, data, args.ckpt_path));
+  } else if (cmd == "test") {
+    print_metrics(trainer.test(model, data, args.ckpt_path));
+  } else if (cmd == "predict") {
+    trainer.predict(model, data, args.ckpt_path, false);
+    for (auto& cb : trainer.callbacks())
+      if (auto* writer = dynamic_cast<engine::Writer*>(cb.get()))
+        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  Args args;
+  try {
+    args = parse_args(argc, argv);
+    if (args.help || args.command.empty()) {
+      std::cout << kUsage << "\nfield types: " << fmt::format("{}", fmt::join(datatype_names(), ", ")) << "\n\n"
+                << config_help();
+      return args.command.empty() && !args.help ? 2 : 0;
+    }
+    return run_command(args);
+  } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 2;
+  } catch (const SchemaError& e) {
+    std::cerr << "error: schema: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 2;
+  } catch (const DataError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  } catch (const engine::CheckpointError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  } catch (const io::WriteError& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string what = e.what();
+    std::cerr << "error: " << what.substr(0, what.find('\n')) << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
+}  // namespace j2v::cli

@@ -1,0 +1,882 @@
+#include "cli/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string_view>
+
+namespace j2v::cli {
+namespace {
+
+using json = nlohmann::json;
+
+struct SectionInfo {
+  const char* name;
+  const char* help;
+};
+
+// Display order of sections in help and print-config.
+const std::vector<SectionInfo>& sections() {
+  static const std::vector<SectionInfo> kSections = {
+      {"model", "network architecture and the fields of each record"},
+      {"data", "input files and batching"},
+      {"optimizer", "optimizer and its hyper-parameters"},
+      {"scheduler", "learning-rate schedule, stepped once per optimizer step"},
+      {"trainer", "training loop: duration, batch limits, logging"},
+      {"checkpoint", "which checkpoints to keep (needs trainer.enable_checkpointing)"},
+      {"early_stopping", "stop training when the monitored metric stops improving"},
+      {"writer", "where and how predict writes its output"},
+  };
+  return kSections;
+}
+
+constexpr const char* kFieldsKey = "model.fields";
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(sep, start);
+    parts.push_back(text.substr(start, end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return parts;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Closest candidate, if close enough to be a plausible typo rather than an
+// unrelated word (short names only tolerate one edit).
+std::optional<std::string> closest(std::string_view word, const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& candidate : candidates) {
+    size_t distance = edit_distance(word, candidate);
+    size_t tolerance = std::max<size_t>(1, std::min(word.size(), candidate.size()) / 3);
+    if (distance <= tolerance && distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------
+// YAML 1.2 core-schema scalar resolution. yaml-cpp leaves every scalar as
+// text, so the typing has to happen here; the core schema (not YAML 1.1) is
+// used so that "no", "on" or "y" stay strings, as field names and values
+// often look like that.
+
+bool all_digits(std::string_view s, size_t from, int base) {
+  if (from >= s.size()) return false;
+  for (size_t i = from; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = base == 16  ? std::isxdigit(static_cast<unsigned char>(c)) != 0
+              : base == 8 ? (c >= '0' && c <= '7')
+                          : (c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<json> parse_yaml_int(const std::string& s) {
+  int base = 10;
+  size_t digits_from = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+    base = s[1] == 'x' ? 16 : 8;
+    digits_from = 2;
+  }
+  if (!all_digits(s, digits_from, base)) return std::nullopt;
+  const std::string digits = base == 10 ? s : s.substr(2);
+  errno = 0;
+  long long value = std::strtoll(digits.c_str(), nullptr, base);
+  if (errno == 0) return json(static_cast<std::int64_t>(value));
+  if (digits[0] != '-') {
+    errno = 0;
+    unsigned long long big = std::strtoull(digits.c_str(), nullptr, base);
+    if (errno == 0) return json(static_cast<std::uint64_t>(big));
+  }
+  // Beyond every integer type: keep the magnitude so that validation reports
+  // "expected int, got 1e+30" instead of mistaking it for a name.
+  if (base == 10) return json(std::strtod(digits.c_str(), nullptr));
+  return std::nullopt;
+}
+
+std::optional<json> parse_yaml_float(const std::string& s) {
+  std::string_view body = s;
+  bool negative = false;
+  if (!body.empty() && (body[0] == '+' || body[0] == '-')) {
+    negative = body[0] == '-';
+    body.remove_prefix(1);
+  }
+  if (body == ".inf" || body == ".Inf" || body == ".INF") {
+    return json(negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity());
+  }
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") return json(std::numeric_limits<double>::quiet_NaN());
+  // [0-9]* ( \. [0-9]* )? ( [eE] [-+]? [0-9]+ )? with at least one mantissa digit.
+  size_t i = 0, mantissa_digits = 0;
+  while (i < body.size() && std::isdigit(static_cast<unsigned char>(body[i]))) ++i, ++mantissa_digits;
+  if (i < body.size() && body[i] == '.') {
+    ++i;
+    while (i < body.size() && std::isdigit(static_cast<unsigned char>(body[i]))) ++i, ++mantissa_digits;
+  }
+  if (mantissa_digits == 0) return std::nullopt;
+  if (i < body.size() && (body[i] == 'e' || body[i] == 'E')) {
+    ++i;
+    if (i < body.size() && (body[i] == '+' || body[i] == '-')) ++i;
+    size_t exponent_from = i;
+    while (i < body.size() && std::isdigit(static_cast<unsigned char>(body[i]))) ++i;
+    if (i == exponent_from) return std::nullopt;
+  }
+  if (i != body.size()) return std::nullopt;
+  return json(std::strtod(s.c_str(), nullptr));
+}
+
+std::optional<bool> parse_yaml_bool(const std::string& s) {
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  return std::nullopt;
+}
+
+bool is_yaml_null(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+json resolve_plain_scalar(const std::string& s) {
+  if (is_yaml_null(s)) return nullptr;
+  if (auto b = parse_yaml_bool(s)) return *b;
+  if (auto i = parse_yaml_int(s)) return *i;
+  if (auto f = parse_yaml_float(s)) return *f;
+  return s;
+}
+
+json scalar_to_json(const YAML::Node& node) {
+  const std::string& tag = node.Tag();
+  const std::string& text = node.Scalar();
+  // "!" marks a quoted or block scalar: the author asked for a string.
+  if (tag == "!" || tag == "tag:yaml.org,2002:str") return text;
+  if (tag == "?" || tag.empty()) return resolve_plain_scalar(text);
+  std::optional<json> typed;
+  if (tag == "tag:yaml.org,2002:int")
+    typed = parse_yaml_int(text);
+  else if (tag == "tag:yaml.org,2002:float")
+    typed = parse_yaml_float(text);
+  else if (tag == "tag:yaml.org,2002:bool") {
+    if (auto b = parse_yaml_bool(text)) typed = json(*b);
+  } else if (tag == "tag:yaml.org,2002:null") {
+    if (is_yaml_null(text)) typed = json(nullptr);
+  } else {
+    return resolve_plain_scalar(text);  // unknown local tags carry no type meaning here
+  }
+  if (!typed) {
+    throw ConfigError(
+        fmt::format("YAML scalar '{}' at line {} does not match its tag {}", text, node.Mark().line + 1, tag));
+  }
+  return *typed;
+}
+
+// ---------------------------------------------------------------------------
+// Rendering values in messages and YAML.
+
+std::string describe(const json& value) {
+  if (value.is_string()) return "'" + value.get<std::string>() + "'";
+  if (value.is_object()) return "a mapping";
+  if (value.is_array()) return "a list";
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (std::isnan(d)) return ".nan";
+    if (std::isinf(d)) return d > 0 ? ".inf" : "-.inf";
+  }
+  return value.dump();
+}
+
+std::string format_float(double d) {
+  if (std::isnan(d)) return ".nan";
+  if (std::isinf(d)) return d > 0 ? ".inf" : "-.inf";
+  // nlohmann prints the shortest round-tripping form and keeps ".0" on
+  // integral values, so 1.0 does not come back as the int 1 (which means
+  // "one batch" rather than "all batches" for trainer.limit_*).
+  return json(d).dump();
+}
+
+bool is_plain_safe(const std::string& s) {
+  if (s.empty() || s.front() == ' ' || s.back() == ' ') return false;
+  unsigned char first = static_cast<unsigned char>(s.front());
+  if (!(std::isalnum(first) || first == '_' || first == '.' || first == '/' || first >= 0x80)) return false;
+  for (unsigned char c : s) {
+    bool ok = std::isalnum(c) || c == ' ' || c == '_' || c == '-' || c == '.' || c == '/' || c == '+' || c >= 0x80;
+    if (!ok) return false;
+  }
+  if (!resolve_plain_scalar(s).is_string()) return false;
+  // YAML 1.1 readers (PyYAML and friends) would read these as booleans.
+  static const char* const kYaml11Bools[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
+                                             "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
+  for (const char* word : kYaml11Bools) {
+    if (s == word) return false;
+  }
+  return true;
+}
+
+std::string yaml_string(const std::string& s) {
+  if (is_plain_safe(s)) return s;
+  // A JSON string literal is a valid YAML double-quoted scalar.
+  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string yaml_scalar(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return value.get<bool>() ? "true" : "false";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return value.dump();
+    case json::value_t::number_float:
+      return format_float(value.get<double>());
+    case json::value_t::string:
+      return yaml_string(value.get<std::string>());
+    case json::value_t::object:
+      return "{}";  // only reached when empty
+    case json::value_t::array:
+      return "[]";  // only reached when empty
+    default:
+      return value.dump();
+  }
+}
+
+void emit_sequence(std::ostringstream& out, const json& list, int indent);
+
+// json objects iterate alphabetically; a field's "type" reads best first.
+std::vector<std::string> display_order(const json& object) {
+  std::vector<std::string> keys;
+  if (object.contains("type")) keys.push_back("type");
+  for (const auto& item : object.items()) {
+    if (item.key() != "type") keys.push_back(item.key());
+  }
+  return keys;
+}
+
+void emit_mapping_entries(std::ostringstream& out, const json& object, int indent,
+                          const std::vector<std::string>& order) {
+  for (const auto& key : order) {
+    const json& value = object.at(key);
+    out << std::string(indent, ' ') << yaml_string(key) << ":";
+    if (value.is_object() && !value.empty()) {
+      out << "\n";
+      emit_mapping_entries(out, value, indent + 2, display_order(value));
+    } else if (value.is_array() && !value.empty()) {
+      out << "\n";
+      emit_sequence(out, value, indent + 2);
+    } else {
+      out << " " << yaml_scalar(value) << "\n";
+    }
+  }
+}
+
+void emit_sequence(std::ostringstream& out, const json& list, int indent) {
+  for (const auto& value : list) {
+    out << std::string(indent, ' ') << "-";
+    if (value.is_object() && !value.empty()) {
+      out << "\n";
+      emit_mapping_entries(out, value, indent + 2, display_order(value));
+    } else if (value.is_array() && !value.empty()) {
+      out << "\n";
+      emit_sequence(out, value, indent + 2);
+    } else {
+      out << " " << yaml_scalar(value) << "\n";
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Schema lookups.
+
+const KeySpec* find_spec(const std::string& dotted) {
+  static const std::map<std::string, const KeySpec*> kIndex = [] {
+    std::map<std::string, const KeySpec*> index;
+    for (const auto& spec : config_keys()) index[spec.key] = &spec;
+    return index;
+  }();
+  auto it = kIndex.find(dotted);
+  return it == kIndex.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> names;
+  for (const auto& section : sections()) names.push_back(section.name);
+  return names;
+}
+
+bool is_section(const std::string& name) {
+  const auto names = section_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::vector<std::string> keys_of_section(const std::string& section) {
+  std::vector<std::string> leaves;
+  for (const auto& spec : config_keys()) {
+    if (spec.key.compare(0, section.size() + 1, section + ".") == 0)
+      leaves.push_back(spec.key.substr(section.size() + 1));
+  }
+  return leaves;
+}
+
+[[noreturn]] void throw_unknown_section(const std::string& section, const std::string& origin) {
+  auto suggestion = closest(section, section_names());
+  std::string hint = suggestion ? fmt::format("did you mean '{}'? ", *suggestion) : "";
+  throw ConfigError(fmt::format("unknown config section '{}' ({}allowed sections: {}){}", section, hint,
+                                join(section_names(), ", "), origin));
+}
+
+[[noreturn]] void throw_unknown_key(const std::string& section, const std::string& leaf, const std::string& origin) {
+  const auto leaves = keys_of_section(section);
+  std::string hint;
+  if (auto suggestion = closest(leaf, leaves)) {
+    hint = fmt::format("did you mean '{}.{}'? ", section, *suggestion);
+  } else {
+    // Right name, wrong section (say trainer.lr) is a common slip.
+    for (const auto& spec : config_keys()) {
+      if (spec.key.size() > leaf.size() + 1 &&
+          spec.key.compare(spec.key.size() - leaf.size(), leaf.size(), leaf) == 0 &&
+          spec.key[spec.key.size() - leaf.size() - 1] == '.') {
+        hint = fmt::format("did you mean '{}'? ", spec.key);
+        break;
+      }
+    }
+  }
+  throw ConfigError(fmt::format("unknown config key '{}.{}' ({}allowed in '{}': {}){}", section, leaf, hint, section,
+                                join(leaves, ", "), origin));
+}
+
+// ---------------------------------------------------------------------------
+// Type coercion: every accepted value is stored in its canonical JSON type so
+// consumers can call get<T>() without caring how it was spelled.
+
+std::string bound_text(double bound) {
+  json as_json =
+      (bound == std::floor(bound) && std::abs(bound) < 1e15) ? json(static_cast<std::int64_t>(bound)) : json(bound);
+  return as_json.dump();
+}
+
+void check_bounds(const KeySpec& spec, double value, const json& original, const std::string& origin) {
+  if (spec.minimum && value < *spec.minimum) {
+    throw ConfigError(fmt::format("config key '{}': must be >= {}, got {}{}", spec.key, bound_text(*spec.minimum),
+                                  describe(original), origin));
+  }
+  if (spec.maximum && value > *spec.maximum) {
+    throw ConfigError(fmt::format("config key '{}': must be <= {}, got {}{}", spec.key, bound_text(*spec.maximum),
+                                  describe(original), origin));
+  }
+}
+
+// Strings that spell a number ("5" from a quoted YAML value) count as that
+// number.
+json numeric_view(const json& value) {
+  if (value.is_string()) {
+    std::string text = value.get<std::string>();
+    if (auto i = parse_yaml_int(text)) return *i;
+    if (auto f = parse_yaml_float(text)) return *f;
+  }
+  return value;
+}
+
+std::optional<std::int64_t> as_int64(const json& value) {
+  if (value.is_number_integer() && !value.is_number_unsigned()) return value.get<std::int64_t>();
+  if (value.is_number_unsigned()) {
+    auto u = value.get<std::uint64_t>();
+    if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return static_cast<std::int64_t>(u);
+    return std::nullopt;
+  }
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    // 2^63 is exactly representable; anything at or beyond it is out of range.
+    if (std::isfinite(d) && d == std::floor(d) && d >= -9.223372036854775808e18 && d < 9.223372036854775808e18) {
+      return static_cast<std::int64_t>(d);
+    }
+  }
+  return std::nullopt;
+}
+
+json coerce(const KeySpec& spec, const json& value, const std::string& origin) {
+  auto mismatch = [&](const std::string& expected) {
+    return ConfigError(
+        fmt::format("config key '{}': expected {}, got {}{}", spec.key, expected, describe(value), origin));
+  };
+  const std::string& type = spec.type;
+  if (type == "int") {
+    auto number = as_int64(numeric_view(value));
+    if (!number) throw mismatch("int");
+    check_bounds(spec, static_cast<double>(*number), value, origin);
+    return *number;
+  }
+  if (type == "float") {
+    json number = numeric_view(value);
+    if (!number.is_number() || !std::isfinite(number.get<double>())) throw mismatch("float");
+    check_bounds(spec, number.get<double>(), value, origin);
+    return number.get<double>();
+  }
+  if (type == "int_or_float") {
+    json number = numeric_view(value);
+    if (!number.is_number()) throw mismatch("int (a number of batches) or float (a fraction of batches)");
+    if (number.is_number_float()) {
+      double fraction = number.get<double>();
+      if (!(fraction >= 0.0 && fraction <= 1.0)) {
+        throw ConfigError(fmt::format("config key '{}': a float is a fraction and must lie in [0, 1], got {}{}",
+                                      spec.key, describe(value), origin));
+      }
+      return fraction;
+    }
+    auto count = as_int64(number);
+    if (!count) throw mismatch("int (a number of batches) or float (a fraction of batches)");
+    check_bounds(spec, static_cast<double>(*count), value, origin);
+    return *count;
+  }
+  if (type == "bool") {
+    if (value.is_boolean()) return value;
+    if (value.is_string()) {
+      std::string text = value.get<std::string>();
+      std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+      // The key is known to be boolean, so the YAML 1.1 spellings are
+      // unambiguous here even though the generic parser keeps them strings.
+      if (text == "true" || text == "yes" || text == "on") return true;
+      if (text == "false" || text == "no" || text == "off") return false;
+    }
+    throw mismatch("bool");
+  }
+  if (type == "string" || type == "path?") {
+    if (value.is_string()) return value;
+    if (value.is_null() && type == "path?") return value;
+    // A directory named 2024 arrives from YAML as an int; it is still a name.
+    if (value.is_number_integer()) return value.dump();
+    if (value.is_number_float() && std::isfinite(value.get<double>())) return format_float(value.get<double>());
+    throw mismatch(type == "path?" ? "path or null" : "string");
+  }
+  if (type == "enum") {
+    if (value.is_string()) {
+      const std::string text = value.get<std::string>();
+      if (std::find(spec.allowed.begin(), spec.allowed.end(), text) != spec.allowed.end()) return value;
+      if (auto suggestion = closest(text, spec.allowed)) {
+        throw ConfigError(fmt::format("config key '{}': expected one of {}, got {} (did you mean '{}'?){}", spec.key,
+                                      join(spec.allowed, ", "), describe(value), *suggestion, origin));
+      }
+    }
+    throw mismatch("one of " + join(spec.allowed, ", "));
+  }
+  if (type == "map") {
+    if (value.is_null()) return json::object();
+    if (!value.is_object()) throw mismatch("a mapping");
+    if (spec.key == kFieldsKey) {
+      for (const auto& item : value.items()) {
+        if (item.key().empty()) throw ConfigError(fmt::format("config key '{}': empty field name{}", spec.key, origin));
+        if (!item.value().is_string() && !item.value().is_object()) {
+          throw ConfigError(
+              fmt::format("config key '{}.{}': expected a field type (e.g. number) or an options "
+                          "mapping (e.g. {{type: number, target: true}}), got {}{}",
+                          spec.key, item.key(), describe(item.value()), origin));
+        }
+      }
+    }
+    return value;
+  }
+  throw std::logic_error("config schema: unknown type '" + type + "' for " + spec.key);
+}
+
+// ---------------------------------------------------------------------------
+
+std::string type_label(const KeySpec& spec) {
+  if (spec.type == "enum") return join(spec.allowed, "|");
+  if (spec.type == "path?") return "path or null";
+  if (spec.type == "int_or_float") return "int or float";
+  if (spec.type == "map") return "mapping";
+  return spec.type;
+}
+
+class Resolver {
+ public:
+  Resolver() {
+    for (const auto& section : sections()) config_[section.name] = json::object();
+    for (const auto& spec : config_keys()) {
+      auto dot = spec.key.find('.');
+      config_[spec.key.substr(0, dot)][spec.key.substr(dot + 1)] = spec.default_value;
+    }
+  }
+
+  void apply_document(const json& document, const std::string& origin) {
+    if (document.is_null()) return;  // an empty file
+    if (!document.is_object()) {
+      throw ConfigError(
+          fmt::format("config file {}: top level must be a mapping of sections, got {}", origin, describe(document)));
+    }
+    const std::string suffix = fmt::format(" (in {})", origin);
+    for (const auto& [section, body] : document.items()) {
+      apply_section(section, body, suffix);
+    }
+  }
+
+  void apply_override(const std::string& raw) {
+    std::string text = raw.rfind("--", 0) == 0 ? raw.substr(2) : raw;
+    auto equals = text.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      throw ConfigError(fmt::format("config override '{}': expected key=value, e.g. trainer.max_epochs=10", raw));
+    }
+    const std::string dotted = text.substr(0, equals);
+    const std::string suffix = fmt::format(" (from --{})", text);
+    json value;
+    try {
+      value = yaml_to_json(YAML::Load(text.substr(equals + 1)));
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(fmt::format("config override '--{}': value is not valid YAML: {}", text, e.msg));
+    } catch (const ConfigError& e) {
+      throw ConfigError(fmt::format("config override '--{}': {}", text, e.what()));
+    }
+
+    auto path = split(dotted, '.');
+    if (std::any_of(path.begin(), path.end(), [](const std::string& part) { return part.empty(); })) {
+      throw ConfigError(fmt::format("config override '--{}': malformed key '{}'", text, dotted));
+    }
+    if (path.size() == 1) {
+      apply_section(path[0], value, suffix);
+      return;
+    }
+    if (!is_section(path[0])) throw_unknown_section(path[0], suffix);
+    const std::string key = path[0] + "." + path[1];
+    const KeySpec* spec = find_spec(key);
+    if (!spec) throw_unknown_key(path[0], path[1], suffix);
+    if (path.size() == 2) {
+      set(*spec, value, suffix);
+      return;
+    }
+    if (spec->type != "map") {
+      throw ConfigError(fmt::format("unknown config key '{}' ('{}' takes a value of type {}, not a mapping){}", dotted,
+                                    key, type_label(*spec), suffix));
+    }
+    set_inside_map(*spec, std::vector<std::string>(path.begin() + 2, path.end()), value, suffix);
+  }
+
+  json finish(bool require_fields) {
+    const json& model = config_["model"];
+    if (require_fields && model["fields"].empty()) {
+      throw ConfigError(
+          "config key 'model.fields' is required: map each field name to a type or options mapping, "
+          "e.g. --model.fields.price=number or 'fields: {price: number}' under 'model:' in the config file");
+    }
+    std::int64_t d_model = model["d_model"].get<std::int64_t>();
+    std::int64_t n_heads = model["n_heads"].get<std::int64_t>();
+    if (d_model % n_heads != 0) {
+      throw ConfigError(
+          fmt::format("config keys 'model.d_model' ({}) and 'model.n_heads' ({}): d_model must be "
+                      "divisible by n_heads",
+                      d_model, n_heads));
+    }
+    return config_;
+  }
+
+ private:
+  void apply_section(const std::string& section, const json& body, const std::string& suffix) {
+    if (!is_section(section)) throw_unknown_section(section, suffix);
+    if (body.is_null()) return;  // "writer:" with nothing under it keeps the defaults
+    if (!body.is_object()) {
+      throw ConfigError(
+          fmt::format("config section '{}': expected a mapping, got {}{}", section, describe(body), suffix));
+    }
+    for (const auto& [leaf, value] : body.items()) {
+      const KeySpec* spec = find_spec(section + "." + leaf);
+      if (!spec) throw_unknown_key(section, leaf, suffix);
+      set(*spec, value, suffix);
+    }
+  }
+
+  json& slot(const KeySpec& spec) {
+    auto dot = spec.key.find('.');
+    return config_[spec.key.substr(0, dot)][spec.key.substr(dot + 1)];
+  }
+
+  void set(const KeySpec& spec, const json& value, const std::string& suffix) {
+    slot(spec) = coerce(spec, value, suffix);
+  }
+
+  void set_inside_map(const KeySpec& spec, const std::vector<std::string>& path, const json& value,
+                      const std::string& suffix) {
+    json updated = slot(spec);
+    if (!updated.is_object()) updated = json::object();
+    json* node = &updated;
+    std::string where = spec.key;
+    for (size_t i = 0; i + 1 < path.size(); ++i) {
+      // Removing something that is not there must not leave empty parents
+      // behind (an empty field would then fail for lack of a type).
+      if (value.is_null() && !(node->contains(path[i]) && (*node)[path[i]].is_object())) return;
+      json& child = (*node)[path[i]];
+      // Field shorthand: "cut: category" gains options by becoming
+      // {type: category, ...}, so --model.fields.cut.max_vocab_size=8 works
+      // whichever way the file spelled the field.
+      if (i == 0 && child.is_string()) child = json{{"type", child.get<std::string>()}};
+      if (child.is_null()) child = json::object();
+      where += "." + path[i];
+      if (!child.is_object()) {
+        throw ConfigError(
+            fmt::format("config key '{}': cannot set '{}' inside {}{}", where, path[i + 1], describe(child), suffix));
+      }
+      node = &child;
+    }
+    if (value.is_null()) {
+      node->erase(path.back());  // null removes the entry, e.g. drops a field
+    } else {
+      (*node)[path.back()] = value;
+    }
+    set(spec, updated, suffix);
+  }
+
+  json config_;
+};
+
+std::string read_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw ConfigError(fmt::format("config file '{}': no such file", path));
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError(fmt::format("config file '{}': is a directory, not a file", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(fmt::format("config file '{}': cannot open (missing or unreadable)", path));
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) throw ConfigError(fmt::format("config file '{}': read error", path));
+  return content.str();
+}
+
+bool ends_with(const std::string& text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+json load_document(const std::string& path) {
+  const std::string content = read_file(path);
+  if (ends_with(path, ".json")) {
+    try {
+      return json::parse(content);
+    } catch (const json::parse_error& e) {
+      // The message of nlohmann carries the line and column.
+      throw ConfigError(fmt::format("config file '{}': JSON syntax error: {}", path, e.what()));
+    }
+  }
+  try {
+    return yaml_to_json(YAML::Load(content));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("config file '{}': YAML syntax error at line {}, column {}: {}", path,
+                                  e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("config file '{}': {}", path, e.what()));
+  }
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& config_keys() {
+  using Bound = std::optional<double>;
+  const Bound none;
+  // One place for the whole schema: help, defaults, validation and
+  // print-config all derive from it.
+  // clang-format off
+  static const std::vector<KeySpec> kKeys = {
+      {"model.name", "string", "record", {}, "name of the root address, i.e. the record as a whole"},
+      {"model.d_model", "int", 64, {}, "width of the field embeddings and of every transformer layer", 1, none},
+      {"model.n_layers", "int", 2, {}, "number of transformer layers mixing the field embeddings", 1, none},
+      {"model.n_heads", "int", 4, {}, "attention heads per layer; must divide model.d_model", 1, none},
+      {"model.dropout", "float", 0.1, {}, "dropout probability inside the network", 0, 1},
+      {"model.embed", "bool", false, {}, "also emit the record embedding in predictions"},
+      {"model.fields", "map", json::object(), {},
+       "REQUIRED, non-empty: field name -> type (e.g. 'price: number') or options mapping "
+       "(e.g. 'price: {type: number, target: true}')"},
+
+      {"data.train", "path?", nullptr, {}, "training records: JSON Lines file, plain or .gz"},
+      {"data.validate", "path?", nullptr, {},
+       "validation records (JSON Lines, plain or .gz); when null, data.validate_fraction of train is held out"},
+      {"data.test", "path?", nullptr, {}, "test records (JSON Lines, plain or .gz)"},
+      {"data.predict", "path?", nullptr, {}, "records to predict (JSON Lines, plain or .gz)"},
+      {"data.validate_fraction", "float", 0.1, {},
+       "share of train held out for validation when data.validate is null; 0 disables", 0, 1},
+      {"data.batch_size", "int", 256, {}, "records per batch", 1, none},
+      {"data.num_workers", "int", 0, {}, "threads encoding records into tensors; 0 = all cores", 0, none},
+      {"data.shuffle", "bool", true, {}, "shuffle the training records every epoch"},
+      {"data.seed", "int", 0, {}, "seed of the shuffling and of the train/validate split"},
+
+      {"optimizer.name", "enum", "adamw", {"adamw", "adam", "sgd"}, "optimization algorithm"},
+      {"optimizer.lr", "float", 0.001, {}, "peak learning rate", 0, none},
+      {"optimizer.weight_decay", "float", 0.01, {}, "weight decay (decoupled for adamw)", 0, none},
+      {"optimizer.momentum", "float", 0.9, {}, "momentum; sgd only", 0, 1},
+
+      {"scheduler.name", "enum", "warmup_cosine", {"warmup_cosine", "constant"},
+       "learning-rate schedule: linear warmup then cosine decay, or constant"},
+      {"scheduler.warmup_fraction", "float", 0.05, {},
+       "share of all optimizer steps spent warming up linearly (warmup_cosine only)", 0, 1},
+      {"scheduler.min_lr_ratio", "float", 0.01, {},
+       "final learning rate as a fraction of optimizer.lr (warmup_cosine only)", 0, 1},
+
+      {"trainer.max_epochs", "int", 100, {}, "stop after this many epochs; -1 = no limit", -1, none},
+      {"trainer.max_steps", "int", -1, {}, "stop after this many optimizer steps; -1 = no limit", -1, none},
+      {"trainer.limit_train_batches", "int_or_float", 1.0, {},
+       "training batches per epoch: a float is a fraction of them, an int a count", 0, none},
+      {"trainer.limit_val_batches", "int_or_float", 1.0, {},
+       "validation batches per check: a float is a fraction of them, an int a count", 0, none},
+      {"trainer.limit_test_batches", "int_or_float", 1.0, {},
+       "test batches: a float is a fraction of them, an int a count", 0, none},
+      {"trainer.limit_predict_batches", "int_or_float", 1.0, {},
+       "predict batches: a float is a fraction of them, an int a count", 0, none},
+      {"trainer.fast_dev_run", "bool", false, {},
+       "smoke test: run a single batch of each stage, without checkpoints or logs"},
+      {"trainer.accumulate_grad_batches", "int", 1, {},
+       "batches whose gradients are summed per optimizer step", 1, none},
+      {"trainer.gradient_clip_val", "float", 1.0, {}, "clip the gradient norm to this value; 0 disables", 0, none},
+      {"trainer.seed", "int", 0, {}, "seed of weight initialization and dropout"},
+      {"trainer.num_threads", "int", 0, {}, "threads for tensor operations; 0 = all cores", 0, none},
+      {"trainer.default_root_dir", "string", "runs", {}, "directory for logs and checkpoints"},
+      {"trainer.enable_progress_bar", "bool", true, {}, "show a progress bar"},
+      {"trainer.enable_checkpointing", "bool", true, {}, "save checkpoints (see the checkpoint section)"},
+      {"trainer.logger", "bool", true, {}, "write metrics to a CSV log in the run directory"},
+      {"trainer.log_every_n_steps", "int", 50, {}, "log training metrics every this many optimizer steps", 1, none},
+
+      {"checkpoint.monitor", "string", "loss/validate", {}, "metric that ranks checkpoints"},
+      {"checkpoint.mode", "enum", "min", {"min", "max"}, "whether a lower or a higher monitored value is better"},
+      {"checkpoint.save_top_k", "int", 1, {}, "keep this many best checkpoints; 0 = none, -1 = all", -1, none},
+      {"checkpoint.save_last", "bool", true, {}, "also keep the most recent checkpoint"},
+
+      {"early_stopping.enabled", "bool", true, {}, "stop when early_stopping.monitor stops improving"},
+      {"early_stopping.monitor", "string", "loss/validate", {}, "metric watched for improvement"},
+      {"early_stopping.mode", "enum", "min", {"min", "max"}, "whether a lower or a higher monitored value is better"},
+      {"early_stopping.patience", "int", 10, {}, "validation checks without improvement before stopping", 0, none},
+      {"early_stopping.min_delta", "float", 0.0, {}, "smallest change that counts as an improvement", 0, none},
+
+      {"writer.path", "string", "predictions", {}, "where predict writes its output"},
+      {"writer.format", "enum", "parquet", {"parquet", "jsonl"}, "output format of predictions"},
+      {"writer.flush_every_n_batches", "int", 100, {},
+       "write buffered predictions out every this many batches", 1, none},
+  };
+  // clang-format on
+  return kKeys;
+}
+
+nlohmann::json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(node);
+    case YAML::NodeType::Sequence: {
+      json list = json::array();
+      for (const auto& item : node) list.push_back(yaml_to_json(item));
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      json object = json::object();
+      for (const auto& item : node) {
+        if (!item.first.IsScalar()) {
+          throw ConfigError(fmt::format("line {}: mapping keys must be scalars", item.first.Mark().line + 1));
+        }
+        const std::string& key = item.first.Scalar();
+        // yaml-cpp keeps both copies of a repeated key; silently picking one
+        // would hide a mistake in the file.
+        if (object.contains(key)) {
+          throw ConfigError(fmt::format("line {}: duplicate key '{}'", item.first.Mark().line + 1, key));
+        }
+        object[key] = yaml_to_json(item.second);
+      }
+      return object;
+    }
+  }
+  return nullptr;
+}
+
+nlohmann::json resolve_config(const std::optional<std::string>& path, const std::vector<std::string>& overrides,
+                              bool require_fields) {
+  Resolver resolver;
+  if (path) resolver.apply_document(load_document(*path), "'" + *path + "'");
+  for (const auto& text : overrides) resolver.apply_override(text);
+  return resolver.finish(require_fields);
+}
+
+std::string to_yaml(const nlohmann::json& config) {
+  std::ostringstream out;
+  // Schema order reads better than the alphabetical order of json objects;
+  // anything outside the schema still comes out, after it.
+  std::vector<std::string> section_order;
+  for (const auto& section : sections()) {
+    if (config.contains(section.name)) section_order.push_back(section.name);
+  }
+  for (const auto& item : config.items()) {
+    if (!is_section(item.key())) section_order.push_back(item.key());
+  }
+  for (const auto& section : section_order) {
+    const json& body = config.at(section);
+    if (!body.is_object() || body.empty()) {
+      out << yaml_string(section) << ": " << yaml_scalar(body) << "\n";
+      continue;
+    }
+    std::vector<std::string> key_order;
+    for (const auto& leaf : keys_of_section(section)) {
+      if (body.contains(leaf)) key_order.push_back(leaf);
+    }
+    for (const auto& item : body.items()) {
+      if (std::find(key_order.begin(), key_order.end(), item.key()) == key_order.end()) key_order.push_back(item.key());
+    }
+    out << yaml_string(section) << ":\n";
+    emit_mapping_entries(out, body, 2, key_order);
+  }
+  return out.str();
+}
+
+std::string config_help() {
+  std::ostringstream out;
+  out << "Configuration keys. Set them in a YAML (or JSON) config file, one mapping per section, or on\n"
+         "the command line as --section.key=value, where values are YAML (null, true, 0.5, {type: number});\n"
+         "the command line wins. Fields can be set one by one: --model.fields.NAME=TYPE or\n"
+         "--model.fields.NAME.OPTION=value; NAME=null removes a field.\n";
+  for (const auto& section : sections()) {
+    out << "\n" << section.name << ": " << section.help << "\n";
+    for (const auto& spec : config_keys()) {
+      if (spec.key.compare(0, std::strlen(section.name) + 1, std::string(section.name) + ".") != 0) continue;
+      std::string bounds;
+      if (spec.minimum && spec.maximum) {
+        bounds = fmt::format(", {}..{}", bound_text(*spec.minimum), bound_text(*spec.maximum));
+      } else if (spec.minimum) {
+        bounds = fmt::format(", >= {}", bound_text(*spec.minimum));
+      }
+      std::string default_text = spec.key == kFieldsKey ? "required" : "default: " + yaml_scalar(spec.default_value);
+      out << fmt::format("  --{} ({}{}; {})\n      {}\n", spec.key, type_label(spec), bounds, default_text, spec.help);
+    }
+  }
+  return out.str();
+}
+
+}  // namespace j2v::cli

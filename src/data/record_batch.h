@@ -1,0 +1,26 @@
+#pragma once
+// A batch of encoded records as tensors, one FieldTensors per leaf field, plus the rows
+// of the table it came from (for the predictions' `inputs`).
+#include <torch/torch.h>
+
+#include "data/encoded_table.h"
+#include "engine/data.h"
+#include "fields/field_module.h"
+
+namespace j2v {
+
+class RecordBatch : public engine::Batch {
+ public:
+  RecordBatch(std::shared_ptr<const EncodedTable> table, std::vector<int64_t> rows);
+  int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
+  const std::vector<FieldTensors>& fields() const { return fields_; }
+  std::string_view record(int64_t i) const;  // the raw JSON of row i
+  const std::vector<int64_t>& rows() const { return rows_; }
+
+ private:
+  std::shared_ptr<const EncodedTable> table_;
+  std::vector<int64_t> rows_;
+  std::vector<FieldTensors> fields_;
+};
+
+}  // namespace j2v

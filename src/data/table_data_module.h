@@ -1,0 +1,65 @@
+#pragma once
+// Records that fit in memory (JSON Lines files or JSON strings), encoded once and served as
+// shuffled batches. Without a validate split, validate_fraction of train is held out so
+// early stopping and --ckpt_path best work out of the box.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/encoded_table.h"
+#include "engine/data.h"
+#include "model/model.h"
+
+namespace j2v {
+
+// Either JSON records in memory or a JSON Lines file (plain or .gz).
+struct RecordSource {
+  std::vector<std::string> records;
+  std::string path;
+  RecordSource(std::vector<std::string> in_memory) : records(std::move(in_memory)) {}  // NOLINT
+  static RecordSource file(std::string path) {
+    RecordSource s{std::vector<std::string>{}};
+    s.path = std::move(path);
+    return s;
+  }
+  bool is_file() const { return !path.empty(); }
+};
+
+struct TableSplits {
+  std::optional<RecordSource> train, validate, test, predict;
+};
+
+struct TableDataOptions {
+  J2V_ARG(std::optional<int64_t>, batch_size) = std::nullopt;  // default: the model's batch_size
+  J2V_ARG(int, num_workers) = 0;                               // encoding threads; 0 = all cores
+  J2V_ARG(bool, shuffle) = true;
+  J2V_ARG(uint64_t, seed) = 0;
+  J2V_ARG(double, validate_fraction) = 0.1;
+};
+
+class TableDataModule : public engine::DataModule {
+ public:
+  TableDataModule(const Model& model, TableSplits splits, TableDataOptions options = {});
+
+  void setup(engine::Stage stage) override;
+  std::shared_ptr<engine::DataLoader> train_dataloader() override;
+  std::shared_ptr<engine::DataLoader> val_dataloader() override;
+  std::shared_ptr<engine::DataLoader> test_dataloader() override;
+  std::shared_ptr<engine::DataLoader> predict_dataloader() override;
+
+  int64_t rows(engine::Stage stage) const;
+
+ private:
+  std::shared_ptr<const EncodedTable> encode(const RecordSource& source, const std::string& name);
+  std::shared_ptr<engine::DataLoader> loader(const std::shared_ptr<const EncodedTable>& table,
+                                             const std::vector<int64_t>& rows, bool shuffle);
+  int64_t batch_size() const;
+
+  Model model_;
+  TableSplits splits_;
+  TableDataOptions options_;
+  std::shared_ptr<const EncodedTable> train_, validate_, test_, predict_;
+  std::vector<int64_t> train_rows_, validate_rows_;  // rows of train_ (or validate_) per split
+};
+
+}  // namespace j2v

@@ -1,0 +1,101 @@
+#include "engine/callbacks/model_checkpoint.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "engine/trainer.h"
+
+namespace j2v::engine {
+
+namespace fs = std::filesystem;
+
+ModelCheckpoint::ModelCheckpoint(ModelCheckpointOptions options) : options_(std::move(options)) {
+  if (options_.mode() != "min" && options_.mode() != "max")
+    throw std::invalid_argument("checkpoint.mode: '" + options_.mode() + "' is not allowed (allowed: min, max)");
+}
+
+void ModelCheckpoint::on_fit_start(Trainer& trainer, Module&) {
+  dirpath_ = options_.dirpath().empty() ? (fs::path(trainer.run_dir()) / "checkpoints").string() : options_.dirpath();
+}
+
+bool ModelCheckpoint::better(double candidate, double reference) const {
+  return options_.mode() == "min" ? candidate < reference : candidate > reference;
+}
+
+void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
+  if (trainer.options().fast_dev_run() || dirpath_.empty()) return;
+  const auto& metrics = trainer.callback_metrics();
+  auto it = metrics.find(options_.monitor());
+  std::string name = fmt::format("epoch={}-step={}.ckpt", trainer.current_epoch() - 1, trainer.global_step());
+  if (options_.save_top_k() != 0 && it != metrics.end() && std::isfinite(it->second)) {
+    double score = it->second;
+    bool keep = options_.save_top_k() < 0 || static_cast<int64_t>(kept_.size()) < options_.save_top_k() ||
+                better(score, kept_.back().first);
+    if (keep) {
+      std::string path = (fs::path(dirpath_) / name).string();
+      trainer.save_checkpoint(path, module);
+      kept_.emplace_back(score, path);
+      std::stable_sort(kept_.begin(), kept_.end(), [&](auto& a, auto& b) { return better(a.first, b.first); });
+      while (options_.save_top_k() > 0 && static_cast<int64_t>(kept_.size()) > options_.save_top_k()) {
+        std::error_code ignored;
+        fs::remove(kept_.back().second, ignored);
+        kept_.pop_back();
+      }
+      best_model_path_ = kept_.front().second;
+      best_model_score_ = kept_.front().first;
+    }
+  } else if (it == metrics.end() && !warned_missing_) {
+    warned_missing_ = true;
+    std::cerr << "warning: checkpoint.monitor '" << options_.monitor()
+              << "' was not logged (no validation data?); only last.ckpt is kept\n";
+  }
+  if (options_.save_last()) {
+    last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
+    trainer.save_checkpoint(last_model_path_, module);
+  }
+  if (best_model_path_.empty()) best_model_path_ = last_model_path_;
+  write_index();
+}
+
+void ModelCheckpoint::write_index() const {
+  fs::create_directories(dirpath_);
+  nlohmann::json index = {{"best_model_path", fs::absolute(best_model_path_).string()},
+                          {"best_model_score", best_model_score_},
+                          {"last_model_path", last_model_path_.empty() ? "" : fs::absolute(last_model_path_).string()},
+                          {"monitor", options_.monitor()},
+                          {"mode", options_.mode()}};
+  std::string tmp = (fs::path(dirpath_) / "index.json.tmp").string();
+  {
+    std::ofstream out(tmp);
+    out << index.dump(2) << "\n";
+  }
+  fs::rename(tmp, fs::path(dirpath_) / "index.json");
+}
+
+nlohmann::json ModelCheckpoint::read_index(const fs::path& dir) {
+  std::ifstream in(dir / "index.json");
+  if (!in) return nlohmann::json::object();
+  try {
+    return nlohmann::json::parse(in);
+  } catch (...) {
+    return nlohmann::json::object();
+  }
+}
+
+nlohmann::json ModelCheckpoint::state_dict() const {
+  nlohmann::json kept = nlohmann::json::array();
+  for (auto& [score, path] : kept_) kept.push_back({score, path});
+  return {{"best_model_path", best_model_path_}, {"best_model_score", best_model_score_}, {"kept", kept}};
+}
+
+void ModelCheckpoint::load_state_dict(const nlohmann::json& s) {
+  best_model_path_ = s.value("best_model_path", "");
+  best_model_score_ = s.value("best_model_score", 0.0);
+  kept_.clear();
+  if (s.contains("kept"))
+    for (auto& k : s["kept"]) kept_.emplace_back(k[0].get<double>(), k[1].get<std::string>());
+}
+
+}  // namespace j2v::engine

@@ -1,0 +1,62 @@
+#include "engine/callbacks/prediction_writer.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "engine/module.h"
+#include "engine/trainer.h"
+#include "io/row_writer.h"
+
+namespace j2v::engine {
+
+Writer::Writer(WriterOptions options) : options_(std::move(options)) {
+  if (options_.format() != "parquet" && options_.format() != "jsonl")
+    throw std::invalid_argument("writer.format: '" + options_.format() + "' is not allowed (allowed: parquet, jsonl)");
+}
+
+Writer::~Writer() = default;
+
+std::string Writer::output_path() const {
+  return (std::filesystem::path(options_.path()) / fmt::format("rank-{}.{}", options_.local_rank(), options_.format()))
+      .string();
+}
+
+void Writer::on_predict_start(Trainer&, Module& module) {
+  std::vector<io::ColumnType> columns;
+  for (const auto& [name, type] : module.predict_output_types()) columns.push_back({name, type});
+  // A postprocessor reshapes rows, so the module's column types no longer describe them.
+  if (options_.postprocessor()) columns.clear();
+  writer_ = io::make_row_writer(output_path(), options_.format(), columns);
+  batches_since_flush_ = 0;
+  rows_written_ = 0;
+}
+
+void Writer::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch& batch, int64_t batch_idx) {
+  nlohmann::json rows = outputs;
+  if (options_.postprocessor()) {
+    rows = options_.postprocessor()(PredictContext{batch, batch_idx}, std::move(rows));
+    if (!rows.is_array() || static_cast<int64_t>(rows.size()) != batch.size())
+      throw std::runtime_error(fmt::format(
+          "writer postprocessor returned {} rows for a batch of {} (batch {}): keep rows aligned with the batch",
+          rows.is_array() ? rows.size() : 0, batch.size(), batch_idx));
+  }
+  for (const auto& row : rows) writer_->write(row);
+  rows_written_ += static_cast<int64_t>(rows.size());
+  if (++batches_since_flush_ >= std::max<int64_t>(options_.flush_every_n_batches(), 1)) {
+    writer_->flush();
+    batches_since_flush_ = 0;
+  }
+}
+
+void Writer::on_predict_end(Trainer&, Module&) {
+  if (writer_) writer_->close();
+  writer_.reset();
+}
+
+void Writer::on_exception(Trainer&, Module&, const std::exception&) {
+  if (writer_) writer_->abort();
+  writer_.reset();
+}
+
+}  // namespace j2v::engine

@@ -1,0 +1,38 @@
+#pragma once
+// One self-describing checkpoint file: a LibTorch archive holding a JSON "meta" document
+// (trainer, callback and module state: schema, vocabularies, hyperparameters) beside the
+// module's tensors and each optimizer's state. Written to a temporary file, synced and
+// renamed, so a crash never leaves a torn checkpoint under the final name.
+#include <torch/torch.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace j2v::engine {
+
+struct CheckpointWriter {
+  nlohmann::json meta;
+  std::function<void(torch::serialize::OutputArchive&)> write_module;
+  std::vector<std::function<void(torch::serialize::OutputArchive&)>> write_optimizers;
+};
+void write_checkpoint_atomically(const std::string& path, const CheckpointWriter& writer);
+
+class CheckpointReader {
+ public:
+  explicit CheckpointReader(const std::string& path);  // throws CheckpointError
+  const nlohmann::json& meta() const { return meta_; }
+  torch::serialize::InputArchive& archive() { return archive_; }
+  bool read_nested(const std::string& key, torch::serialize::InputArchive& out);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  torch::serialize::InputArchive archive_;
+  nlohmann::json meta_;
+};
+
+constexpr const char* kCheckpointFormat = "json2vec-checkpoint";
+constexpr int kCheckpointVersion = 1;
+
+}  // namespace j2v::engine

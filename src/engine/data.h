@@ -1,0 +1,49 @@
+#pragma once
+// The data side of the engine, independent of json2vec: a batch is whatever a Module and its
+// DataModule agree on; a loader yields batches; a DataModule owns the splits.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace j2v::engine {
+
+enum class Stage { kFit, kValidate, kTest, kPredict };
+const char* stage_name(Stage stage);
+
+class Batch {
+ public:
+  virtual ~Batch() = default;
+  virtual int64_t size() const = 0;  // rows, used to weight epoch means
+};
+
+template <typename T>
+T& batch_as(Batch& batch) {
+  auto* typed = dynamic_cast<T*>(&batch);
+  if (!typed) throw std::logic_error("batch is not of the type this module expects");
+  return *typed;
+}
+
+class DataLoader {
+ public:
+  virtual ~DataLoader() = default;
+  virtual int64_t num_batches() const = 0;  // -1 when unknown (streams)
+  virtual void start_epoch(int64_t epoch) {}
+  virtual std::shared_ptr<Batch> next() = 0;  // nullptr after the last batch
+};
+
+class DataModule {
+ public:
+  virtual ~DataModule() = default;
+  virtual void prepare_data() {}
+  virtual void setup(Stage stage) {}
+  virtual std::shared_ptr<DataLoader> train_dataloader() { return nullptr; }
+  virtual std::shared_ptr<DataLoader> val_dataloader() { return nullptr; }
+  virtual std::shared_ptr<DataLoader> test_dataloader() { return nullptr; }
+  virtual std::shared_ptr<DataLoader> predict_dataloader() { return nullptr; }
+  virtual nlohmann::json state_dict() const { return nlohmann::json::object(); }
+  virtual void load_state_dict(const nlohmann::json& state) {}
+};
+
+}  // namespace j2v::engine

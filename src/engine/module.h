@@ -1,0 +1,87 @@
+#pragma once
+// The engine's Module, after LightningModule: a torch::nn::Module that says how to run a
+// step of each loop and how to optimise itself. The Trainer owns the loops.
+#include <torch/torch.h>
+
+#include <optional>
+
+#include "engine/data.h"
+#include "engine/scheduler.h"
+
+namespace j2v::engine {
+
+class Trainer;
+
+struct LogOptions {
+  std::optional<bool> on_step;   // default: true inside training_step, false elsewhere
+  std::optional<bool> on_epoch;  // default: false inside training_step, true elsewhere
+  bool prog_bar = false;
+  bool logger = true;
+  std::string reduce_fx = "mean";  // mean | sum | max | min
+  LogOptions& step(bool v) { on_step = v; return *this; }
+  LogOptions& epoch(bool v) { on_epoch = v; return *this; }
+  LogOptions& progress_bar(bool v = true) { prog_bar = v; return *this; }
+  LogOptions& reduce(std::string v) { reduce_fx = std::move(v); return *this; }
+};
+
+struct OptimizerConfig {
+  std::shared_ptr<torch::optim::Optimizer> optimizer;
+  std::shared_ptr<Scheduler> scheduler;  // optional
+  std::string interval = "step";         // step | epoch
+  int64_t frequency = 1;
+};
+
+class Module : public torch::nn::Module {
+ public:
+  ~Module() override = default;
+
+  // Steps. training_step returns the loss to minimise.
+  virtual torch::Tensor training_step(Batch& batch, int64_t batch_idx) = 0;
+  virtual void validation_step(Batch& batch, int64_t batch_idx) {}
+  virtual void test_step(Batch& batch, int64_t batch_idx) {}
+  // One JSON value per row of the batch, in row order.
+  virtual nlohmann::json predict_step(Batch& batch, int64_t batch_idx) {
+    throw std::logic_error("this module does not implement predict_step");
+  }
+  virtual std::vector<OptimizerConfig> configure_optimizers() = 0;
+
+  // Hooks, called by the Trainer in Lightning's order.
+  virtual void setup(Stage stage) {}
+  virtual void teardown(Stage stage) {}
+  virtual void on_fit_start() {}
+  virtual void on_fit_end() {}
+  virtual void on_train_epoch_start() {}
+  virtual void on_train_epoch_end() {}
+  virtual void on_validation_epoch_start() {}
+  virtual void on_validation_epoch_end() {}
+  virtual void on_test_epoch_start() {}
+  virtual void on_test_epoch_end() {}
+  virtual void on_predict_epoch_start() {}
+  virtual void on_predict_epoch_end() {}
+  virtual void on_before_backward(const torch::Tensor& loss) {}
+  virtual void on_after_backward() {}
+  // Extra state to keep in a checkpoint beside the weights (schema, vocabularies, ...).
+  virtual void on_save_checkpoint(nlohmann::json& checkpoint) {}
+  virtual void on_load_checkpoint(const nlohmann::json& checkpoint) {}
+  // DuckDB column types of predict_step's rows, for typed Parquet output (empty: untyped).
+  virtual std::vector<std::pair<std::string, std::string>> predict_output_types() const { return {}; }
+
+  void log(const std::string& name, double value, LogOptions options = {});
+  void log(const std::string& name, const torch::Tensor& value, LogOptions options = {});
+  void log_dict(const std::map<std::string, double>& values, LogOptions options = {});
+
+  // Stored in every checkpoint, like LightningModule.save_hyperparameters().
+  void save_hyperparameters(nlohmann::json hparams) { hparams_ = std::move(hparams); }
+  const nlohmann::json& hparams() const { return hparams_; }
+
+  Trainer* trainer() const { return trainer_; }
+  int64_t current_epoch() const;
+  int64_t global_step() const;
+
+ private:
+  friend class Trainer;
+  Trainer* trainer_ = nullptr;
+  nlohmann::json hparams_ = nlohmann::json::object();
+};
+
+}  // namespace j2v::engine

@@ -1,0 +1,453 @@
+#include "engine/trainer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/progress_bar.h"
+#include "engine/checkpoint_io.h"
+
+namespace j2v::engine {
+
+namespace fs = std::filesystem;
+
+const char* stage_name(Stage stage) {
+  switch (stage) {
+    case Stage::kFit: return "fit";
+    case Stage::kValidate: return "validate";
+    case Stage::kTest: return "test";
+    case Stage::kPredict: return "predict";
+  }
+  return "?";
+}
+
+int64_t BatchLimit::apply(int64_t available) const {
+  if (is_fraction) {
+    if (available < 0) return value >= 1.0 ? -1 : 0;
+    return static_cast<int64_t>(std::floor(available * std::clamp(value, 0.0, 1.0)));
+  }
+  int64_t n = static_cast<int64_t>(value);
+  return available < 0 ? n : std::min(n, available);
+}
+
+// ---- Module's trainer-facing members -------------------------------------------------
+void Module::log(const std::string& name, double value, LogOptions options) {
+  if (trainer_) trainer_->record_log(name, value, options);
+}
+void Module::log(const std::string& name, const torch::Tensor& value, LogOptions options) {
+  log(name, value.detach().to(torch::kCPU).item<double>(), options);
+}
+void Module::log_dict(const std::map<std::string, double>& values, LogOptions options) {
+  for (const auto& [k, v] : values) log(k, v, options);
+}
+int64_t Module::current_epoch() const { return trainer_ ? trainer_->current_epoch() : 0; }
+int64_t Module::global_step() const { return trainer_ ? trainer_->global_step() : 0; }
+
+// ---- Trainer ------------------------------------------------------------------------
+Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
+  callbacks_ = options_.callbacks();
+  loggers_ = options_.loggers();
+  if (options_.fast_dev_run()) {
+    options_.max_epochs(1).limit_train_batches(BatchLimit::count(1)).limit_val_batches(BatchLimit::count(1))
+        .limit_test_batches(BatchLimit::count(1)).limit_predict_batches(BatchLimit::count(1));
+  }
+}
+
+void Trainer::set_num_threads() const {
+  int64_t n = options_.num_threads();
+  if (n <= 0) n = std::max<unsigned>(1, std::thread::hardware_concurrency());
+  torch::set_num_threads(static_cast<int>(n));
+}
+
+void Trainer::setup_run(Module& module, bool for_fit) {
+  module.trainer_ = this;
+  set_num_threads();
+  if (options_.seed()) torch::manual_seed(static_cast<uint64_t>(*options_.seed()));
+  callback_metrics_.clear();
+  progress_bar_metrics_.clear();
+  if (!for_fit || options_.fast_dev_run()) return;
+  // A fresh version directory per fit, like Lightning's lightning_logs/version_N.
+  if (run_dir_.empty()) {
+    fs::create_directories(options_.default_root_dir());
+    for (int version = 0;; ++version) {
+      fs::path dir = fs::path(options_.default_root_dir()) / fmt::format("version_{}", version);
+      if (!fs::exists(dir)) {
+        fs::create_directories(dir);
+        run_dir_ = dir.string();
+        break;
+      }
+    }
+  }
+  if (options_.logger() && loggers_.empty()) loggers_.push_back(std::make_shared<CSVLogger>(run_dir_));
+  bool has_checkpoint = false, has_bar = false;
+  for (auto& cb : callbacks_) {
+    if (dynamic_cast<ModelCheckpoint*>(cb.get())) has_checkpoint = true;
+    if (dynamic_cast<ProgressBar*>(cb.get())) has_bar = true;
+  }
+  if (options_.enable_checkpointing() && !has_checkpoint)
+    callbacks_.push_back(std::make_shared<ModelCheckpoint>(ModelCheckpointOptions()));
+  if (options_.enable_progress_bar() && !has_bar) callbacks_.push_back(std::make_shared<ProgressBar>());
+}
+
+int64_t Trainer::estimated_stepping_batches() const {
+  int64_t per_epoch = (std::max<int64_t>(num_training_batches_, 1) + options_.accumulate_grad_batches() - 1) /
+                      options_.accumulate_grad_batches();
+  int64_t total = per_epoch * std::max<int64_t>(options_.max_epochs(), 1);
+  if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
+  return std::max<int64_t>(total, 1);
+}
+
+std::string Trainer::resolve_checkpoint(const std::string& ckpt_path) const {
+  if (ckpt_path != "last" && ckpt_path != "best") {
+    if (!fs::exists(ckpt_path)) throw CheckpointError("checkpoint '" + ckpt_path + "' does not exist");
+    return ckpt_path;
+  }
+  // The newest run under default_root_dir that has the requested checkpoint.
+  fs::path root(options_.default_root_dir());
+  std::vector<std::pair<int, fs::path>> versions;
+  if (fs::exists(root))
+    for (const auto& entry : fs::directory_iterator(root)) {
+      std::string name = entry.path().filename().string();
+      if (entry.is_directory() && name.rfind("version_", 0) == 0) {
+        try {
+          versions.emplace_back(std::stoi(name.substr(8)), entry.path());
+        } catch (...) {
+        }
+      }
+    }
+  std::sort(versions.rbegin(), versions.rend());
+  for (const auto& [_, dir] : versions) {
+    auto index = ModelCheckpoint::read_index(dir / "checkpoints");
+    std::string candidate = index.value(ckpt_path == "best" ? "best_model_path" : "last_model_path", "");
+    if (!candidate.empty() && fs::exists(candidate)) return candidate;
+  }
+  throw CheckpointError(fmt::format("--ckpt_path {}: no run under '{}' has a {} checkpoint (train one with "
+                                    "`json2vec fit` first, or pass a file path)",
+                                    ckpt_path, options_.default_root_dir(), ckpt_path));
+}
+
+void Trainer::save_checkpoint(const std::string& path, Module& module) {
+  CheckpointWriter writer;
+  nlohmann::json module_state = nlohmann::json::object();
+  module.on_save_checkpoint(module_state);
+  nlohmann::json callbacks = nlohmann::json::object();
+  for (auto& cb : callbacks_) callbacks[cb->state_key()] = cb->state_dict();
+  nlohmann::json schedulers = nlohmann::json::array();
+  for (auto& opt : optimizers_) schedulers.push_back(opt.scheduler ? opt.scheduler->state_dict() : nlohmann::json());
+  writer.meta = {{"epoch", current_epoch_},
+                 {"global_step", global_step_},
+                 {"module", module_state},
+                 {"hparams", module.hparams()},
+                 {"callbacks", callbacks},
+                 {"schedulers", schedulers},
+                 {"callback_metrics", callback_metrics_}};
+  writer.write_module = [&module](torch::serialize::OutputArchive& a) { module.save(a); };
+  for (auto& opt : optimizers_)
+    writer.write_optimizers.push_back([opt](torch::serialize::OutputArchive& a) { opt.optimizer->save(a); });
+  write_checkpoint_atomically(path, writer);
+}
+
+void Trainer::restore(const std::string& path, Module& module, bool full) {
+  CheckpointReader reader(path);
+  torch::serialize::InputArchive module_archive;
+  if (!reader.read_nested("module", module_archive))
+    throw CheckpointError("checkpoint '" + path + "' has no module weights");
+  try {
+    module.load(module_archive);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    throw CheckpointError("checkpoint '" + path + "' does not fit this model: " + what.substr(0, what.find('\n')));
+  }
+  if (!full) return;
+  const auto& meta = reader.meta();
+  current_epoch_ = meta.value("epoch", int64_t{0});
+  global_step_ = meta.value("global_step", int64_t{0});
+  for (size_t i = 0; i < optimizers_.size(); ++i) {
+    torch::serialize::InputArchive opt_archive;
+    if (reader.read_nested("optimizer_" + std::to_string(i), opt_archive)) optimizers_[i].optimizer->load(opt_archive);
+    if (optimizers_[i].scheduler && meta.contains("schedulers") && i < meta["schedulers"].size() &&
+        !meta["schedulers"][i].is_null())
+      optimizers_[i].scheduler->load_state_dict(meta["schedulers"][i]);
+  }
+  if (meta.contains("callbacks"))
+    for (auto& cb : callbacks_)
+      if (meta["callbacks"].contains(cb->state_key())) cb->load_state_dict(meta["callbacks"][cb->state_key()]);
+}
+
+// Reads only the module's own state (schema, vocabularies) so the module can build itself
+// before data is set up and weights are loaded.
+static void preload_module_state(const std::string& path, Module& module) {
+  CheckpointReader reader(path);
+  module.on_load_checkpoint(reader.meta().value("module", nlohmann::json::object()));
+}
+
+void Trainer::record_log(const std::string& name, double value, const LogOptions& options) {
+  bool on_step = options.on_step.value_or(in_training_step_);
+  bool on_epoch = options.on_epoch.value_or(!in_training_step_);
+  std::string step_name = (on_step && on_epoch) ? name + "_step" : name;
+  std::string epoch_name = (on_step && on_epoch) ? name + "_epoch" : name;
+  if (on_step) {
+    if (options.logger) pending_step_metrics_[step_name] = value;
+    if (options.prog_bar) progress_bar_metrics_[step_name] = value;
+    callback_metrics_[step_name] = value;
+  }
+  if (on_epoch) {
+    auto& acc = epoch_accumulators_[epoch_name];
+    if (acc.weight == 0) acc.extreme = value;
+    acc.reduce = options.reduce_fx;
+    acc.prog_bar = options.prog_bar;
+    acc.logger = options.logger;
+    double w = static_cast<double>(current_batch_size_);
+    if (options.reduce_fx == "sum") acc.sum += value;
+    else if (options.reduce_fx == "max") acc.extreme = std::max(acc.extreme, value);
+    else if (options.reduce_fx == "min") acc.extreme = std::min(acc.extreme, value);
+    else acc.sum += value * w;
+    acc.weight += w;
+    if (options.prog_bar) progress_bar_metrics_[epoch_name] = acc.reduce == "mean" ? acc.sum / acc.weight : value;
+  }
+}
+
+void Trainer::begin_epoch_metrics() { epoch_accumulators_.clear(); }
+
+std::map<std::string, double> Trainer::end_epoch_metrics() {
+  std::map<std::string, double> logged;
+  for (auto& [name, acc] : epoch_accumulators_) {
+    double v = acc.reduce == "sum" ? acc.sum : (acc.reduce == "max" || acc.reduce == "min") ? acc.extreme
+                                                                                            : acc.sum / std::max(acc.weight, 1e-12);
+    callback_metrics_[name] = v;
+    if (acc.prog_bar) progress_bar_metrics_[name] = v;
+    if (acc.logger) logged[name] = v;
+  }
+  epoch_accumulators_.clear();
+  return logged;
+}
+
+void Trainer::send_to_loggers(const std::map<std::string, double>& metrics) {
+  if (metrics.empty() || options_.fast_dev_run()) return;
+  auto with_epoch = metrics;
+  with_epoch["epoch"] = static_cast<double>(current_epoch_);
+  for (auto& logger : loggers_) logger->log_metrics(with_epoch, global_step_);
+}
+
+void Trainer::optimizer_step(Module& module) {
+  if (options_.gradient_clip_val() > 0)
+    torch::nn::utils::clip_grad_norm_(module.parameters(), options_.gradient_clip_val());
+  for (auto& opt : optimizers_) {
+    opt.optimizer->step();
+    opt.optimizer->zero_grad();
+  }
+  ++global_step_;
+  for (auto& opt : optimizers_)
+    if (opt.scheduler && opt.interval == "step" && global_step_ % std::max<int64_t>(opt.frequency, 1) == 0)
+      opt.scheduler->step();
+}
+
+void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
+  module.train();
+  loader.start_epoch(current_epoch_);
+  begin_epoch_metrics();
+  module.on_train_epoch_start();
+  for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
+  int64_t limit = options_.limit_train_batches().apply(loader.num_batches());
+  num_loop_batches_ = limit;
+  int64_t accumulate = std::max<int64_t>(options_.accumulate_grad_batches(), 1);
+  int64_t idx = 0;
+  bool pending_grads = false;
+  for (; limit < 0 || idx < limit; ++idx) {
+    auto batch = loader.next();
+    if (!batch) break;
+    batch_index_ = idx;
+    current_batch_size_ = batch->size();
+    in_training_step_ = true;
+    torch::Tensor loss = module.training_step(*batch, idx);
+    in_training_step_ = false;
+    if (!loss.defined()) continue;  // the module skipped this batch
+    if (!std::isfinite(loss.item<double>()))
+      throw std::runtime_error(fmt::format("loss is {} at epoch {}, batch {}: training diverged (lower optimizer.lr "
+                                           "or set trainer.gradient_clip_val)",
+                                           loss.item<double>(), current_epoch_, idx));
+    module.on_before_backward(loss);
+    (accumulate > 1 ? loss / static_cast<double>(accumulate) : loss).backward();
+    module.on_after_backward();
+    pending_grads = true;
+    if ((idx + 1) % accumulate == 0) {
+      optimizer_step(module);
+      pending_grads = false;
+    }
+    for (auto& cb : callbacks_) cb->on_train_batch_end(*this, module, loss, *batch, idx);
+    if (!pending_step_metrics_.empty() && global_step_ % std::max<int64_t>(options_.log_every_n_steps(), 1) == 0)
+      send_to_loggers(pending_step_metrics_);
+    pending_step_metrics_.clear();
+    if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) {
+      should_stop = true;
+      break;
+    }
+    if (should_stop) break;
+  }
+  if (pending_grads) optimizer_step(module);  // the epoch's last, partial accumulation
+  module.on_train_epoch_end();
+  send_to_loggers(end_epoch_metrics());
+}
+
+std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader& loader, Stage stage) {
+  torch::NoGradGuard no_grad;
+  module.eval();
+  auto saved_stage = stage_;
+  stage_ = stage;
+  loader.start_epoch(0);
+  begin_epoch_metrics();
+  if (stage == Stage::kValidate) module.on_validation_epoch_start();
+  else module.on_test_epoch_start();
+  const BatchLimit& limit_opt = stage == Stage::kValidate ? options_.limit_val_batches() : options_.limit_test_batches();
+  int64_t limit = limit_opt.apply(loader.num_batches());
+  num_loop_batches_ = limit;
+  for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
+    auto batch = loader.next();
+    if (!batch) break;
+    batch_index_ = idx;
+    current_batch_size_ = batch->size();
+    if (stage == Stage::kValidate) {
+      module.validation_step(*batch, idx);
+      for (auto& cb : callbacks_) cb->on_validation_batch_end(*this, module, *batch, idx);
+    } else {
+      module.test_step(*batch, idx);
+    }
+  }
+  current_batch_size_ = 1;
+  if (stage == Stage::kValidate) module.on_validation_epoch_end();
+  else module.on_test_epoch_end();
+  auto metrics = end_epoch_metrics();
+  send_to_loggers(metrics);
+  stage_ = saved_stage;
+  module.train();
+  return metrics;
+}
+
+void Trainer::fit(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path) {
+  should_stop = false;
+  stage_ = Stage::kFit;
+  current_epoch_ = 0;
+  global_step_ = 0;
+  std::string resume_path;
+  if (ckpt_path) {
+    resume_path = resolve_checkpoint(*ckpt_path);
+    preload_module_state(resume_path, module);
+  }
+  setup_run(module, true);
+  data.prepare_data();
+  data.setup(Stage::kFit);
+  module.setup(Stage::kFit);
+  auto train_loader = data.train_dataloader();
+  if (!train_loader) throw std::invalid_argument("fit needs training data: the data module has no train split");
+  auto val_loader = data.val_dataloader();
+  num_training_batches_ = options_.limit_train_batches().apply(train_loader->num_batches());
+  optimizers_ = module.configure_optimizers();
+  if (!resume_path.empty()) restore(resume_path, module, true);
+  for (auto& logger : loggers_) logger->log_hyperparams(module.hparams());
+  try {
+    module.on_fit_start();
+    for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
+    while (current_epoch_ < options_.max_epochs() && !should_stop) {
+      run_train_epoch(module, *train_loader);
+      if (val_loader && options_.limit_val_batches().apply(val_loader->num_batches()) != 0) {
+        run_eval_loop(module, *val_loader, Stage::kValidate);
+        for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
+      }
+      ++current_epoch_;  // the checkpoint written below resumes at the next epoch
+      for (auto& opt : optimizers_)
+        if (opt.scheduler && opt.interval == "epoch" && current_epoch_ % std::max<int64_t>(opt.frequency, 1) == 0)
+          opt.scheduler->step();
+      for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
+      for (auto& logger : loggers_) logger->save();
+    }
+    module.on_fit_end();
+    for (auto& cb : callbacks_) cb->on_fit_end(*this, module);
+    for (auto& logger : loggers_) logger->finalize();
+  } catch (const std::exception& e) {
+    for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
+    for (auto& logger : loggers_) logger->finalize();
+    throw;
+  }
+  module.teardown(Stage::kFit);
+}
+
+std::map<std::string, double> Trainer::validate(Module& module, DataModule& data,
+                                                const std::optional<std::string>& ckpt_path) {
+  std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
+  if (!path.empty()) preload_module_state(path, module);
+  setup_run(module, false);
+  data.prepare_data();
+  data.setup(Stage::kValidate);
+  module.setup(Stage::kValidate);
+  if (!path.empty()) restore(path, module, false);
+  auto loader = data.val_dataloader();
+  if (!loader) throw std::invalid_argument("validate needs data: the data module has no validate split");
+  auto metrics = run_eval_loop(module, *loader, Stage::kValidate);
+  for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
+  module.teardown(Stage::kValidate);
+  return metrics;
+}
+
+std::map<std::string, double> Trainer::test(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path) {
+  std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
+  if (!path.empty()) preload_module_state(path, module);
+  setup_run(module, false);
+  data.prepare_data();
+  data.setup(Stage::kTest);
+  module.setup(Stage::kTest);
+  if (!path.empty()) restore(path, module, false);
+  auto loader = data.test_dataloader();
+  if (!loader) throw std::invalid_argument("test needs data: the data module has no test split");
+  auto metrics = run_eval_loop(module, *loader, Stage::kTest);
+  for (auto& cb : callbacks_) cb->on_test_end(*this, module);
+  module.teardown(Stage::kTest);
+  return metrics;
+}
+
+nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
+                                bool return_predictions) {
+  std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
+  if (!path.empty()) preload_module_state(path, module);
+  setup_run(module, false);
+  stage_ = Stage::kPredict;
+  data.prepare_data();
+  data.setup(Stage::kPredict);
+  module.setup(Stage::kPredict);
+  if (!path.empty()) restore(path, module, false);
+  auto loader = data.predict_dataloader();
+  if (!loader) throw std::invalid_argument("predict needs data: the data module has no predict split");
+  torch::NoGradGuard no_grad;
+  module.eval();
+  nlohmann::json all = nlohmann::json::array();
+  try {
+    for (auto& cb : callbacks_) cb->on_predict_start(*this, module);
+    module.on_predict_epoch_start();
+    loader->start_epoch(0);
+    int64_t limit = options_.limit_predict_batches().apply(loader->num_batches());
+    num_loop_batches_ = limit;
+    for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
+      auto batch = loader->next();
+      if (!batch) break;
+      batch_index_ = idx;
+      auto rows = module.predict_step(*batch, idx);
+      for (auto& cb : callbacks_) cb->on_predict_batch_end(*this, module, rows, *batch, idx);
+      if (return_predictions)
+        for (auto& row : rows) all.push_back(std::move(row));
+    }
+    module.on_predict_epoch_end();
+    for (auto& cb : callbacks_) cb->on_predict_end(*this, module);
+  } catch (const std::exception& e) {
+    for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
+    throw;
+  }
+  stage_ = Stage::kFit;
+  module.teardown(Stage::kPredict);
+  return all;
+}
+
+}  // namespace j2v::engine

@@ -1,0 +1,254 @@
+// Category: one label out of a vocabulary learned from training data (the most frequent
+// max_vocab_size labels); index 0 is the "unavailable" bucket for unseen and overflow
+// labels. Embedded by a lookup table, decoded with cross-entropy; the payload gives the
+// label, its probability and the top-k.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "fields/field_module.h"
+#include "fields/label_index.h"
+#include "fields/registry.h"
+
+namespace j2v {
+namespace {
+
+// Numbers and booleans are labels too: 3 -> "3", true -> "true" (as written in the record).
+std::string_view label_text(const Scalar& v) {
+  switch (v.kind) {
+    case Scalar::Kind::kString: return v.text;
+    case Scalar::Kind::kNumber: {
+      std::string_view t = v.text;
+      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+      return t;
+    }
+    case Scalar::Kind::kBool: return v.boolean ? "true" : "false";
+    default:
+      throw EncodeError(fmt::format("is {}, but the field is a category", v.kind_name()));
+  }
+}
+
+class CategoryStats : public FieldStats {
+ public:
+  void observe(const Scalar& value) override {
+    if (value.kind == Scalar::Kind::kMissing || value.kind == Scalar::Kind::kNull) return;
+    if (value.kind == Scalar::Kind::kString && value.text == kMaskLiteral) return;
+    int64_t id = labels.insert(label_text(value));
+    if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
+    ++counts[id];
+  }
+  void merge(const FieldStats& other_base) override {
+    const auto& other = static_cast<const CategoryStats&>(other_base);
+    for (size_t i = 0; i < other.labels.size(); ++i) {
+      int64_t id = labels.insert(other.labels.labels()[i]);
+      if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
+      counts[id] += other.counts[i];
+    }
+  }
+  LabelIndex labels;
+  std::vector<int64_t> counts;
+};
+
+class CategoryField : public Field {
+ public:
+  using Field::Field;
+  bool uses_values() const override { return false; }
+  bool uses_indices() const override { return true; }
+  std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<CategoryStats>(); }
+
+  void fit(const FieldStats& base) override {
+    const auto& stats = static_cast<const CategoryStats&>(base);
+    std::vector<size_t> order(stats.labels.size());
+    std::iota(order.begin(), order.end(), 0);
+    // Most frequent first; ties by label so the vocabulary is deterministic.
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      if (stats.counts[a] != stats.counts[b]) return stats.counts[a] > stats.counts[b];
+      return stats.labels.labels()[a] < stats.labels.labels()[b];
+    });
+    size_t keep = std::min(order.size(), static_cast<size_t>(max_vocab_size()));
+    std::vector<std::string> vocab;
+    std::vector<int64_t> counts;
+    for (size_t i = 0; i < keep; ++i) {
+      vocab.push_back(stats.labels.labels()[order[i]]);
+      counts.push_back(stats.counts[order[i]]);
+    }
+    set_vocabulary(vocab, counts);
+  }
+
+  nlohmann::json state_json() const override {
+    return {{"vocabulary", vocabulary_.labels()}, {"counts", counts_}};
+  }
+  void load_state_json(const nlohmann::json& s) override {
+    set_vocabulary(s.at("vocabulary").get<std::vector<std::string>>(),
+                   s.value("counts", std::vector<int64_t>{}));
+  }
+
+  int64_t max_vocab_size() const { return spec_.options.at("max_vocab_size").get<int64_t>(); }
+  // Index 0 is "unavailable"; label i of the vocabulary has index i + 1.
+  int64_t num_classes() const { return static_cast<int64_t>(vocabulary_.size()) + 1; }
+  const std::vector<std::string>& labels() const { return vocabulary_.labels(); }
+
+  std::shared_ptr<FieldModuleImpl> make_module(const FieldModuleOptions& options) const override;
+
+ protected:
+  void encode_value(const Scalar& value, Column& column, size_t row) const override {
+    int64_t id = vocabulary_.find(label_text(value));
+    column.state[row] = static_cast<uint8_t>(CellState::kValued);
+    column.indices[row] = id + 1;  // kNotFound (-1) lands in the unavailable bucket 0
+  }
+
+ private:
+  void set_vocabulary(const std::vector<std::string>& vocab, std::vector<int64_t> counts) {
+    vocabulary_ = LabelIndex();
+    for (const auto& label : vocab) vocabulary_.insert(label);
+    counts_ = std::move(counts);
+    mark_fitted();
+  }
+  LabelIndex vocabulary_;
+  std::vector<int64_t> counts_;
+};
+
+// Exact accuracy and cross-entropy; ROC AUC when the vocabulary has exactly two labels
+// (the score is the probability of the second label).
+class CategoryMetrics : public FieldMetrics {
+ public:
+  explicit CategoryMetrics(int64_t classes) : classes_(classes) {}
+  void update(const torch::Tensor& content, const FieldTensors& truth, const torch::Tensor& rows) override {
+    auto target = truth.indices.index_select(0, rows).select(1, 0);
+    auto logp = torch::log_softmax(content, 1);
+    correct_ += (content.argmax(1) == target).sum().item<double>();
+    nll_ += -logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+    n_ += static_cast<double>(target.size(0));
+    if (classes_ == 3) {
+      auto p = logp.exp();
+      auto score = (p.select(1, 2) / (p.select(1, 1) + p.select(1, 2) + 1e-12)).contiguous();
+      auto t = target.contiguous();
+      const float* s = score.data_ptr<float>();
+      const int64_t* y = t.data_ptr<int64_t>();
+      for (int64_t i = 0; i < t.size(0); ++i)
+        if (y[i] > 0) scored_.emplace_back(s[i], y[i] == 2);
+    }
+  }
+  std::map<std::string, double> compute() const override {
+    if (n_ == 0) return {};
+    std::map<std::string, double> out{{"accuracy", correct_ / n_}, {"cross_entropy", nll_ / n_}};
+    if (classes_ == 3) {
+      double auc = roc_auc();
+      if (auc >= 0) out["auc"] = auc;
+    }
+    return out;
+  }
+
+ private:
+  // Mann-Whitney U with ties counted half.
+  double roc_auc() const {
+    auto sorted = scored_;
+    std::sort(sorted.begin(), sorted.end());
+    double pos = 0, neg = 0, rank_sum = 0;
+    for (size_t i = 0; i < sorted.size();) {
+      size_t j = i;
+      while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
+      double avg_rank = (i + 1 + j) / 2.0;
+      for (size_t k = i; k < j; ++k)
+        if (sorted[k].second) { rank_sum += avg_rank; ++pos; } else { ++neg; }
+      i = j;
+    }
+    if (pos == 0 || neg == 0) return -1;
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
+  }
+  int64_t classes_;
+  double correct_ = 0, nll_ = 0, n_ = 0;
+  std::vector<std::pair<float, bool>> scored_;
+};
+
+class CategoryModuleImpl : public FieldModuleImpl {
+ public:
+  CategoryModuleImpl(const CategoryField& field, const FieldModuleOptions& options)
+      : FieldModuleImpl(field, options), category_(field) {
+    p_unavailable_ = field.spec().options.at("p_unavailable").get<double>();
+    topk_ = field.spec().options.at("topk").get<int64_t>();
+    embedding_ = register_module("embedding", torch::nn::Embedding(field.num_classes(), options.d_model));
+    build_head(options.d_model);
+  }
+  int64_t content_width() const override { return category_.num_classes(); }
+
+  torch::Tensor embed(const FieldTensors& cells) override { return embedding_(cells.indices.select(1, 0)); }
+
+  void augment_for_training(FieldTensors& cells) override {
+    if (p_unavailable_ <= 0) return;
+    auto drop = torch::rand(cells.indices.sizes()) < p_unavailable_;
+    cells.indices = cells.indices.masked_fill(drop, 0);
+  }
+
+  torch::Tensor content_loss(const torch::Tensor& content, const FieldTensors& truth,
+                             const torch::Tensor& rows) override {
+    auto target = truth.indices.index_select(0, rows).select(1, 0);
+    return torch::nn::functional::cross_entropy(
+        content, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  }
+
+  std::unique_ptr<FieldMetrics> new_metrics() const override {
+    return std::make_unique<CategoryMetrics>(category_.num_classes());
+  }
+
+  std::string content_duckdb_type() const override {
+    return "STRUCT(value VARCHAR, probability DOUBLE, topk STRUCT(label VARCHAR, probability DOUBLE)[])";
+  }
+
+  nlohmann::json content_payload(const float* logits) const override {
+    int64_t n = category_.num_classes();
+    float max_logit = *std::max_element(logits, logits + n);
+    std::vector<double> p(n);
+    double total = 0;
+    for (int64_t i = 0; i < n; ++i) total += (p[i] = std::exp(logits[i] - max_logit));
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    int64_t k = std::min<int64_t>(std::max<int64_t>(topk_, 1), n);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    auto label = [&](int64_t i) -> nlohmann::json {
+      return i == 0 ? nlohmann::json(nullptr) : nlohmann::json(category_.labels()[i - 1]);
+    };
+    nlohmann::json topk = nlohmann::json::array();
+    for (int64_t i = 0; i < k; ++i)
+      topk.push_back({{"label", label(order[i])}, {"probability", p[order[i]] / total}});
+    return {{"value", label(order[0])}, {"probability", p[order[0]] / total}, {"topk", topk}};
+  }
+
+ private:
+  const CategoryField& category_;
+  double p_unavailable_ = 0;
+  int64_t topk_ = 3;
+  torch::nn::Embedding embedding_{nullptr};
+};
+
+std::shared_ptr<FieldModuleImpl> CategoryField::make_module(const FieldModuleOptions& options) const {
+  return std::make_shared<CategoryModuleImpl>(*this, options);
+}
+
+}  // namespace
+
+Datatype category_datatype() {
+  Datatype d;
+  d.name = "category";
+  d.help = "one label from a vocabulary learned in training; unseen labels go to an 'unavailable' bucket";
+  d.option_defaults = {{"max_vocab_size", 256}, {"topk", 3}, {"p_unavailable", 0.0}};
+  d.validate = [](const FieldSpec& spec) {
+    auto v = spec.options.at("max_vocab_size");
+    if (!v.is_number_integer() || v.get<int64_t>() < 1)
+      throw SchemaError("field '" + spec.name + "': option 'max_vocab_size' must be a positive integer, got " + v.dump());
+    auto k = spec.options.at("topk");
+    if (!k.is_number_integer() || k.get<int64_t>() < 1)
+      throw SchemaError("field '" + spec.name + "': option 'topk' must be a positive integer, got " + k.dump());
+    auto p = spec.options.at("p_unavailable");
+    if (!p.is_number() || p.get<double>() < 0 || p.get<double>() > 1)
+      throw SchemaError("field '" + spec.name + "': option 'p_unavailable' must be in [0, 1], got " + p.dump());
+  };
+  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
+    return std::make_shared<CategoryField>(std::move(spec), std::move(address));
+  };
+  return d;
+}
+
+}  // namespace j2v

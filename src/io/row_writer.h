@@ -1,0 +1,62 @@
+#pragma once
+// Writes prediction/embedding rows to Parquet or JSON Lines. A reader of the output must
+// never see a half-written file: rows go to "<path>.tmp-<pid>" (plus, for Parquet, a spill
+// directory "<path>.tmp-<pid>.spill"), and only close() moves the finished file to `path`
+// (fsync, then rename). A crash therefore leaves temp files behind, never a partial `path`.
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace j2v::io {
+
+// One output column. `duckdb_type` is a DuckDB type expression, used verbatim for Parquet:
+// {"inputs", "VARCHAR"}, {"predictions", "STRUCT(\"record.fraud\" STRUCT(prob DOUBLE[]))"}.
+// Supported: BOOLEAN, TINYINT..BIGINT, UTINYINT..UBIGINT, FLOAT, DOUBLE, VARCHAR, JSON and
+// any nesting of LIST (T[]), fixed-size ARRAY (T[n]) and STRUCT of those. Parquet has no
+// fixed-size list, so an ARRAY is stored as a LIST (write() still checks its length).
+// Struct field names are stored verbatim, dots included: "record.fraud" stays one name.
+struct ColumnType {
+  std::string name;
+  std::string duckdb_type;
+};
+
+class WriteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Not thread-safe: one writer per thread.
+class RowWriter {
+ public:
+  // Destroying a writer without close() is abort(): the file at `path` is never created.
+  virtual ~RowWriter() = default;
+
+  // `row` is a JSON object keyed by column name. A missing key or a JSON null is SQL NULL
+  // (same for struct fields). A key that is not a column, or a value that does not fit its
+  // column type (Parquet only: JSON Lines ignores types), throws WriteError naming the row
+  // (1-based, in write order) and the column; the row is then not written and the writer
+  // stays usable. Rows are buffered; JSON Lines may flush early when its buffer grows large.
+  virtual void write(const nlohmann::json& row) = 0;
+  // Moves buffered rows out of this writer's memory (JSON Lines: into the temp file;
+  // Parquet: into DuckDB, which spills to the temp directory past a fixed memory limit).
+  virtual void flush() = 0;
+  // Commits: writes the final file and atomically renames it to `path`. Calling it again
+  // after success does nothing. On failure the temp files are removed and WriteError is thrown.
+  virtual void close() = 0;
+  // Discards everything written and removes the temp files. Safe to call at any time, twice.
+  virtual void abort() = 0;
+  // Rows accepted by write() so far, buffered ones included.
+  virtual int64_t rows_written() const = 0;
+};
+
+// `format` is "parquet" or "jsonl". Creates the parent directory of `path` if missing.
+// Throws WriteError for an unknown format, an empty or invalid column list, an unsupported
+// column type or an unwritable location.
+std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::string& format,
+                                           std::vector<ColumnType> columns);
+
+}  // namespace j2v::io

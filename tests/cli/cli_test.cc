@@ -1,0 +1,158 @@
+// The command line as users run it: the real binary, real files, exit codes and messages.
+#include <duckdb.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out, err;
+  nlohmann::json last_json() const {
+    auto end = out.find_last_not_of('\n');
+    auto start = out.rfind('\n', end);
+    return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1));
+  }
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+Result run(const std::string& args, const fs::path& dir) {
+  auto out = dir / "stdout.txt", err = dir / "stderr.txt";
+  std::string cmd = "cd " + std::string(JSON2VEC_SOURCE_DIR) + " && " + JSON2VEC_BINARY + " " + args + " > " +
+                    out.string() + " 2> " + err.string();
+  int status = std::system(cmd.c_str());
+  return {WEXITSTATUS(status), slurp(out), slurp(err)};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override { dir = j2v::testing::temp_dir("cli"); }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string common() const {
+    return "--config examples/transactions/config.yaml --trainer.default_root_dir=" + (dir / "runs").string() +
+           " --writer.path=" + (dir / "predictions").string() + " --trainer.enable_progress_bar=false";
+  }
+  fs::path dir;
+};
+
+int64_t parquet_rows(const fs::path& file, std::string* first_input) {
+  duckdb_database db;
+  duckdb_connection con;
+  duckdb_result result;
+  EXPECT_EQ(duckdb_open(nullptr, &db), DuckDBSuccess);
+  EXPECT_EQ(duckdb_connect(db, &con), DuckDBSuccess);
+  std::string sql = "SELECT count(*), first(inputs::VARCHAR), first(predictions.\"record.fraud\".content.value) FROM read_parquet('" +
+                    file.string() + "')";
+  EXPECT_EQ(duckdb_query(con, sql.c_str(), &result), DuckDBSuccess) << duckdb_result_error(&result);
+  int64_t n = duckdb_value_int64(&result, 0, 0);
+  char* s = duckdb_value_varchar(&result, 1, 0);
+  if (first_input && s) *first_input = s;
+  duckdb_free(s);
+  duckdb_destroy_result(&result);
+  duckdb_disconnect(&con);
+  duckdb_close(&db);
+  return n;
+}
+
+TEST_F(Cli, FitTestPredictOnTheBundledExample) {
+  auto fit = run("fit " + common() + " --trainer.max_epochs=3", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  auto fit_metrics = fit.last_json();
+  EXPECT_TRUE(fit_metrics.contains("loss/validate")) << fit.out;  // validate_fraction holds out part of train
+  EXPECT_TRUE(fs::exists(dir / "runs" / "version_0" / "checkpoints" / "last.ckpt"));
+  EXPECT_TRUE(fs::exists(dir / "runs" / "version_0" / "metrics.csv"));
+  EXPECT_TRUE(fs::exists(dir / "runs" / "version_0" / "config.yaml"));
+
+  auto test = run("test " + common() + " --ckpt_path best", dir);
+  ASSERT_EQ(test.code, 0) << test.err;
+  auto metrics = test.last_json();
+  EXPECT_GT(metrics.at("record.fraud/test:accuracy:content").get<double>(), 0.9) << test.out;
+  EXPECT_TRUE(metrics.contains("loss/test"));
+
+  auto predict = run("predict " + common() + " --ckpt_path last", dir);
+  ASSERT_EQ(predict.code, 0) << predict.err;
+  auto file = dir / "predictions" / "rank-0.parquet";
+  ASSERT_TRUE(fs::exists(file));
+  std::string first_input;
+  EXPECT_EQ(parquet_rows(file, &first_input), 200);
+  std::ifstream in(j2v::testing::source_path("examples/transactions/predict.jsonl"));
+  std::string first_line;
+  std::getline(in, first_line);
+  EXPECT_EQ(nlohmann::json::parse(first_input), nlohmann::json::parse(first_line));
+
+  auto resumed = run("fit " + common() + " --trainer.max_epochs=4 --ckpt_path last", dir);
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(resumed.last_json()["epoch"], 4.0);
+}
+
+TEST_F(Cli, AMalformedRecordIsOneLineNamingFileAndLine) {
+  auto bad = dir / "bad.jsonl";
+  j2v::testing::write_lines(bad, {R"({"amount": 1, "merchant": "books", "fraud": "no"})", R"({"amount": 2, "merchant": )"});
+  auto r = run("fit " + common() + " --data.train=" + bad.string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(bad.string() + ":2: malformed JSON"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "runs" / "version_0" / "checkpoints"));
+}
+
+TEST_F(Cli, AWrongTypeNamesTheField) {
+  auto bad = dir / "bad.jsonl";
+  j2v::testing::write_lines(bad, {R"({"amount": 1, "merchant": "books", "fraud": "no"})",
+                                  R"({"amount": {"value": 2}, "merchant": "books", "fraud": "no"})"});
+  auto r = run("fit " + common() + " --data.train=" + bad.string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(":2: field 'record.amount' is an object, but the field is a number"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, AnUnknownConfigKeyIsRejectedWithASuggestion) {
+  auto r = run("fit " + common() + " --trainer.max_epoch=3", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown config key 'trainer.max_epoch'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("did you mean 'trainer.max_epochs'"), std::string::npos) << r.err;
+  auto bad_type = run("fit " + common() + " --model.fields.amount=money", dir);
+  EXPECT_EQ(bad_type.code, 2);
+  EXPECT_NE(bad_type.err.find("unknown field type 'money'"), std::string::npos) << bad_type.err;
+}
+
+TEST_F(Cli, AnUnreadableCheckpointIsAClearError) {
+  auto ckpt = dir / "broken.ckpt";
+  j2v::testing::write_lines(ckpt, {"garbage"});
+  auto r = run("predict " + common() + " --ckpt_path " + ckpt.string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot read checkpoint"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "predictions" / "rank-0.parquet"));
+  auto none = run("test " + common() + " --ckpt_path best", dir);
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("no run under"), std::string::npos) << none.err;
+}
+
+TEST_F(Cli, PrintConfigShowsDefaultsAndOverrides) {
+  auto r = run("print-config " + common() + " --trainer.max_epochs=7", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("max_epochs: 7"), std::string::npos);
+  EXPECT_NE(r.out.find("validate_fraction: 0.1"), std::string::npos);
+  auto help = run("--help", dir);
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("trainer.gradient_clip_val"), std::string::npos);
+}
+
+TEST_F(Cli, BenchEncodeReportsThroughput) {
+  auto r = run("bench encode " + common() + " --input examples/transactions/train.jsonl", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.last_json();
+  EXPECT_EQ(j["records"], 4000);
+  EXPECT_GT(j["records_per_second"].get<double>(), 0);
+}
+
+}  // namespace

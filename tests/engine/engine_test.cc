@@ -1,0 +1,267 @@
+// The engine drives any Module: these tests use a hand-written linear regression, not
+// json2vec's model.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "engine/callbacks/early_stopping.h"
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/progress_bar.h"
+#include "engine/checkpoint_io.h"
+#include "engine/trainer.h"
+#include "test_util.h"
+
+namespace j2v::engine {
+namespace {
+
+struct XYBatch : Batch {
+  torch::Tensor x, y;
+  int64_t size() const override { return x.size(0); }
+};
+
+// y = 3x - 1 + noise, served in fixed batches.
+class XYLoader : public DataLoader {
+ public:
+  XYLoader(int64_t n, int64_t batch, uint64_t seed) : batch_(batch) {
+    auto gen = at::detail::createCPUGenerator(seed);
+    x_ = torch::randn({n, 1}, gen);
+    y_ = 3 * x_ - 1 + 0.01 * torch::randn({n, 1}, gen);
+  }
+  int64_t num_batches() const override { return (x_.size(0) + batch_ - 1) / batch_; }
+  void start_epoch(int64_t) override { cursor_ = 0; }
+  std::shared_ptr<Batch> next() override {
+    if (cursor_ >= x_.size(0)) return nullptr;
+    int64_t n = std::min(batch_, x_.size(0) - cursor_);
+    auto b = std::make_shared<XYBatch>();
+    b->x = x_.narrow(0, cursor_, n);
+    b->y = y_.narrow(0, cursor_, n);
+    cursor_ += n;
+    return b;
+  }
+
+ private:
+  int64_t batch_, cursor_ = 0;
+  torch::Tensor x_, y_;
+};
+
+class XYData : public DataModule {
+ public:
+  std::vector<std::string> calls;
+  void prepare_data() override { calls.push_back("prepare_data"); }
+  void setup(Stage stage) override { calls.push_back(std::string("setup:") + stage_name(stage)); }
+  std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<XYLoader>(256, 32, 1); }
+  std::shared_ptr<DataLoader> val_dataloader() override { return std::make_shared<XYLoader>(64, 32, 2); }
+  std::shared_ptr<DataLoader> test_dataloader() override { return std::make_shared<XYLoader>(64, 32, 3); }
+  std::shared_ptr<DataLoader> predict_dataloader() override { return std::make_shared<XYLoader>(10, 4, 4); }
+};
+
+class LinearModule : public Module {
+ public:
+  explicit LinearModule(double lr = 0.1) : lr_(lr) {
+    linear = register_module("linear", torch::nn::Linear(1, 1));
+    save_hyperparameters({{"lr", lr}});
+  }
+  torch::Tensor training_step(Batch& b, int64_t) override {
+    auto& batch = batch_as<XYBatch>(b);
+    auto loss = torch::mse_loss(linear(batch.x), batch.y);
+    log("train_loss", loss, LogOptions().step(true).epoch(true));
+    return loss;
+  }
+  void validation_step(Batch& b, int64_t) override {
+    auto& batch = batch_as<XYBatch>(b);
+    log("val_loss", torch::mse_loss(linear(batch.x), batch.y));
+    log("val_max", 1.0 * trainer()->batch_index(), LogOptions().reduce("max"));
+  }
+  void test_step(Batch& b, int64_t) override {
+    auto& batch = batch_as<XYBatch>(b);
+    log("test_loss", torch::mse_loss(linear(batch.x), batch.y));
+  }
+  nlohmann::json predict_step(Batch& b, int64_t) override {
+    auto& batch = batch_as<XYBatch>(b);
+    auto y = linear(batch.x).contiguous();
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t i = 0; i < y.size(0); ++i) rows.push_back({{"y", y[i][0].item<double>()}});
+    return rows;
+  }
+  std::vector<OptimizerConfig> configure_optimizers() override {
+    OptimizerConfig c;
+    c.optimizer = std::make_shared<torch::optim::SGD>(parameters(), torch::optim::SGDOptions(lr_));
+    return {c};
+  }
+  void on_fit_start() override { hooks.push_back("on_fit_start"); }
+  void on_train_epoch_start() override { hooks.push_back("on_train_epoch_start"); }
+  void on_train_epoch_end() override { hooks.push_back("on_train_epoch_end"); }
+  void on_validation_epoch_end() override { hooks.push_back("on_validation_epoch_end"); }
+  void on_before_backward(const torch::Tensor&) override { ++backward_calls; }
+  void on_fit_end() override { hooks.push_back("on_fit_end"); }
+  void on_save_checkpoint(nlohmann::json& c) override { c["custom"] = 42; }
+  void on_load_checkpoint(const nlohmann::json& c) override { loaded_custom = c.value("custom", 0); }
+
+  torch::nn::Linear linear{nullptr};
+  std::vector<std::string> hooks;
+  int backward_calls = 0;
+  int loaded_custom = 0;
+
+ private:
+  double lr_;
+};
+
+TrainerOptions quiet(const std::filesystem::path& root) {
+  return TrainerOptions().default_root_dir(root.string()).enable_progress_bar(false).seed(0).num_threads(1);
+}
+
+TEST(Trainer, FitsAHandWrittenModuleAndRunsHooksInOrder) {
+  auto root = testing::temp_dir("engine_fit");
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(2));
+  trainer.fit(module, data);
+  EXPECT_EQ(data.calls, (std::vector<std::string>{"prepare_data", "setup:fit"}));
+  EXPECT_EQ(module.hooks, (std::vector<std::string>{"on_fit_start", "on_train_epoch_start", "on_train_epoch_end",
+                                                    "on_validation_epoch_end", "on_train_epoch_start",
+                                                    "on_train_epoch_end", "on_validation_epoch_end", "on_fit_end"}));
+  EXPECT_EQ(trainer.global_step(), 16);  // 256 / 32 batches x 2 epochs
+  EXPECT_EQ(module.backward_calls, 16);
+  auto metrics = trainer.callback_metrics();
+  EXPECT_LT(metrics.at("val_loss"), 0.05);  // learned y = 3x - 1
+  EXPECT_TRUE(metrics.count("train_loss_step") && metrics.count("train_loss_epoch"));
+  EXPECT_DOUBLE_EQ(metrics.at("val_max"), 1.0);  // reduce_fx max over batch indices 0, 1
+  auto test = trainer.test(module, data);
+  EXPECT_LT(test.at("test_loss"), 0.05);
+  auto rows = trainer.predict(module, data);
+  ASSERT_EQ(rows.size(), 10u);
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, CsvLoggerWritesEpochMetricsAndCheckpointsAreKeptByMonitor) {
+  auto root = testing::temp_dir("engine_ckpt");
+  LinearModule module;
+  XYData data;
+  auto checkpoint = std::make_shared<ModelCheckpoint>(ModelCheckpointOptions().monitor("val_loss").save_top_k(2));
+  Trainer trainer(quiet(root).max_epochs(4).callbacks({checkpoint}));
+  trainer.fit(module, data);
+  auto dir = std::filesystem::path(trainer.run_dir());
+  int ckpts = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir / "checkpoints"))
+    if (e.path().extension() == ".ckpt" && e.path().filename() != "last.ckpt") ++ckpts;
+  EXPECT_EQ(ckpts, 2);
+  EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints" / "last.ckpt"));
+  EXPECT_EQ(trainer.resolve_checkpoint("best"), std::filesystem::absolute(checkpoint->best_model_path()).string());
+  std::ifstream csv(dir / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("epoch,step,", 0), 0u) << header;
+  EXPECT_NE(header.find("val_loss"), std::string::npos);
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, ResumesFromTheLastCheckpointWithModuleState) {
+  auto root = testing::temp_dir("engine_resume");
+  {
+    LinearModule module;
+    XYData data;
+    Trainer trainer(quiet(root).max_epochs(2));
+    trainer.fit(module, data);
+  }
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(3));
+  trainer.fit(module, data, std::string("last"));
+  EXPECT_EQ(module.loaded_custom, 42);
+  EXPECT_EQ(trainer.current_epoch(), 3);
+  EXPECT_EQ(trainer.global_step(), 24);  // 16 restored + 8 more
+  EXPECT_EQ(std::count(module.hooks.begin(), module.hooks.end(), "on_train_epoch_start"), 1);
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, EarlyStoppingStopsWhenTheMetricStallsAndLimitsApply) {
+  auto root = testing::temp_dir("engine_es");
+  LinearModule module(0.0);  // lr 0: the loss never improves
+  XYData data;
+  auto stop = std::make_shared<EarlyStopping>(EarlyStoppingOptions().monitor("val_loss").patience(2));
+  Trainer trainer(quiet(root).max_epochs(50).callbacks({stop}).limit_train_batches(BatchLimit::count(3)));
+  trainer.fit(module, data);
+  EXPECT_EQ(trainer.current_epoch(), 3);  // best at epoch 0, then 2 epochs without improvement
+  EXPECT_EQ(trainer.global_step(), 9);
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, AccumulatesGradientsAndStopsAtMaxSteps) {
+  auto root = testing::temp_dir("engine_acc");
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(10).accumulate_grad_batches(3).max_steps(5).enable_checkpointing(false));
+  trainer.fit(module, data);
+  EXPECT_EQ(trainer.global_step(), 5);
+  EXPECT_EQ(module.backward_calls, 14);  // 8 in epoch 0 (the last 2 as a partial step), 6 in epoch 1
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, FastDevRunRunsOneBatchAndWritesNothing) {
+  auto root = testing::temp_dir("engine_fdr");
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root / "runs").fast_dev_run(true));
+  trainer.fit(module, data);
+  EXPECT_EQ(trainer.global_step(), 1);
+  EXPECT_FALSE(std::filesystem::exists(root / "runs"));
+  std::filesystem::remove_all(root);
+}
+
+TEST(Checkpoint, AnUnreadableFileIsAClearError) {
+  auto root = testing::temp_dir("engine_bad");
+  auto path = root / "bad.ckpt";
+  testing::write_lines(path, {"this is not a checkpoint"});
+  try {
+    CheckpointReader reader(path.string());
+    FAIL();
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a readable json2vec checkpoint"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(CheckpointReader((root / "missing.ckpt").string()), CheckpointError);
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root));
+  EXPECT_THROW(trainer.fit(module, data, path.string()), CheckpointError);
+  std::filesystem::remove_all(root);
+}
+
+TEST(Checkpoint, AFailedWriteLeavesThePreviousFileIntact) {
+  auto root = testing::temp_dir("engine_atomic");
+  auto path = root / "model.ckpt";
+  CheckpointWriter good;
+  good.meta = {{"n", 1}};
+  good.write_module = [](torch::serialize::OutputArchive& a) { a.write("w", torch::ones({2})); };
+  write_checkpoint_atomically(path.string(), good);
+  CheckpointWriter failing = good;
+  failing.meta = {{"n", 2}};
+  failing.write_module = [](torch::serialize::OutputArchive&) { throw std::runtime_error("disk full"); };
+  EXPECT_THROW(write_checkpoint_atomically(path.string(), failing), CheckpointError);
+  CheckpointReader reader(path.string());
+  EXPECT_EQ(reader.meta()["n"], 1);
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(root)) (void)e, ++files;
+  EXPECT_EQ(files, 1);  // no temporary file left behind
+  std::filesystem::remove_all(root);
+}
+
+TEST(Scheduler, WarmsUpLinearlyThenDecaysByCosine) {
+  auto p = torch::zeros({1}, torch::requires_grad());
+  torch::optim::SGD opt({p}, torch::optim::SGDOptions(1.0));
+  WarmupCosineScheduler s(opt, 4, 104, 0.0);
+  EXPECT_NEAR(s.current_lrs()[0], 0.2, 1e-9);
+  for (int i = 0; i < 4; ++i) s.step();
+  EXPECT_NEAR(s.current_lrs()[0], 1.0, 1e-9);
+  for (int i = 0; i < 50; ++i) s.step();
+  EXPECT_NEAR(s.current_lrs()[0], 0.5, 1e-9);
+  for (int i = 0; i < 60; ++i) s.step();
+  EXPECT_NEAR(s.current_lrs()[0], 0.0, 1e-9);
+}
+
+TEST(ProgressBar, RendersEpochBatchesAndMetrics) {
+  auto line = ProgressBar::render(1, 10, 5, 10, 2.5, {{"loss/train", 0.25}}, 10);
+  EXPECT_EQ(line, "epoch 2/10 [#####.....] 5/10 2.5s loss/train=0.25");
+}
+
+}  // namespace
+}  // namespace j2v::engine
