@@ -137,6 +137,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .gradient_clip_val(t["gradient_clip_val"].get<double>())
       .seed(t["seed"].get<int64_t>())
       .num_threads(t["num_threads"].get<int64_t>())
+      .devices(t["devices"].get<int64_t>())
       .default_root_dir(t["default_root_dir"].get<std::string>())
       .enable_progress_bar(t["enable_progress_bar"].get<bool>())
       .enable_checkpointing(t["enable_checkpointing"].get<bool>())

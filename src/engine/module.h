@@ -63,6 +63,9 @@ class Module : public torch::nn::Module {
   // Extra state to keep in a checkpoint beside the weights (schema, vocabularies, ...).
   virtual void on_save_checkpoint(nlohmann::json& checkpoint) {}
   virtual void on_load_checkpoint(const nlohmann::json& checkpoint) {}
+  // A copy with the same structure (weights are synced by the Trainer), for the
+  // thread-replica strategy (trainer.devices > 1). Modules that return nullptr train on one.
+  virtual std::shared_ptr<Module> replicate() { return nullptr; }
   // DuckDB column types of predict_step's rows, for typed Parquet output (empty: untyped).
   virtual std::vector<std::pair<std::string, std::string>> predict_output_types() const { return {}; }
 
@@ -80,6 +83,7 @@ class Module : public torch::nn::Module {
 
  private:
   friend class Trainer;
+  friend class ThreadReplicas;
   Trainer* trainer_ = nullptr;
   nlohmann::json hparams_ = nlohmann::json::object();
 };

@@ -11,10 +11,16 @@
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/progress_bar.h"
 #include "engine/checkpoint_io.h"
+#include "engine/thread_replicas.h"
 
 namespace j2v::engine {
 
 namespace fs = std::filesystem;
+
+namespace {
+// The rows of the batch whose step is logging, per thread: replicas log concurrently.
+thread_local int64_t tl_batch_size = 1;
+}  // namespace
 
 const char* stage_name(Stage stage) {
   switch (stage) {
@@ -49,7 +55,12 @@ int64_t Module::current_epoch() const { return trainer_ ? trainer_->current_epoc
 int64_t Module::global_step() const { return trainer_ ? trainer_->global_step() : 0; }
 
 // ---- Trainer ------------------------------------------------------------------------
+Trainer::~Trainer() = default;
+
 Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
+  if (options_.devices() < 1) throw std::invalid_argument("trainer.devices must be >= 1");
+  if (options_.devices() > 1 && options_.accumulate_grad_batches() > 1)
+    throw std::invalid_argument("trainer.accumulate_grad_batches > 1 is not supported with trainer.devices > 1");
   callbacks_ = options_.callbacks();
   loggers_ = options_.loggers();
   if (options_.fast_dev_run()) {
@@ -61,7 +72,8 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
 void Trainer::set_num_threads() const {
   int64_t n = options_.num_threads();
   if (n <= 0) n = std::max<unsigned>(1, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(n));
+  // With replicas the parallelism is across them; each runs single-threaded kernels.
+  torch::set_num_threads(options_.devices() > 1 ? 1 : static_cast<int>(n));
 }
 
 void Trainer::setup_run(Module& module, bool for_fit) {
@@ -187,6 +199,7 @@ static void preload_module_state(const std::string& path, Module& module) {
 }
 
 void Trainer::record_log(const std::string& name, double value, const LogOptions& options) {
+  std::lock_guard<std::mutex> lock(log_mutex_);
   bool on_step = options.on_step.value_or(in_training_step_);
   bool on_epoch = options.on_epoch.value_or(!in_training_step_);
   std::string step_name = (on_step && on_epoch) ? name + "_step" : name;
@@ -202,7 +215,7 @@ void Trainer::record_log(const std::string& name, double value, const LogOptions
     acc.reduce = options.reduce_fx;
     acc.prog_bar = options.prog_bar;
     acc.logger = options.logger;
-    double w = static_cast<double>(current_batch_size_);
+    double w = static_cast<double>(tl_batch_size);
     if (options.reduce_fx == "sum") acc.sum += value;
     else if (options.reduce_fx == "max") acc.extreme = std::max(acc.extreme, value);
     else if (options.reduce_fx == "min") acc.extreme = std::min(acc.extreme, value);
@@ -255,6 +268,18 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
   for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
   int64_t limit = options_.limit_train_batches().apply(loader.num_batches());
   num_loop_batches_ = limit;
+  if (replicas_) {
+    int64_t idx = 0;
+    while (!should_stop && run_replica_step(module, loader, idx, limit)) {
+      if (!pending_step_metrics_.empty() && global_step_ % std::max<int64_t>(options_.log_every_n_steps(), 1) == 0)
+        send_to_loggers(pending_step_metrics_);
+      pending_step_metrics_.clear();
+      if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) should_stop = true;
+    }
+    module.on_train_epoch_end();
+    send_to_loggers(end_epoch_metrics());
+    return;
+  }
   int64_t accumulate = std::max<int64_t>(options_.accumulate_grad_batches(), 1);
   int64_t idx = 0;
   bool pending_grads = false;
@@ -262,7 +287,7 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
     auto batch = loader.next();
     if (!batch) break;
     batch_index_ = idx;
-    current_batch_size_ = batch->size();
+    tl_batch_size = batch->size();
     in_training_step_ = true;
     torch::Tensor loss = module.training_step(*batch, idx);
     in_training_step_ = false;
@@ -294,6 +319,43 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
   send_to_loggers(end_epoch_metrics());
 }
 
+bool Trainer::run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit) {
+  std::vector<std::shared_ptr<Batch>> batches;
+  while (static_cast<int64_t>(batches.size()) < replicas_->size() &&
+         (limit < 0 || idx + static_cast<int64_t>(batches.size()) < limit)) {
+    auto batch = loader.next();
+    if (!batch) break;
+    batches.push_back(std::move(batch));
+  }
+  if (batches.empty()) return false;
+  std::vector<torch::Tensor> losses(batches.size());
+  batch_index_ = idx;
+  in_training_step_ = true;
+  replicas_->run([&](Module& replica, int64_t r) {
+    if (r >= static_cast<int64_t>(batches.size())) return;
+    tl_batch_size = batches[r]->size();
+    torch::Tensor loss = replica.training_step(*batches[r], idx + r);
+    if (!loss.defined()) return;
+    if (!std::isfinite(loss.item<double>()))
+      throw std::runtime_error(fmt::format("loss is {} at epoch {}, batch {}: training diverged (lower optimizer.lr "
+                                           "or set trainer.gradient_clip_val)",
+                                           loss.item<double>(), current_epoch_, idx + r));
+    replica.on_before_backward(loss);
+    loss.backward();
+    replica.on_after_backward();
+    losses[r] = loss.detach();
+  });
+  in_training_step_ = false;
+  replicas_->reduce_gradients(static_cast<int64_t>(batches.size()));
+  optimizer_step(module);
+  replicas_->sync_weights();
+  for (size_t r = 0; r < batches.size(); ++r)
+    if (losses[r].defined())
+      for (auto& cb : callbacks_) cb->on_train_batch_end(*this, module, losses[r], *batches[r], idx + static_cast<int64_t>(r));
+  idx += static_cast<int64_t>(batches.size());
+  return true;
+}
+
 std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader& loader, Stage stage) {
   torch::NoGradGuard no_grad;
   module.eval();
@@ -310,7 +372,7 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
     auto batch = loader.next();
     if (!batch) break;
     batch_index_ = idx;
-    current_batch_size_ = batch->size();
+    tl_batch_size = batch->size();
     if (stage == Stage::kValidate) {
       module.validation_step(*batch, idx);
       for (auto& cb : callbacks_) cb->on_validation_batch_end(*this, module, *batch, idx);
@@ -318,7 +380,7 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
       module.test_step(*batch, idx);
     }
   }
-  current_batch_size_ = 1;
+  tl_batch_size = 1;
   if (stage == Stage::kValidate) module.on_validation_epoch_end();
   else module.on_test_epoch_end();
   auto metrics = end_epoch_metrics();
@@ -348,6 +410,8 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   num_training_batches_ = options_.limit_train_batches().apply(train_loader->num_batches());
   optimizers_ = module.configure_optimizers();
   if (!resume_path.empty()) restore(resume_path, module, true);
+  replicas_.reset();
+  if (options_.devices() > 1) replicas_ = std::make_unique<ThreadReplicas>(module, options_.devices(), this);
   for (auto& logger : loggers_) logger->log_hyperparams(module.hparams());
   try {
     module.on_fit_start();
@@ -373,6 +437,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     for (auto& logger : loggers_) logger->finalize();
     throw;
   }
+  replicas_.reset();
   module.teardown(Stage::kFit);
 }
 

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "engine/callback.h"
@@ -35,6 +36,9 @@ struct TrainerOptions {
   J2V_ARG(double, gradient_clip_val) = 0.0;  // clip the global grad norm; 0 = off
   J2V_ARG(std::optional<int64_t>, seed) = std::nullopt;
   J2V_ARG(int64_t, num_threads) = 0;  // 0 = all cores
+  // Data-parallel replicas on CPU threads, each running single-threaded ops on its own batch
+  // (DDP semantics: the effective batch is batch_size x devices). 1 = no replicas.
+  J2V_ARG(int64_t, devices) = 1;
   J2V_ARG(std::string, default_root_dir) = "runs";
   J2V_ARG(bool, enable_progress_bar) = true;
   J2V_ARG(bool, enable_checkpointing) = true;
@@ -52,6 +56,7 @@ class CheckpointError : public std::runtime_error {
 class Trainer {
  public:
   explicit Trainer(TrainerOptions options = {});
+  ~Trainer();
 
   // ckpt_path: a file, or "last" / "best" in default_root_dir's newest run; resumes fit.
   void fit(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path = std::nullopt);
@@ -93,6 +98,8 @@ class Trainer {
   void setup_run(Module& module, bool for_fit);
   void restore(const std::string& path, Module& module, bool full);
   void run_train_epoch(Module& module, DataLoader& loader);
+  // One optimizer-step's worth of work on the replicas; returns false when the loader ran out.
+  bool run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit);
   std::map<std::string, double> run_eval_loop(Module& module, DataLoader& loader, Stage stage);
   void optimizer_step(Module& module);
   void begin_epoch_metrics();
@@ -110,8 +117,9 @@ class Trainer {
   int64_t num_training_batches_ = 0;
   int64_t batch_index_ = 0;
   int64_t num_loop_batches_ = 0;
-  int64_t current_batch_size_ = 1;
   bool in_training_step_ = false;
+  std::unique_ptr<class ThreadReplicas> replicas_;
+  std::mutex log_mutex_;
   std::string run_dir_;
   std::map<std::string, double> callback_metrics_;
   std::map<std::string, double> progress_bar_metrics_;

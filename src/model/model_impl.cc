@@ -357,6 +357,15 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
   build_network();
 }
 
+std::shared_ptr<engine::Module> ModelImpl::replicate() {
+  // Same schema, field state and network layout: the Trainer copies the weights over.
+  auto copy = std::make_shared<ModelImpl>(schema_, options_);
+  nlohmann::json state;
+  on_save_checkpoint(state);
+  copy->on_load_checkpoint(state);
+  return copy;
+}
+
 nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& records) {
   if (!built_) throw std::invalid_argument("the model has not been trained: fit it or load a checkpoint first");
   auto buffer = RecordBuffer::from_strings(records, "<predict>");

@@ -44,6 +44,7 @@ class ModelImpl : public engine::Module {
   void on_save_checkpoint(nlohmann::json& checkpoint) override;
   void on_load_checkpoint(const nlohmann::json& checkpoint) override;
   std::vector<std::pair<std::string, std::string>> predict_output_types() const override;
+  std::shared_ptr<engine::Module> replicate() override;
 
   // Predictions for raw JSON records, outside any Trainer.
   nlohmann::json predict_records(const std::vector<std::string>& records);

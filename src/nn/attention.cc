@@ -4,13 +4,27 @@
 
 namespace j2v::nn {
 
+namespace {
+// LibTorch's CPU bmm runs one tiny GEMM per (batch, head) through the dispatcher, which
+// dominated training time on records of a few dozen fields. For short sequences the same
+// products as broadcast multiply + sum are a handful of vectorised kernels instead.
+bool use_broadcast(const torch::Tensor& q, const torch::Tensor& k) {
+  return q.device().is_cpu() && q.size(-2) * k.size(-2) * q.size(-1) <= (1 << 14);
+}
+}  // namespace
+
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& padding, double dropout, bool training) {
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  bool broadcast = use_broadcast(q, k);
+  // [B, h, Q, T]
+  auto scores = broadcast ? (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * scale
+                          : torch::matmul(q, k.transpose(-2, -1)) * scale;
   if (padding.defined()) scores = scores.masked_fill(padding.unsqueeze(1).unsqueeze(2), -1e9);
   auto weights = torch::softmax(scores, -1);
   if (training && dropout > 0) weights = torch::dropout(weights, dropout, true);
-  return torch::matmul(weights, v);
+  // [B, h, Q, dh]
+  return broadcast ? (weights.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2) : torch::matmul(weights, v);
 }
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t d_model, int64_t n_heads, double dropout)

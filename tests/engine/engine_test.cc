@@ -88,6 +88,7 @@ class LinearModule : public Module {
     c.optimizer = std::make_shared<torch::optim::SGD>(parameters(), torch::optim::SGDOptions(lr_));
     return {c};
   }
+  std::shared_ptr<Module> replicate() override { return std::make_shared<LinearModule>(lr_); }
   void on_fit_start() override { hooks.push_back("on_fit_start"); }
   void on_train_epoch_start() override { hooks.push_back("on_train_epoch_start"); }
   void on_train_epoch_end() override { hooks.push_back("on_train_epoch_end"); }
@@ -194,6 +195,56 @@ TEST(Trainer, AccumulatesGradientsAndStopsAtMaxSteps) {
   trainer.fit(module, data);
   EXPECT_EQ(trainer.global_step(), 5);
   EXPECT_EQ(module.backward_calls, 14);  // 8 in epoch 0 (the last 2 as a partial step), 6 in epoch 1
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
+  auto root = testing::temp_dir("engine_replicas");
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(6).devices(2).enable_checkpointing(false));
+  trainer.fit(module, data);
+  EXPECT_EQ(trainer.global_step(), 24);  // 8 batches an epoch, two per step
+  EXPECT_LT(trainer.callback_metrics().at("val_loss"), 0.05);
+  EXPECT_TRUE(trainer.callback_metrics().count("train_loss_epoch"));
+
+  // With identical batches on both replicas, the averaged step equals a single-replica step.
+  class SameBatch : public DataModule {
+   public:
+    std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<XYLoader>(32, 32, 9); }
+  };
+  class Twice : public DataLoader {
+   public:
+    int64_t num_batches() const override { return 2; }
+    void start_epoch(int64_t) override { n_ = 0; inner_.start_epoch(0); }
+    std::shared_ptr<Batch> next() override {
+      if (n_++ >= 2) return nullptr;
+      inner_.start_epoch(0);
+      return inner_.next();
+    }
+   private:
+    XYLoader inner_{32, 32, 9};
+    int n_ = 0;
+  };
+  class TwiceData : public DataModule {
+   public:
+    std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<Twice>(); }
+  };
+  torch::manual_seed(0);
+  LinearModule one, two;
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < one.parameters().size(); ++i) two.parameters()[i].copy_(one.parameters()[i]);
+  }
+  SameBatch single;
+  TwiceData doubled;
+  Trainer t1(quiet(root).max_epochs(1).enable_checkpointing(false).logger(false));
+  t1.fit(one, single);
+  Trainer t2(quiet(root).max_epochs(1).devices(2).enable_checkpointing(false).logger(false));
+  t2.fit(two, doubled);
+  EXPECT_EQ(t2.global_step(), 1);
+  for (size_t i = 0; i < one.parameters().size(); ++i)
+    EXPECT_TRUE(torch::allclose(one.parameters()[i], two.parameters()[i], 1e-6, 1e-7));
   std::filesystem::remove_all(root);
 }
 

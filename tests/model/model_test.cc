@@ -87,6 +87,17 @@ TEST(Model, LearnsAnInteractionAndReloadsFromItsCheckpointAlone) {
   std::filesystem::remove_all(root);
 }
 
+TEST(Model, TrainsWithThreadReplicas) {
+  auto root = testing::temp_dir("model_replicas");
+  auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},
+                                  ModelOptions().d_model(32).n_layers(1).batch_size(32));
+  TableDataModule data(model, {.train = fraud_records(2000, 12), .test = fraud_records(500, 13)});
+  engine::Trainer trainer(quiet(root, 15).devices(2).enable_checkpointing(false));
+  trainer.fit(model, data);
+  EXPECT_GT(trainer.test(model, data).at("record.fraud/test:accuracy:content"), 0.95);
+  std::filesystem::remove_all(root);
+}
+
 TEST(Model, MaskLiteralImputesAField) {
   auto root = testing::temp_dir("model_mask");
   auto model = Model::from_schema({Number("amount").p_mask(0.3), Category("merchant").p_mask(0.3), Category("fraud").target()},
