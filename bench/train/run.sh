@@ -11,20 +11,28 @@ if [ ! -f "$DATA" ]; then echo "no dataset at $DATA (set J2V_DATASETS)"; exit 0;
 RECORDS=$(grep -c . "$DATA")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-start=$(date +%s.%N)
-"$JSON2VEC" fit --config bench/accuracy/diamonds.yaml --data.train="$DATA" --data.validate_fraction=0 \
-  --trainer.max_epochs="$EPOCHS" --trainer.default_root_dir="$tmp/runs" --trainer.enable_progress_bar=false \
-  --trainer.enable_checkpointing=false --trainer.logger=false --trainer.num_threads=2 \
-  --early_stopping.enabled=false >/dev/null
-end=$(date +%s.%N)
-cpp=$(python3 -c "print(f'{$RECORDS*$EPOCHS/($end-$start):.0f}')")
-echo "{\"impl\":\"json2vec\",\"records\":$RECORDS,\"epochs\":$EPOCHS,\"seconds\":$(python3 -c "print(round($end-$start,3))"),\"records_per_second\":$cpp}"
-
+# json2vec twice: intra-op threads (batch 256), and two thread replicas of batch 128 each
+# (the same effective batch of 256, DDP semantics).
+run_cpp() {  # name, extra flags...
+  local name=$1; shift
+  local start end
+  start=$(date +%s.%N)
+  "$JSON2VEC" fit --config bench/accuracy/diamonds.yaml --data.train="$DATA" --data.validate_fraction=0 \
+    --trainer.max_epochs="$EPOCHS" --trainer.default_root_dir="$tmp/runs" --trainer.enable_progress_bar=false \
+    --trainer.enable_checkpointing=false --trainer.logger=false --early_stopping.enabled=false "$@" >/dev/null
+  end=$(date +%s.%N)
+  python3 -c "import json; s=$end-$start; print(json.dumps({'impl': '$name', 'records': $RECORDS, 'epochs': $EPOCHS, 'seconds': round(s, 3), 'records_per_second': round($RECORDS*$EPOCHS/s)}))"
+}
+threads=$(run_cpp json2vec-threads2 --data.batch_size=256 --trainer.num_threads=2)
+echo "$threads"
+replicas=$(run_cpp json2vec-devices2 --data.batch_size=128 --trainer.devices=2)
+echo "$replicas"
 py=$(/usr/bin/python3 bench/train/python_baseline.py --data "$DATA" --target price --epochs "$EPOCHS" \
   --batch-size 256 --d-model 64 --n-layers 2 --n-heads 4 --threads 2 --plr-activation relu | tail -1)
 echo "$py"
-python3 - "$cpp" "$py" <<'PY'
+python3 - "$threads" "$replicas" "$py" <<'PY'
 import json, sys
-cpp = float(sys.argv[1]); py = json.loads(sys.argv[2])["records_per_second"]
-print(f"json2vec / python = {cpp / py:.2f}x")
+threads, replicas, py = (json.loads(a) for a in sys.argv[1:])
+for r in (threads, replicas):
+    print(f"{r['impl']} / python = {r['records_per_second'] / py['records_per_second']:.2f}x")
 PY

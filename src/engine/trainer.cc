@@ -443,34 +443,31 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
 
 std::map<std::string, double> Trainer::validate(Module& module, DataModule& data,
                                                 const std::optional<std::string>& ckpt_path) {
-  std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
-  if (!path.empty()) preload_module_state(path, module);
-  setup_run(module, false);
-  data.prepare_data();
-  data.setup(Stage::kValidate);
-  module.setup(Stage::kValidate);
-  if (!path.empty()) restore(path, module, false);
-  auto loader = data.val_dataloader();
-  if (!loader) throw std::invalid_argument("validate needs data: the data module has no validate split");
-  auto metrics = run_eval_loop(module, *loader, Stage::kValidate);
-  for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
-  module.teardown(Stage::kValidate);
-  return metrics;
+  return evaluate(module, data, ckpt_path, Stage::kValidate);
 }
 
 std::map<std::string, double> Trainer::test(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path) {
+  return evaluate(module, data, ckpt_path, Stage::kTest);
+}
+
+std::map<std::string, double> Trainer::evaluate(Module& module, DataModule& data,
+                                                const std::optional<std::string>& ckpt_path, Stage stage) {
   std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
   if (!path.empty()) preload_module_state(path, module);
   setup_run(module, false);
   data.prepare_data();
-  data.setup(Stage::kTest);
-  module.setup(Stage::kTest);
+  data.setup(stage);
+  module.setup(stage);
   if (!path.empty()) restore(path, module, false);
-  auto loader = data.test_dataloader();
-  if (!loader) throw std::invalid_argument("test needs data: the data module has no test split");
-  auto metrics = run_eval_loop(module, *loader, Stage::kTest);
-  for (auto& cb : callbacks_) cb->on_test_end(*this, module);
-  module.teardown(Stage::kTest);
+  auto loader = stage == Stage::kValidate ? data.val_dataloader() : data.test_dataloader();
+  if (!loader)
+    throw std::invalid_argument(fmt::format("{0} needs data: the data module has no {0} split", stage_name(stage)));
+  auto metrics = run_eval_loop(module, *loader, stage);
+  for (auto& cb : callbacks_) {
+    if (stage == Stage::kValidate) cb->on_validation_end(*this, module);
+    else cb->on_test_end(*this, module);
+  }
+  module.teardown(stage);
   return metrics;
 }
 

@@ -101,6 +101,8 @@ class Trainer {
   // One optimizer-step's worth of work on the replicas; returns false when the loader ran out.
   bool run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit);
   std::map<std::string, double> run_eval_loop(Module& module, DataLoader& loader, Stage stage);
+  std::map<std::string, double> evaluate(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
+                                         Stage stage);
   void optimizer_step(Module& module);
   void begin_epoch_metrics();
   std::map<std::string, double> end_epoch_metrics();

@@ -31,11 +31,16 @@ std::string quote_identifier(const std::string& name) {
 ModelImpl::ModelImpl(Schema schema, ModelOptions options) : schema_(std::move(schema)), options_(std::move(options)) {
   options_.validate();
   schema_.name = options_.name();
+  set_fields();
+}
+
+void ModelImpl::set_fields() {
   fields_ = build_fields(schema_);
   encoder_ = std::make_unique<RecordEncoder>(fields_);
+  input_fields_.clear();
   token_of_field_.assign(fields_.size(), -1);
   for (size_t f = 0; f < fields_.size(); ++f) {
-    if (fields_[f]->spec().target) continue;
+    if (fields_[f]->spec().target) continue;  // targets are always pruned: never a token
     token_of_field_[f] = static_cast<int64_t>(input_fields_.size());
     input_fields_.push_back(f);
   }
@@ -338,22 +343,13 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
   schema_ = std::move(saved);
   options_ = ModelOptions::from_json(checkpoint.value("options", nlohmann::json::object()));
   schema_.name = options_.name();
-  fields_ = build_fields(schema_);
-  encoder_ = std::make_unique<RecordEncoder>(fields_);
-  input_fields_.clear();
-  token_of_field_.assign(fields_.size(), -1);
-  for (size_t f = 0; f < fields_.size(); ++f) {
-    if (fields_[f]->spec().target) continue;
-    token_of_field_[f] = static_cast<int64_t>(input_fields_.size());
-    input_fields_.push_back(f);
-  }
+  set_fields();
   for (auto& f : fields_) {
     auto key = f->address().str();
     if (!checkpoint["fields"].contains(key))
       throw engine::CheckpointError("the checkpoint has no state for field '" + key + "'");
     f->load_state_json(checkpoint["fields"][key]);
   }
-  save_hyperparameters({{"model", options_.to_json()}, {"schema", schema_.to_json()}});
   build_network();
 }
 

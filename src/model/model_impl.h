@@ -61,6 +61,7 @@ class ModelImpl : public engine::Module {
     torch::Tensor rows;  // [B] bool
   };
 
+  void set_fields();  // leaves, encoder and token positions from schema_
   void build_network();
   Outputs forward(const std::vector<FieldTensors>& inputs, const torch::Tensor& pruned,
                   const std::vector<Decode>& decode, bool with_record);

@@ -146,6 +146,21 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   }
   EXPECT_EQ(n, predict.size());
 
+  // A postprocessor reshapes rows into flat columns for a warehouse table.
+  auto compact = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "compact").string()).postprocessor(
+      [](const engine::PredictContext&, nlohmann::json rows) {
+        nlohmann::json out = nlohmann::json::array();
+        for (auto& r : rows)
+          out.push_back({{"merchant", r["inputs"]["merchant"]},
+                         {"label", r["predictions"]["record.fraud"]["content"]["value"]},
+                         {"probability", r["predictions"]["record.fraud"]["content"]["probability"]}});
+        return out;
+      }));
+  engine::Trainer compact_trainer(quiet(root, 1).callbacks({compact}));
+  compact_trainer.predict(model, data, std::nullopt, false);
+  EXPECT_EQ(compact->rows_written(), 50);
+  EXPECT_TRUE(std::filesystem::exists(root / "compact" / "rank-0.parquet"));
+
   // A postprocessor that breaks row alignment fails the run and leaves no output file.
   auto bad = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "bad").string()).postprocessor(
       [](const engine::PredictContext&, nlohmann::json rows) {
@@ -153,7 +168,12 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
         return rows;
       }));
   engine::Trainer bad_trainer(quiet(root, 1).callbacks({bad}));
-  EXPECT_THROW(bad_trainer.predict(model, data, std::nullopt, false), std::runtime_error);
+  try {
+    bad_trainer.predict(model, data, std::nullopt, false);
+    FAIL() << "expected an alignment error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("keep rows aligned with the batch"), std::string::npos) << e.what();
+  }
   EXPECT_FALSE(std::filesystem::exists(root / "bad" / "rank-0.parquet"));
   std::filesystem::remove_all(root);
 }

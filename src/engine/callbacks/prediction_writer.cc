@@ -22,12 +22,24 @@ std::string Writer::output_path() const {
       .string();
 }
 
+namespace {
+// Column types for rows whose shape only the postprocessor knows: taken from the first row.
+std::string infer_duckdb_type(const nlohmann::json& v) {
+  if (v.is_boolean()) return "BOOLEAN";
+  if (v.is_number_integer()) return "BIGINT";
+  if (v.is_number()) return "DOUBLE";
+  if (v.is_string()) return "VARCHAR";
+  return "JSON";
+}
+}  // namespace
+
 void Writer::on_predict_start(Trainer&, Module& module) {
-  std::vector<io::ColumnType> columns;
-  for (const auto& [name, type] : module.predict_output_types()) columns.push_back({name, type});
+  writer_.reset();
+  columns_.clear();
   // A postprocessor reshapes rows, so the module's column types no longer describe them.
-  if (options_.postprocessor()) columns.clear();
-  writer_ = io::make_row_writer(output_path(), options_.format(), columns);
+  if (!options_.postprocessor())
+    for (const auto& [name, type] : module.predict_output_types()) columns_.push_back({name, type});
+  if (!columns_.empty()) writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   batches_since_flush_ = 0;
   rows_written_ = 0;
 }
@@ -40,6 +52,12 @@ void Writer::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outpu
       throw std::runtime_error(fmt::format(
           "writer postprocessor returned {} rows for a batch of {} (batch {}): keep rows aligned with the batch",
           rows.is_array() ? rows.size() : 0, batch.size(), batch_idx));
+  }
+  if (!writer_) {
+    if (rows.empty() || !rows[0].is_object())
+      throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
+    for (const auto& [name, value] : rows[0].items()) columns_.push_back({name, infer_duckdb_type(value)});
+    writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   }
   for (const auto& row : rows) writer_->write(row);
   rows_written_ += static_cast<int64_t>(rows.size());

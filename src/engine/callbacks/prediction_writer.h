@@ -7,9 +7,7 @@
 #include "engine/callback.h"
 #include "engine/options.h"
 
-namespace j2v::io {
-class RowWriter;
-}
+#include "io/row_writer.h"
 
 namespace j2v::engine {
 
@@ -44,6 +42,7 @@ class Writer : public Callback {
  private:
   WriterOptions options_;
   std::unique_ptr<io::RowWriter> writer_;
+  std::vector<io::ColumnType> columns_;
   int64_t batches_since_flush_ = 0;
   int64_t rows_written_ = 0;
 };
