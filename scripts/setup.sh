@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libcpp-httplib-dev zlib1g-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-sklearn python3-torch python3-numpy
+  wrk
 )
 # The machine image may ship its own Node.js (whose package conflicts with Debian's npm):
 # install Debian's only when no npm is on PATH.

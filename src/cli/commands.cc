@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/commands_serve.h"
 #include "cli/config.h"
 #include "data/data_error.h"
 #include "data/record_buffer.h"
@@ -14,6 +15,7 @@
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/prediction_writer.h"
+#include "engine/callbacks/weight_averaging.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "io/row_writer.h"
@@ -35,6 +37,8 @@ commands:
   predict       write predictions for data.predict to writer.path/rank-0.parquet
   print-config  print the resolved config, defaults filled
   bench encode  measure encoding throughput: --input FILE (JSON Lines)
+  serve         serve a checkpoint over HTTP: --ckpt_path FILE [--port 8000 ...]
+                (`json2vec serve --help` lists its options)
 
 Every config key can be given on the command line as --section.key=value (or
 --section.key value). `json2vec --help` lists every key; `json2vec fit --print_config`
@@ -144,6 +148,9 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .logger(t["logger"].get<bool>())
       .log_every_n_steps(t["log_every_n_steps"].get<int64_t>());
   std::vector<std::shared_ptr<engine::Callback>> callbacks;
+  if (command == "fit" && t["weight_averaging"].get<double>() > 0)
+    callbacks.push_back(std::make_shared<engine::WeightAveraging>(
+        engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));
   if (command == "fit") {
     if (o.enable_checkpointing()) {
       const json& c = cfg["checkpoint"];
@@ -212,9 +219,17 @@ void save_config(const json& cfg, const std::string& run_dir) {
 
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
-  static const std::vector<std::string> known = {"fit", "validate", "test", "predict", "print-config", "bench encode"};
+  static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
+                                                 "print-config", "bench encode", "serve"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
+  // serve takes its model, schema included, from the checkpoint: no config to resolve.
+  if (cmd == "serve") {
+    if (args.config || args.print_config)
+      throw ConfigError("serve reads everything it needs from the checkpoint: it takes no --config");
+    if (args.input) throw ConfigError("serve takes no --input: records arrive over HTTP");
+    return run_serve(args.ckpt_path, args.overrides);
+  }
   bool print_only = cmd == "print-config" || args.print_config;
   json cfg = resolve_config(args.config, args.overrides, !print_only);
   if (print_only) {
@@ -256,6 +271,10 @@ int run_cli(int argc, char** argv) {
   Args args;
   try {
     args = parse_args(argc, argv);
+    if (args.help && args.command == "serve") {
+      std::cout << serve_help();
+      return 0;
+    }
     if (args.help || args.command.empty()) {
       std::cout << kUsage << "\nfield types: " << fmt::format("{}", fmt::join(datatype_names(), ", ")) << "\n\n"
                 << config_help();

@@ -760,6 +760,7 @@ const std::vector<KeySpec>& config_keys() {
       {"trainer.gradient_clip_val", "float", 1.0, {}, "clip the gradient norm to this value; 0 disables", 0, none},
       {"trainer.seed", "int", 0, {}, "seed of weight initialization and dropout"},
       {"trainer.num_threads", "int", 0, {}, "threads for tensor operations; 0 = all cores", 0, none},
+      {"trainer.weight_averaging", "float", 0.998, {}, "decay per step of an exponential moving average of the weights, used for validation, checkpoints and the final model; 0 = off", 0, 0.99999},
       {"trainer.devices", "int", 1, {}, "data-parallel model replicas on CPU threads (DDP semantics: the effective batch is data.batch_size x devices); 1 = none", 1, 64},
       {"trainer.default_root_dir", "string", "runs", {}, "directory for logs and checkpoints"},
       {"trainer.enable_progress_bar", "bool", true, {}, "show a progress bar"},

@@ -22,6 +22,7 @@ class Callback {
   virtual void on_train_epoch_start(Trainer&, Module&) {}
   virtual void on_train_batch_end(Trainer&, Module&, const torch::Tensor& loss, Batch&, int64_t batch_idx) {}
   virtual void on_train_epoch_end(Trainer&, Module&) {}
+  virtual void on_validation_start(Trainer&, Module&) {}
   virtual void on_validation_batch_end(Trainer&, Module&, Batch&, int64_t batch_idx) {}
   virtual void on_validation_end(Trainer&, Module&) {}
   virtual void on_test_end(Trainer&, Module&) {}

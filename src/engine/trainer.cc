@@ -419,6 +419,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     while (current_epoch_ < options_.max_epochs() && !should_stop) {
       run_train_epoch(module, *train_loader);
       if (val_loader && options_.limit_val_batches().apply(val_loader->num_batches()) != 0) {
+        for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
         run_eval_loop(module, *val_loader, Stage::kValidate);
         for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
       }

@@ -7,6 +7,7 @@
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/progress_bar.h"
+#include "engine/callbacks/weight_averaging.h"
 #include "engine/checkpoint_io.h"
 #include "engine/trainer.h"
 #include "test_util.h"
@@ -245,6 +246,43 @@ TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
   EXPECT_EQ(t2.global_step(), 1);
   for (size_t i = 0; i < one.parameters().size(); ++i)
     EXPECT_TRUE(torch::allclose(one.parameters()[i], two.parameters()[i], 1e-6, 1e-7));
+  std::filesystem::remove_all(root);
+}
+
+// Records the weights after every optimizer step, to check the average against.
+class StepRecorder : public Callback {
+ public:
+  std::string state_key() const override { return "StepRecorder"; }
+  void on_train_batch_end(Trainer&, Module& m, const torch::Tensor&, Batch&, int64_t) override {
+    std::vector<torch::Tensor> w;
+    for (auto& p : m.parameters()) w.push_back(p.detach().clone());
+    steps.push_back(w);
+  }
+  std::vector<std::vector<torch::Tensor>> steps;
+};
+
+TEST(Trainer, WeightAveragingLeavesTheMovingAverageInTheModel) {
+  auto root = testing::temp_dir("engine_ema");
+  LinearModule module;
+  XYData data;
+  std::vector<torch::Tensor> initial;
+  for (auto& p : module.parameters()) initial.push_back(p.detach().clone());
+  auto recorder = std::make_shared<StepRecorder>();
+  auto ema = std::make_shared<WeightAveraging>(WeightAveragingOptions().decay(0.9));
+  // The recorder runs first, so it sees the raw weights of every step.
+  Trainer trainer(quiet(root).max_epochs(2).callbacks({recorder, ema}).enable_checkpointing(false));
+  trainer.fit(module, data);
+  ASSERT_EQ(recorder->steps.size(), 16u);
+  std::vector<torch::Tensor> expected = initial;
+  for (size_t n = 0; n < recorder->steps.size(); ++n) {
+    double decay = std::min(0.9, (2.0 + n) / (11.0 + n));
+    for (size_t i = 0; i < expected.size(); ++i) expected[i] = expected[i] * decay + recorder->steps[n][i] * (1 - decay);
+  }
+  auto params = module.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(params[i], expected[i], 1e-5, 1e-6));
+    EXPECT_FALSE(torch::allclose(params[i], recorder->steps.back()[i]));  // not the last step's weights
+  }
   std::filesystem::remove_all(root);
 }
 

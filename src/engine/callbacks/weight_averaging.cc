@@ -1,0 +1,50 @@
+#include "engine/callbacks/weight_averaging.h"
+
+#include "engine/module.h"
+#include "engine/trainer.h"
+
+namespace j2v::engine {
+
+WeightAveraging::WeightAveraging(WeightAveragingOptions options) : options_(options) {
+  if (!(options_.decay() > 0 && options_.decay() < 1))
+    throw std::invalid_argument("weight averaging decay must be in (0, 1)");
+}
+
+void WeightAveraging::on_fit_start(Trainer&, Module& module) {
+  torch::NoGradGuard no_grad;
+  params_ = module.parameters();
+  average_.clear();
+  for (auto& p : params_) average_.push_back(p.detach().clone());
+  updates_ = 0;
+  swapped_ = false;
+}
+
+void WeightAveraging::on_train_batch_end(Trainer& trainer, Module&, const torch::Tensor&, Batch&, int64_t) {
+  if (swapped_ || average_.empty()) return;
+  torch::NoGradGuard no_grad;
+  ++updates_;
+  // Early on the average would be dominated by the random initialisation: warm the decay up.
+  double decay = std::min(options_.decay(), (1.0 + updates_) / (10.0 + updates_));
+  for (size_t i = 0; i < params_.size(); ++i) average_[i].mul_(decay).add_(params_[i].detach(), 1.0 - decay);
+}
+
+void WeightAveraging::swap_in() {
+  if (swapped_ || average_.empty()) return;
+  torch::NoGradGuard no_grad;
+  raw_.clear();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    raw_.push_back(params_[i].detach().clone());
+    params_[i].copy_(average_[i]);
+  }
+  swapped_ = true;
+}
+
+void WeightAveraging::swap_out() {
+  if (!swapped_) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) params_[i].copy_(raw_[i]);
+  raw_.clear();
+  swapped_ = false;
+}
+
+}  // namespace j2v::engine

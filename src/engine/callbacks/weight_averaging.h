@@ -1,0 +1,37 @@
+#pragma once
+// An exponential moving average of the weights (Polyak averaging): validation, checkpoints
+// and the final model use the average, which is far less noisy than the last step's
+// weights when training stops early at a still-high learning rate. Training itself goes on
+// from the raw weights.
+#include "engine/callback.h"
+#include "engine/options.h"
+
+namespace j2v::engine {
+
+struct WeightAveragingOptions {
+  J2V_ARG(double, decay) = 0.998;  // per optimizer step
+};
+
+class WeightAveraging : public Callback {
+ public:
+  explicit WeightAveraging(WeightAveragingOptions options = {});
+  std::string state_key() const override { return "WeightAveraging"; }
+  void on_fit_start(Trainer&, Module&) override;
+  void on_train_batch_end(Trainer&, Module&, const torch::Tensor&, Batch&, int64_t) override;
+  void on_validation_start(Trainer&, Module&) override { swap_in(); }
+  // Checkpoints written at the end of an epoch hold the average (list this callback first).
+  void on_train_epoch_end(Trainer&, Module&) override { swap_in(); }
+  void on_train_epoch_start(Trainer&, Module&) override { swap_out(); }
+  void on_fit_end(Trainer&, Module&) override { swap_in(); }
+  void on_exception(Trainer&, Module&, const std::exception&) override { swap_out(); }
+
+ private:
+  void swap_in();   // the module holds the average; the raw weights are kept aside
+  void swap_out();  // the module holds the raw weights again
+  WeightAveragingOptions options_;
+  std::vector<torch::Tensor> params_, average_, raw_;
+  int64_t updates_ = 0;
+  bool swapped_ = false;
+};
+
+}  // namespace j2v::engine
