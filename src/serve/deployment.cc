@@ -259,7 +259,7 @@ void Deployment::State::configure_server() {
   });
   // Every 4xx/5xx gets a JSON body naming the problem, including those httplib answers itself.
   server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                         httplib::Response& res) {
+                                                                       httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message;
     if (res.status == 404 && known_route(req.path)) {
@@ -268,7 +268,8 @@ void Deployment::State::configure_server() {
       res.set_header("Allow", allowed);
       message = fmt::format("{} takes {}, not {}", req.path, allowed, req.method);
     } else if (res.status == 404) {
-      message = fmt::format("no such endpoint: {} {} (endpoints: POST /predict, GET /health, GET /metrics, GET /schema)",
+      message = fmt::format("no such endpoint: {} {} (endpoints: POST /predict, GET /health, GET /metrics, "
+                            "GET /schema)",
                             req.method, req.path);
     } else if (res.status == 413) {
       message = fmt::format("the request body is larger than {} bytes (max_body_bytes): send fewer records per request",

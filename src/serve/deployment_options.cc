@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <functional>
 #include <stdexcept>
+#include <type_traits>
 
 namespace j2v {
 
@@ -44,30 +45,37 @@ struct Setting {
   std::function<nlohmann::json(const DeploymentOptions&)> get;
 };
 
-#define J2V_STRING_SETTING(name) \
-  {#name, [](DeploymentOptions& o, const std::string& v) { o.name(v); }, [](const DeploymentOptions& o) { return nlohmann::json(o.name()); }}
-#define J2V_INT_SETTING(name)                                                                    \
-  {#name, [](DeploymentOptions& o, const std::string& v) { o.name(parse_int(#name, v)); }, \
-   [](const DeploymentOptions& o) { return nlohmann::json(o.name()); }}
-#define J2V_FLOAT_SETTING(name)                                                                    \
-  {#name, [](DeploymentOptions& o, const std::string& v) { o.name(parse_float(#name, v)); }, \
-   [](const DeploymentOptions& o) { return nlohmann::json(o.name()); }}
+// One row per setting: its name and its accessor, parsed as the accessor's type.
+template <typename T>
+Setting setting(const char* name, DeploymentOptions& (DeploymentOptions::*setter)(const T&),
+                const T& (DeploymentOptions::*getter)() const) {
+  return {name,
+          [=](DeploymentOptions& o, const std::string& text) {
+            if constexpr (std::is_same_v<T, std::string>) (o.*setter)(text);
+            else if constexpr (std::is_same_v<T, double>) (o.*setter)(parse_float(name, text));
+            else (o.*setter)(parse_int(name, text));
+          },
+          [=](const DeploymentOptions& o) { return nlohmann::json((o.*getter)()); }};
+}
 
 const std::vector<Setting>& settings() {
+  using O = DeploymentOptions;
   static const std::vector<Setting> all = {
-      J2V_STRING_SETTING(ckpt_path),          J2V_STRING_SETTING(host),
-      J2V_INT_SETTING(port),                  J2V_INT_SETTING(max_batch_size),
-      J2V_FLOAT_SETTING(batch_timeout_ms),    J2V_INT_SETTING(workers),
-      J2V_INT_SETTING(http_threads),          J2V_INT_SETTING(max_body_bytes),
-      J2V_INT_SETTING(max_records_per_request), J2V_INT_SETTING(max_queue_records),
-      J2V_STRING_SETTING(unknown_fields),     J2V_FLOAT_SETTING(keep_alive_timeout_s),
+      setting<std::string>("ckpt_path", &O::ckpt_path, &O::ckpt_path),
+      setting<std::string>("host", &O::host, &O::host),
+      setting<int64_t>("port", &O::port, &O::port),
+      setting<int64_t>("max_batch_size", &O::max_batch_size, &O::max_batch_size),
+      setting<double>("batch_timeout_ms", &O::batch_timeout_ms, &O::batch_timeout_ms),
+      setting<int64_t>("workers", &O::workers, &O::workers),
+      setting<int64_t>("http_threads", &O::http_threads, &O::http_threads),
+      setting<int64_t>("max_body_bytes", &O::max_body_bytes, &O::max_body_bytes),
+      setting<int64_t>("max_records_per_request", &O::max_records_per_request, &O::max_records_per_request),
+      setting<int64_t>("max_queue_records", &O::max_queue_records, &O::max_queue_records),
+      setting<std::string>("unknown_fields", &O::unknown_fields, &O::unknown_fields),
+      setting<double>("keep_alive_timeout_s", &O::keep_alive_timeout_s, &O::keep_alive_timeout_s),
   };
   return all;
 }
-
-#undef J2V_STRING_SETTING
-#undef J2V_INT_SETTING
-#undef J2V_FLOAT_SETTING
 
 }  // namespace
 
@@ -113,7 +121,8 @@ void DeploymentOptions::validate() const {
     if (value < minimum) throw std::invalid_argument(fmt::format("{} must be >= {}, not {}", key, minimum, value));
   };
   if (host().empty()) throw std::invalid_argument("host must not be empty (127.0.0.1 serves this machine only)");
-  if (port() < 0 || port() > 65535) throw std::invalid_argument(fmt::format("port must be in 0..65535, not {}", port()));
+  if (port() < 0 || port() > 65535)
+    throw std::invalid_argument(fmt::format("port must be in 0..65535, not {}", port()));
   at_least("max_batch_size", static_cast<double>(max_batch_size()), 1);
   at_least("batch_timeout_ms", batch_timeout_ms(), 0);
   at_least("workers", static_cast<double>(workers()), 1);

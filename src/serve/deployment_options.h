@@ -21,7 +21,9 @@ struct DeploymentOptions {
   // The longest the oldest queued record waits for others to join its batch. The wait
   // ends early once no other request is being read, so a lone client is not slowed.
   J2V_ARG(double, batch_timeout_ms) = 2.0;
-  J2V_ARG(int64_t, workers) = 1;  // forward-pass threads, each with its own model copy
+  // Forward-pass threads, each with its own model copy and one kernel thread: with two,
+  // one batch runs while the next is collected.
+  J2V_ARG(int64_t, workers) = 2;
   // Connections served at once (one thread each, idle keep-alive ones included); further
   // connections wait to be accepted.
   J2V_ARG(int64_t, http_threads) = 128;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "data/data_error.h"
 #include "data/record_buffer.h"
 #include "schema/query_path.h"
@@ -75,7 +77,8 @@ RequestReader::RequestReader(const std::vector<FieldSpec>& fields, const RecordE
     names.push_back(format_query_path(keys));
     KeyTrie* node = keys_.get();
     for (const auto& key : keys) {
-      auto it = std::find_if(node->children.begin(), node->children.end(), [&](const KeyTrie& c) { return c.key == key; });
+      auto it = std::find_if(node->children.begin(), node->children.end(),
+                             [&](const KeyTrie& c) { return c.key == key; });
       if (it == node->children.end()) {
         node->children.push_back(KeyTrie{key, false, {}});
         node = &node->children.back();
@@ -142,7 +145,8 @@ ReadRequest RequestReader::read(std::string body) const {
       out.records.emplace_back(raw);
     }
   } else {
-    throw HttpError(422, fmt::format("the body is a JSON {}; /predict takes a record (a JSON object) or a list of records",
+    throw HttpError(422, fmt::format("the body is a JSON {}; /predict takes a record (a JSON object) or a list of "
+                                     "records",
                                      type_name(root.type())));
   }
   if (out.records.empty()) return out;

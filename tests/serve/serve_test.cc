@@ -181,9 +181,10 @@ TEST(Metrics, RendersPrometheusText) {
   EXPECT_NE(text.find("json2vec_errors_total{path=\"/predict\",code=\"422\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("json2vec_errors_total{path=\"other\",code=\"404\"} 1\n"), std::string::npos);
   EXPECT_EQ(text.find("json2vec_errors_total{path=\"/predict\",code=\"200\"}"), std::string::npos);
-  EXPECT_NE(text.find("json2vec_request_duration_seconds_bucket{path=\"/predict\",le=\"0.0005\"} 0\n"), std::string::npos);
-  EXPECT_NE(text.find("json2vec_request_duration_seconds_bucket{path=\"/predict\",le=\"0.00075\"} 1\n"), std::string::npos);
-  EXPECT_NE(text.find("json2vec_request_duration_seconds_bucket{path=\"/predict\",le=\"+Inf\"} 1\n"), std::string::npos);
+  const std::string bucket = "json2vec_request_duration_seconds_bucket{path=\"/predict\",";
+  EXPECT_NE(text.find(bucket + "le=\"0.0005\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find(bucket + "le=\"0.00075\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find(bucket + "le=\"+Inf\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("json2vec_batch_size_bucket{le=\"4\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("json2vec_batch_size_sum 3\n"), std::string::npos);
   EXPECT_NE(text.find("json2vec_records_total 3\n"), std::string::npos);
