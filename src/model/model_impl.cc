@@ -362,15 +362,15 @@ std::shared_ptr<engine::Module> ModelImpl::replicate() {
   return copy;
 }
 
-nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& records) {
+nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& records, int64_t batch_size, int threads) {
   if (!built_) throw std::invalid_argument("the model has not been trained: fit it or load a checkpoint first");
   auto buffer = RecordBuffer::from_strings(records, "<predict>");
-  auto table = std::make_shared<EncodedTable>(encoder_->encode(buffer, nullptr, 0));
+  auto table = std::make_shared<EncodedTable>(encoder_->encode(buffer, nullptr, threads));
   torch::NoGradGuard no_grad;
   bool was_training = is_training();
   eval();
   nlohmann::json all = nlohmann::json::array();
-  int64_t bs = options_.batch_size();
+  int64_t bs = batch_size > 0 ? batch_size : options_.batch_size();
   for (int64_t start = 0; start < table->rows; start += bs) {
     std::vector<int64_t> rows;
     for (int64_t i = start; i < std::min(table->rows, start + bs); ++i) rows.push_back(i);

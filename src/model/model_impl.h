@@ -47,7 +47,8 @@ class ModelImpl : public engine::Module {
   std::shared_ptr<engine::Module> replicate() override;
 
   // Predictions for raw JSON records, outside any Trainer.
-  nlohmann::json predict_records(const std::vector<std::string>& records);
+  // batch_size 0: the model's; threads 0: all cores.
+  nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 0, int threads = 0);
 
  private:
   struct Outputs {

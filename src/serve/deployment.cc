@@ -123,20 +123,9 @@ struct Deployment::State {
 };
 
 nlohmann::json Deployment::State::run_batch(int worker, const std::vector<std::string>& records) {
-  ModelImpl& m = *replicas[static_cast<size_t>(worker)];
-  auto buffer = RecordBuffer::from_strings(records, "<batch>");
-  auto table = std::make_shared<const EncodedTable>(m.encoder().encode(buffer, nullptr, 1));
   // Inference mode: no autograd graph and no version counters, cheaper than NoGradGuard.
   c10::InferenceMode inference;
-  nlohmann::json rows = nlohmann::json::array();
-  int64_t step = options.max_batch_size();
-  for (int64_t start = 0; start < table->rows; start += step) {
-    std::vector<int64_t> indices;
-    for (int64_t i = start; i < std::min(table->rows, start + step); ++i) indices.push_back(i);
-    RecordBatch batch(table, std::move(indices));
-    for (auto& row : m.predict_step(batch, 0)) rows.push_back(std::move(row));
-  }
-  return rows;
+  return replicas[static_cast<size_t>(worker)]->predict_records(records, options.max_batch_size(), 1);
 }
 
 void Deployment::State::predict(const httplib::Request& req, httplib::Response& res,
