@@ -15,7 +15,8 @@
 #      request count), zero 5xx required, resident memory before and after.
 #
 # Environment: JSON2VEC (binary), J2V_DATASETS, EPOCHS (2), DURATION (10), LATENCY_N (5000),
-# PORT (18431), J2V_KEEP=1 keeps the work directory. Needs python3 and wrk (scripts/setup.sh).
+# LOAD_REQUESTS (1000000: the load test's requests, in two rounds), LOAD_SECONDS (240: each
+# round's time bound), PORT (18431), J2V_KEEP=1 keeps the work directory. Needs python3 and wrk (scripts/setup.sh).
 # Prints one line per measurement and a summary table; exits non-zero on any failure.
 set -euo pipefail
 
@@ -27,6 +28,8 @@ EPOCHS="${EPOCHS:-2}"
 DURATION="${DURATION:-10}"
 LATENCY_N="${LATENCY_N:-5000}"
 PORT="${PORT:-18431}"
+LOAD_REQUESTS="${LOAD_REQUESTS:-1000000}"
+LOAD_SECONDS="${LOAD_SECONDS:-240}"
 cores=$(nproc)
 
 command -v wrk >/dev/null || { echo "bench/serve: wrk not found (apt-get install wrk, or scripts/setup.sh)" >&2; exit 1; }
@@ -173,16 +176,17 @@ mixed() {  # mixed SECONDS MAX_REQUESTS
 }
 mixed 3 20000 > /dev/null  # warm-up: every code path, every thread's buffers
 rss0=$(rss_kib)
-round1=$(mixed "$DURATION" 400000)
+round1=$(mixed "$LOAD_SECONDS" $((LOAD_REQUESTS / 2)))
 rss1=$(rss_kib)
-round2=$(mixed "$DURATION" 400000)
+round2=$(mixed "$LOAD_SECONDS" $((LOAD_REQUESTS - LOAD_REQUESTS / 2)))
 rss2=$(rss_kib)
 echo "load test round 1: $round1  rss ${rss0} -> ${rss1} KiB"
 echo "load test round 2: $round2  rss ${rss1} -> ${rss2} KiB"
 fivexx=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1 ~ /^json2vec_requests_total/ && $1 ~ /code="5/ {n += $2} END {print n + 0}')
 health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")
 stop_server
-echo "load test: 5xx answered $fivexx, /health after $health, growth over round 2 $((rss2 - rss1)) KiB"
+answered=$(( $(field "$round1" "['requests']") + $(field "$round2" "['requests']") ))
+echo "load test: $answered requests answered, 5xx answered $fivexx, /health after $health, growth over round 2 $((rss2 - rss1)) KiB"
 for r in "$round1" "$round2"; do
   [[ "$(field "$r" "['socket_errors']")" == 0 ]] || { echo "bench/serve: socket errors in the load test" >&2; exit 1; }
 done

@@ -11,6 +11,7 @@
 #include "cli/config.h"
 #include "data/data_error.h"
 #include "data/record_buffer.h"
+#include "data/synthetic_orders.h"
 #include "data/table_data_module.h"
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
@@ -37,6 +38,9 @@ commands:
   predict       write predictions for data.predict to writer.path/rank-0.parquet
   print-config  print the resolved config, defaults filled
   bench encode  measure encoding throughput: --input FILE (JSON Lines)
+  generate orders
+                write synthetic nested orders as JSON Lines: [--rows 1000 --seed 0
+                --max_items 32 --flatten true --output FILE] (stdout by default)
   serve         serve a checkpoint over HTTP: --ckpt_path FILE [--port 8000 ...]
                 (`json2vec serve --help` lists its options)
 
@@ -59,9 +63,10 @@ Args parse_args(int argc, char** argv) {
   Args args;
   int i = 1;
   if (i < argc && argv[i][0] != '-') args.command = argv[i++];
-  if (args.command == "bench") {
+  if (args.command == "bench" || args.command == "generate") {
     if (i < argc && argv[i][0] != '-') args.command += std::string(" ") + argv[i++];
-    else throw ConfigError("bench needs a benchmark name: `json2vec bench encode ...`");
+    else if (args.command == "bench") throw ConfigError("bench needs a benchmark name: `json2vec bench encode ...`");
+    else throw ConfigError("generate needs a dataset name: `json2vec generate orders ...`");
   }
   auto take_value = [&](const std::string& flag, std::string& inline_value, bool has_inline) -> std::string {
     if (has_inline) return inline_value;
@@ -211,6 +216,48 @@ int bench_encode(const Args& args, const json& cfg) {
   return 0;
 }
 
+int generate_orders(const Args& args) {
+  SyntheticOrdersOptions o;
+  std::string output;
+  auto integer = [](const std::string& key, const std::string& value, int64_t min) {
+    try {
+      size_t used = 0;
+      int64_t v = std::stoll(value, &used);
+      if (used == value.size() && v >= min) return v;
+    } catch (const std::exception&) {
+    }
+    throw ConfigError(fmt::format("--{} expects an integer >= {}, got '{}'", key, min, value));
+  };
+  for (const auto& kv : args.overrides) {
+    auto eq = kv.find('=');
+    std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
+    if (key == "rows") o.rows = integer(key, value, 0);
+    else if (key == "seed") o.seed = static_cast<uint64_t>(integer(key, value, 0));
+    else if (key == "max_items") o.max_items = integer(key, value, 1);
+    else if (key == "flatten") {
+      if (value != "true" && value != "false") throw ConfigError("--flatten expects true or false, got '" + value + "'");
+      o.flatten = value == "true";
+    } else if (key == "output") output = value;
+    else
+      throw ConfigError("generate orders: unknown option --" + key +
+                        " (allowed: --rows, --seed, --max_items, --flatten, --output)");
+  }
+  if (output.empty()) {
+    write_synthetic_orders(std::cout, o);
+    return 0;
+  }
+  // Written beside the target and renamed, so a failed run never leaves half a file.
+  std::string tmp = output + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) throw ConfigError("cannot write '" + output + "'");
+    write_synthetic_orders(out, o);
+    if (!out.flush()) throw ConfigError("cannot write '" + output + "' (disk full?)");
+  }
+  fs::rename(tmp, output);
+  return 0;
+}
+
 void save_config(const json& cfg, const std::string& run_dir) {
   if (run_dir.empty()) return;
   std::ofstream out(fs::path(run_dir) / "config.yaml");
@@ -220,9 +267,13 @@ void save_config(const json& cfg, const std::string& run_dir) {
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "serve"};
+                                                 "print-config", "bench encode", "serve", "generate orders"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
+  if (cmd == "generate orders") {
+    if (args.config || args.ckpt_path || args.input) throw ConfigError("generate orders takes only its own options");
+    return generate_orders(args);
+  }
   // serve takes its model, schema included, from the checkpoint: no config to resolve.
   if (cmd == "serve") {
     if (args.config || args.print_config)
@@ -276,7 +327,8 @@ int run_cli(int argc, char** argv) {
       return 0;
     }
     if (args.help || args.command.empty()) {
-      std::cout << kUsage << "\nfield types: " << fmt::format("{}", fmt::join(datatype_names(), ", ")) << "\n\n"
+      std::cout << kUsage << "\nfield types: " << fmt::format("{}", fmt::join(datatype_names(), ", "))
+                << ", branch (a list of sub-records: fields, length, overflow, n_layers, attention, n_kv_heads)\n\n"
                 << config_help();
       return args.command.empty() && !args.help ? 2 : 0;
     }

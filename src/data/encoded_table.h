@@ -14,6 +14,11 @@ struct EncodedTable {
   std::vector<Column> columns;
   std::shared_ptr<const RecordBuffer> source;
   std::vector<int64_t> source_rows;  // table row i is source record source_rows[i]
+  // Per branch (index 0, the root, is empty): the items kept from each list, per record
+  // and parent slot, rows x parent_slots.
+  std::vector<std::vector<int32_t>> lengths;
+  // Per branch, rows x the branch's slots: 1 where the slot holds an item (0: padding).
+  std::vector<std::vector<uint8_t>> present;
 };
 
 }  // namespace j2v

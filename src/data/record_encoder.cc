@@ -9,22 +9,49 @@
 #include <thread>
 
 #include "data/data_error.h"
+#include "schema/schema.h"
 
 namespace j2v {
 
 namespace od = simdjson::ondemand;
 
-// Query paths as a tree of keys; a node is a field's value (field >= 0), an object to walk
-// into, or both when two fields query the same object and a key inside it.
+// Query paths as a tree of keys. A node is a field's value (field >= 0), an object to walk
+// into, or both when two fields query the same object and a key inside it; a branch node
+// (branch >= 0) is an array whose elements are objects matched against its children.
 struct RecordEncoder::Trie {
-  std::string key;
-  int field = -1;
-  std::vector<Trie> children;
+  struct Node {
+    std::string key;
+    int field = -1;
+    int branch = -1;
+    std::vector<int> children;
+  };
+  std::vector<Node> nodes;
+  std::vector<int64_t> cell_offset;    // field -> first of its cells in a record's scratch
+  int64_t cells = 0;                   // cells per record, all fields and slots
+  std::vector<int64_t> length_offset;  // branch -> first of its per-parent-slot lengths
+  int64_t lengths = 0;
 
-  Trie* child(std::string_view k) {
-    for (auto& c : children)
-      if (c.key == k) return &c;
-    return nullptr;
+  int child(int node, std::string_view key) const {
+    for (int c : nodes[node].children)
+      if (nodes[c].key == key) return c;
+    return -1;
+  }
+  int add_path(int from, const std::vector<std::string>& keys, const std::string& what) {
+    int node = from;
+    for (const auto& key : keys) {
+      if (nodes[node].branch >= 0 && node != from)
+        throw SchemaError(what + " queries into the list of another branch; declare it inside that branch");
+      int next = child(node, key);
+      if (next < 0) {
+        next = static_cast<int>(nodes.size());
+        nodes.push_back(Node{key, -1, -1, {}});
+        nodes[node].children.push_back(next);
+      }
+      node = next;
+    }
+    if (nodes[node].branch >= 0)
+      throw SchemaError(what + " queries the same key as a branch");
+    return node;
   }
 };
 
@@ -33,19 +60,36 @@ int resolve_threads(int requested) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-RecordEncoder::RecordEncoder(std::vector<std::shared_ptr<Field>> fields)
-    : fields_(std::move(fields)), trie_(std::make_unique<Trie>()) {
+RecordEncoder::RecordEncoder(std::vector<std::shared_ptr<Field>> fields, SchemaTree tree)
+    : fields_(std::move(fields)), tree_(std::move(tree)), trie_(std::make_unique<Trie>()) {
+  if (tree_.branches.empty()) {  // a flat schema: every field sits in the root
+    tree_.branches.push_back(BranchNode{});
+    tree_.branch_of_leaf.assign(fields_.size(), 0);
+    for (size_t f = 0; f < fields_.size(); ++f) tree_.branches[0].leaves.push_back(f);
+  }
+  Trie& t = *trie_;
+  t.nodes.push_back(Trie::Node{});
+  std::vector<int> element_root(tree_.branches.size(), 0);
+  t.length_offset.assign(tree_.branches.size(), 0);
+  for (size_t b = 1; b < tree_.branches.size(); ++b) {
+    const auto& branch = tree_.branches[b];
+    int node = t.add_path(element_root[branch.parent], branch.query, "branch '" + branch.address.str() + "'");
+    if (t.nodes[node].field >= 0 || !t.nodes[node].children.empty())
+      throw SchemaError("branch '" + branch.address.str() + "' queries the same key as another node");
+    t.nodes[node].branch = static_cast<int>(b);
+    element_root[b] = node;
+    t.length_offset[b] = t.lengths;
+    t.lengths += branch.parent_slots;
+  }
   for (size_t f = 0; f < fields_.size(); ++f) {
-    Trie* node = trie_.get();
-    for (const auto& key : fields_[f]->spec().query_keys()) {
-      Trie* next = node->child(key);
-      if (!next) {
-        node->children.push_back(Trie{key, -1, {}});
-        next = &node->children.back();
-      }
-      node = next;
-    }
-    node->field = static_cast<int>(f);
+    int b = tree_.branch_of_leaf[f];
+    int node = t.add_path(element_root[b], fields_[f]->spec().query_keys(), "field '" + fields_[f]->address().str() + "'");
+    if (t.nodes[node].field >= 0)
+      throw SchemaError("fields '" + fields_[t.nodes[node].field]->address().str() + "' and '" +
+                        fields_[f]->address().str() + "' query the same value");
+    t.nodes[node].field = static_cast<int>(f);
+    t.cell_offset.push_back(t.cells);
+    t.cells += tree_.branches[b].slots;
   }
 }
 
@@ -79,37 +123,109 @@ Scalar to_scalar(od::value value) {
   return Scalar::missing();
 }
 
-// Matches the object's keys against the trie; values whose keys no field asks for are
-// skipped without being materialised.
+// A structural problem of the record (a list where the schema wants one, a list too long);
+// its message names the branch.
+class ShapeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One record's values, per field and slot, and its lists' lengths, per branch and parent slot.
+struct RecordScratch {
+  std::vector<Scalar> scalars;
+  std::vector<int32_t> lengths;
+  std::vector<uint8_t> present;  // per branch slot: inside its list (not padding)
+};
+
 template <typename Trie>
-void walk_object(od::object object, const Trie& node, std::vector<Scalar>& scalars) {
-  for (auto member : object) {
-    std::string_view key = member.unescaped_key();
-    const Trie* child = nullptr;
-    for (const auto& c : node.children)
-      if (c.key == key) {
-        child = &c;
-        break;
-      }
-    if (!child) continue;
-    od::value value = member.value();
-    if (!child->children.empty()) {
-      if (value.type() == od::json_type::object) {
-        if (child->field >= 0) {
-          Scalar s;
-          s.kind = Scalar::Kind::kObject;
-          scalars[child->field] = s;
+struct Walker {
+  const Trie& trie;
+  const SchemaTree& tree;
+  RecordScratch& scratch;
+
+  // Matches the object's keys against the trie; values whose keys no field asks for are
+  // skipped without being materialised.
+  void walk_object(od::object object, int node, int64_t slot) {
+    for (auto member : object) {
+      std::string_view key = member.unescaped_key();
+      int c = trie.child(node, key);
+      if (c < 0) continue;
+      const auto& child = trie.nodes[c];
+      od::value value = member.value();
+      if (child.branch >= 0) {
+        walk_list(value, c, slot);
+      } else if (!child.children.empty()) {
+        if (value.type() == od::json_type::object) {
+          if (child.field >= 0) {
+            Scalar s;
+            s.kind = Scalar::Kind::kObject;
+            put(child.field, slot, s);
+          }
+          walk_object(value.get_object(), c, slot);
+        } else if (child.field >= 0) {
+          put(child.field, slot, to_scalar(value));
         }
-        walk_object(value.get_object(), *child, scalars);
-      } else if (child->field >= 0) {
-        scalars[child->field] = to_scalar(value);
+        // A non-object where the path goes deeper: the deeper fields stay missing.
+      } else if (child.field >= 0) {
+        put(child.field, slot, to_scalar(value));
       }
-      // A non-object where the path goes deeper: the deeper fields stay missing.
-    } else if (child->field >= 0) {
-      scalars[child->field] = to_scalar(value);
     }
   }
-}
+
+  void put(int field, int64_t slot, const Scalar& s) { scratch.scalars[trie.cell_offset[field] + slot] = s; }
+
+  // The elements of a branch's list fill its slots under parent slot `slot`; a missing or
+  // null list has no elements (every slot padded).
+  void walk_list(od::value value, int node, int64_t slot) {
+    int b = trie.nodes[node].branch;
+    const BranchNode& branch = tree.branches[b];
+    od::json_type type = value.type();
+    if (type == od::json_type::null) return;
+    if (type != od::json_type::array)
+      throw ShapeError(fmt::format("branch '{}' expects a list of objects, got {}", branch.address.str(),
+                                   to_scalar(value).kind_name()));
+    od::array array = value.get_array();
+    int64_t skip = 0;
+    if (branch.overflow != Overflow::kHead) {
+      int64_t count = static_cast<int64_t>(array.count_elements());
+      if (count > branch.length) {
+        if (branch.overflow == Overflow::kError)
+          throw ShapeError(fmt::format("branch '{}' has {} items, more than its length {} (overflow: error; "
+                                       "overflow: head or tail keeps the first or the last {})",
+                                       branch.address.str(), count, branch.length, branch.length));
+        skip = count - branch.length;
+      }
+    }
+    int64_t index = 0, used = 0;
+    for (auto element : array) {
+      if (index++ < skip) continue;
+      if (used >= branch.length) break;  // overflow: head
+      od::value item = element.value();
+      od::json_type item_type = item.type();
+      if (item_type == od::json_type::object) {
+        walk_object(item.get_object(), node, slot * branch.length + used);
+      } else if (item_type != od::json_type::null) {  // a null item is a slot whose fields are all null
+        throw ShapeError(fmt::format("branch '{}': item {} is {}, expected an object", branch.address.str(), index,
+                                     to_scalar(item).kind_name()));
+      }
+      ++used;
+    }
+    scratch.lengths[trie.length_offset[b] + slot] = static_cast<int32_t>(used);
+  }
+
+  // Marks the slots inside their lists, branch by branch from the root down.
+  void mark_present(const std::vector<int64_t>& present_offset) {
+    scratch.present[0] = 1;
+    for (size_t b = 1; b < tree.branches.size(); ++b) {
+      const auto& branch = tree.branches[b];
+      const uint8_t* parent = scratch.present.data() + present_offset[branch.parent];
+      const int32_t* lengths = scratch.lengths.data() + trie.length_offset[b];
+      uint8_t* mine = scratch.present.data() + present_offset[b];
+      for (int64_t p = 0; p < branch.parent_slots; ++p)
+        for (int64_t j = 0; j < branch.length; ++j) mine[p * branch.length + j] = parent[p] && j < lengths[p];
+    }
+  }
+};
 
 // Runs fn(thread_index, begin, end) over [0, n) split into contiguous ranges.
 template <typename Fn>
@@ -152,12 +268,23 @@ class FirstError {
 
 template <typename Trie, typename OnRecord>
 void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows, size_t begin, size_t end,
-                   const Trie& trie, size_t n_fields, FirstError& errors, OnRecord on_record) {
+                   const Trie& trie, const SchemaTree& tree, FirstError& errors, OnRecord on_record) {
   od::parser parser;
-  std::vector<Scalar> scalars(n_fields);
+  RecordScratch scratch;
+  scratch.scalars.resize(static_cast<size_t>(trie.cells));
+  scratch.lengths.resize(static_cast<size_t>(trie.lengths));
+  std::vector<int64_t> present_offset;
+  int64_t present_cells = 0;
+  for (const auto& b : tree.branches) {
+    present_offset.push_back(present_cells);
+    present_cells += b.slots;
+  }
+  scratch.present.resize(static_cast<size_t>(present_cells));
+  Walker<Trie> walker{trie, tree, scratch};
   for (size_t i = begin; i < end; ++i) {
     size_t r = rows ? static_cast<size_t>((*rows)[i]) : i;
-    std::fill(scalars.begin(), scalars.end(), Scalar::missing());
+    std::fill(scratch.scalars.begin(), scratch.scalars.end(), Scalar::missing());
+    std::fill(scratch.lengths.begin(), scratch.lengths.end(), 0);
     std::string_view text = records.record(r);
     try {
       od::document doc = parser.iterate(simdjson::padded_string_view(text.data(), text.size(), records.capacity(r)));
@@ -171,12 +298,16 @@ void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows
                                       simdjson::error_message(error)));
         return;
       }
-      walk_object(object, trie, scalars);
+      walker.walk_object(object, 0, 0);
     } catch (const simdjson::simdjson_error& e) {
       errors.offer(i, fmt::format("{}:{}: malformed JSON ({})", records.source(), records.line(r), e.what()));
       return;
+    } catch (const ShapeError& e) {
+      errors.offer(i, fmt::format("{}:{}: {}", records.source(), records.line(r), e.what()));
+      return;
     }
-    if (!on_record(i, r, scalars)) return;
+    walker.mark_present(present_offset);
+    if (!on_record(i, r, scratch, present_offset)) return;
   }
 }
 
@@ -192,11 +323,15 @@ std::vector<std::unique_ptr<FieldStats>> RecordEncoder::collect_stats(const Reco
   parallel_ranges(n, t, [&](int thread, size_t begin, size_t end) {
     auto& stats = per_thread[thread];
     for (auto& f : fields_) stats.push_back(f->new_stats());
-    parse_records(records, rows, begin, end, *trie_, fields_.size(), errors,
-                  [&](size_t i, size_t r, const std::vector<Scalar>& scalars) {
+    parse_records(records, rows, begin, end, *trie_, tree_, errors,
+                  [&](size_t i, size_t r, const RecordScratch& scratch, const std::vector<int64_t>& present_offset) {
                     for (size_t f = 0; f < fields_.size(); ++f) {
+                      int b = tree_.branch_of_leaf[f];
+                      const Scalar* cells = scratch.scalars.data() + trie_->cell_offset[f];
+                      const uint8_t* present = scratch.present.data() + present_offset[b];
                       try {
-                        stats[f]->observe(scalars[f]);
+                        for (int64_t s = 0; s < tree_.branches[b].slots; ++s)
+                          if (present[s]) stats[f]->observe(cells[s]);
                       } catch (const EncodeError& e) {
                         errors.offer(i, fmt::format("{}:{}: field '{}' {}", records.source(), records.line(r),
                                                     fields_[f]->address().str(), e.what()));
@@ -225,18 +360,46 @@ EncodedTable RecordEncoder::encode(std::shared_ptr<const RecordBuffer> records, 
   table.source = records;
   table.columns.resize(fields_.size());
   for (size_t f = 0; f < fields_.size(); ++f) {
-    table.columns[f].width = fields_[f]->width();
-    table.columns[f].resize(n, fields_[f]->uses_values(), fields_[f]->uses_indices());
+    auto& column = table.columns[f];
+    column.width = fields_[f]->width();
+    column.slots = tree_.leaf_slots(f);
+    column.resize(n * static_cast<size_t>(column.slots), fields_[f]->uses_values(), fields_[f]->uses_indices());
+  }
+  table.lengths.resize(tree_.branches.size());
+  table.present.resize(tree_.branches.size());
+  for (size_t b = 0; b < tree_.branches.size(); ++b) {
+    if (b > 0) table.lengths[b].assign(n * static_cast<size_t>(tree_.branches[b].parent_slots), 0);
+    table.present[b].assign(n * static_cast<size_t>(tree_.branches[b].slots), 0);
   }
   table.source_rows.resize(n);
   FirstError errors;
+  constexpr auto kPaddedState = static_cast<uint8_t>(CellState::kPadded);
   parallel_ranges(n, resolve_threads(threads), [&](int, size_t begin, size_t end) {
-    parse_records(*records, rows, begin, end, *trie_, fields_.size(), errors,
-                  [&](size_t i, size_t r, const std::vector<Scalar>& scalars) {
+    parse_records(*records, rows, begin, end, *trie_, tree_, errors,
+                  [&](size_t i, size_t r, const RecordScratch& scratch, const std::vector<int64_t>& present_offset) {
                     table.source_rows[i] = static_cast<int64_t>(r);
+                    for (size_t b = 0; b < tree_.branches.size(); ++b) {
+                      int64_t ps = tree_.branches[b].parent_slots, slots = tree_.branches[b].slots;
+                      if (b > 0)
+                        std::copy_n(scratch.lengths.data() + trie_->length_offset[b], ps,
+                                    table.lengths[b].data() + i * static_cast<size_t>(ps));
+                      std::copy_n(scratch.present.data() + present_offset[b], slots,
+                                  table.present[b].data() + i * static_cast<size_t>(slots));
+                    }
                     for (size_t f = 0; f < fields_.size(); ++f) {
+                      int b = tree_.branch_of_leaf[f];
+                      int64_t slots = tree_.branches[b].slots;
+                      const Scalar* cells = scratch.scalars.data() + trie_->cell_offset[f];
+                      const uint8_t* present = scratch.present.data() + present_offset[b];
+                      auto& column = table.columns[f];
                       try {
-                        fields_[f]->encode(scalars[f], table.columns[f], i);
+                        for (int64_t s = 0; s < slots; ++s) {
+                          size_t cell = i * static_cast<size_t>(slots) + static_cast<size_t>(s);
+                          if (present[s])
+                            fields_[f]->encode(cells[s], column, cell);
+                          else
+                            column.state[cell] = kPaddedState;
+                        }
                       } catch (const EncodeError& e) {
                         errors.offer(i, fmt::format("{}:{}: field '{}' {}", records->source(), records->line(r),
                                                     fields_[f]->address().str(), e.what()));

@@ -1,7 +1,8 @@
 #pragma once
 // Turns raw JSON records into columns. A record is parsed once (simdjson On Demand) and
 // walked once: its keys are matched against a trie of the fields' query paths and each
-// value is handed to its field. Nothing on this path allocates per record. Work is split
+// value is handed to its field; a branch's list fills the branch's slots, the rest are
+// padded. Nothing on this path allocates per record. Work is split
 // across threads by record ranges.
 #include <memory>
 #include <optional>
@@ -9,12 +10,15 @@
 
 #include "data/encoded_table.h"
 #include "fields/field.h"
+#include "schema/schema_tree.h"
 
 namespace j2v {
 
 class RecordEncoder {
  public:
-  explicit RecordEncoder(std::vector<std::shared_ptr<Field>> fields);
+  // Without a tree every field sits in the root (a flat schema). Throws SchemaError when
+  // two query paths collide.
+  explicit RecordEncoder(std::vector<std::shared_ptr<Field>> fields, SchemaTree tree = {});
   ~RecordEncoder();
 
   // Statistics of every field over the given records (all when rows is null), for fitting.
@@ -25,10 +29,12 @@ class RecordEncoder {
                       int threads) const;
 
   const std::vector<std::shared_ptr<Field>>& fields() const { return fields_; }
+  const SchemaTree& tree() const { return tree_; }
 
  private:
   struct Trie;
   std::vector<std::shared_ptr<Field>> fields_;
+  SchemaTree tree_;
   std::unique_ptr<Trie> trie_;
 };
 

@@ -31,12 +31,14 @@ struct Scalar {
   const char* kind_name() const;
 };
 
-// One field's encoded cells for many rows, laid out as the model consumes them.
+// One field's encoded cells for many rows, laid out as the model consumes them: `slots`
+// cells per record (1 at the root; a branch's slots inside one), record after record.
 struct Column {
   std::vector<uint8_t> state;    // CellState per row
   std::vector<float> values;     // width floats per row (numbers, vectors)
   std::vector<int64_t> indices;  // width indices per row (categories)
   int64_t width = 1;
+  int64_t slots = 1;
 
   void resize(size_t rows, bool with_values, bool with_indices) {
     state.assign(rows, static_cast<uint8_t>(CellState::kNull));

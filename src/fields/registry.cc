@@ -77,33 +77,78 @@ const Datatype& find_datatype(const std::string& name) {
   return it->second;
 }
 
-std::vector<std::shared_ptr<Field>> build_fields(Schema& schema) {
-  schema.validate();
-  std::vector<std::shared_ptr<Field>> fields;
-  for (auto& spec : schema.fields) {
-    if (!spec.children.empty() || spec.type == "branch")
-      throw SchemaError("field '" + spec.name + "': branches are not supported yet");
+namespace {
+void check_options(FieldSpec& spec, const nlohmann::json& defaults, const std::string& what) {
+  for (const auto& [key, _] : spec.options.items()) {
+    if (!defaults.contains(key)) {
+      std::vector<std::string> allowed = {"type", "query", "target", "embed", "nullable",
+                                          "active", "weight", "p_mask", "p_prune"};
+      if (spec.is_branch()) allowed = {"type", "query", "embed", "active", "fields"};
+      for (const auto& [k, __] : defaults.items()) allowed.push_back(k);
+      throw SchemaError(fmt::format("field '{}': unknown option '{}' for {} (allowed: {})", spec.name, key, what,
+                                    fmt::join(allowed, ", ")));
+    }
+  }
+  for (const auto& [key, def] : defaults.items())
+    if (!spec.options.contains(key)) spec.options[key] = def;
+}
+
+void build_level(std::vector<FieldSpec>& specs, int branch, const Address& parent, SchemaTree& tree,
+                 std::vector<std::shared_ptr<Field>>& fields) {
+  for (auto& spec : specs) {
+    if (spec.is_branch()) {
+      check_options(spec, branch_option_defaults(), "a branch");
+      validate_branch_options(spec);
+      if (!spec.active) continue;
+      BranchNode node;
+      node.address = parent.child(spec.name);
+      node.parent = branch;
+      node.depth = tree.branches[branch].depth + 1;
+      node.query = spec.query_keys();
+      node.length = spec.options["length"].get<int64_t>();
+      node.parent_slots = tree.branches[branch].slots;
+      node.slots = node.parent_slots * node.length;
+      if (node.slots > (1 << 16))
+        throw SchemaError(fmt::format("branch '{}': {} slots per record (the product of the lengths of it and its "
+                                      "parents) is more than 65536; lower `length`",
+                                      spec.name, node.slots));
+      const std::string overflow = spec.options["overflow"].get<std::string>();
+      node.overflow = overflow == "tail" ? Overflow::kTail : overflow == "error" ? Overflow::kError : Overflow::kHead;
+      node.n_layers = spec.options["n_layers"].get<int64_t>();
+      node.attention = spec.options["attention"].get<std::string>();
+      node.n_kv_heads = spec.options["n_kv_heads"].get<int64_t>();
+      node.embed = spec.embed;
+      int index = static_cast<int>(tree.branches.size());
+      tree.branches.push_back(std::move(node));
+      tree.branches[branch].children.push_back(static_cast<size_t>(index));
+      build_level(spec.children, index, tree.branches[index].address, tree, fields);
+      continue;
+    }
     const Datatype* type;
     try {
       type = &find_datatype(spec.type);
     } catch (const SchemaError& e) {
       throw SchemaError("field '" + spec.name + "': " + e.what());
     }
-    for (const auto& [key, _] : spec.options.items()) {
-      if (!type->option_defaults.contains(key)) {
-        std::vector<std::string> allowed = {"type", "query", "target", "embed", "nullable",
-                                            "active", "weight", "p_mask", "p_prune"};
-        for (const auto& [k, __] : type->option_defaults.items()) allowed.push_back(k);
-        throw SchemaError(fmt::format("field '{}': unknown option '{}' for type {} (allowed: {})",
-                                      spec.name, key, spec.type, fmt::join(allowed, ", ")));
-      }
-    }
-    for (const auto& [key, def] : type->option_defaults.items())
-      if (!spec.options.contains(key)) spec.options[key] = def;
+    check_options(spec, type->option_defaults, "type " + spec.type);
     if (type->validate) type->validate(spec);
     if (!spec.active) continue;
-    fields.push_back(type->make(spec, schema.root().child(spec.name)));
+    tree.branches[branch].leaves.push_back(fields.size());
+    tree.branch_of_leaf.push_back(branch);
+    fields.push_back(type->make(spec, parent.child(spec.name)));
   }
+}
+}  // namespace
+
+std::vector<std::shared_ptr<Field>> build_fields(Schema& schema, SchemaTree* tree_out) {
+  schema.validate();
+  std::vector<std::shared_ptr<Field>> fields;
+  SchemaTree tree;
+  BranchNode root;
+  root.address = schema.root();
+  tree.branches.push_back(root);
+  build_level(schema.fields, 0, schema.root(), tree, fields);
+  if (tree_out) *tree_out = std::move(tree);
   return fields;
 }
 

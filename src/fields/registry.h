@@ -8,6 +8,7 @@
 
 #include "fields/field.h"
 #include "schema/schema.h"
+#include "schema/schema_tree.h"
 
 namespace j2v {
 
@@ -22,8 +23,9 @@ struct Datatype {
 const Datatype& find_datatype(const std::string& name);  // throws SchemaError listing names
 std::vector<std::string> datatype_names();
 
-// Validates the schema (structure, then each field's datatype options), fills option
-// defaults and builds the leaves in schema order.
-std::vector<std::shared_ptr<Field>> build_fields(Schema& schema);
+// Validates the schema (structure, then each field's datatype options and each branch's
+// options), fills option defaults and builds the leaves depth-first in schema order; the
+// branches they sit in go to `tree`.
+std::vector<std::shared_ptr<Field>> build_fields(Schema& schema, SchemaTree* tree = nullptr);
 
 }  // namespace j2v

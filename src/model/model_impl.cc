@@ -7,6 +7,7 @@
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "model/model.h"
+#include "schema/schema.h"
 
 namespace j2v {
 
@@ -35,15 +36,22 @@ ModelImpl::ModelImpl(Schema schema, ModelOptions options) : schema_(std::move(sc
 }
 
 void ModelImpl::set_fields() {
-  fields_ = build_fields(schema_);
-  encoder_ = std::make_unique<RecordEncoder>(fields_);
-  input_fields_.clear();
+  fields_ = build_fields(schema_, &tree_);
+  encoder_ = std::make_unique<RecordEncoder>(fields_, tree_);
+  input_index_.assign(fields_.size(), -1);
   token_of_field_.assign(fields_.size(), -1);
-  for (size_t f = 0; f < fields_.size(); ++f) {
-    if (fields_[f]->spec().target) continue;  // targets are always pruned: never a token
-    token_of_field_[f] = static_cast<int64_t>(input_fields_.size());
-    input_fields_.push_back(f);
+  nets_.assign(tree_.branches.size(), BranchNet{});
+  int64_t n_inputs = 0;
+  for (size_t b = 0; b < tree_.branches.size(); ++b) {
+    for (size_t f : tree_.branches[b].leaves) {
+      if (fields_[f]->spec().target) continue;  // targets are always pruned: never a token
+      token_of_field_[f] = static_cast<int64_t>(nets_[b].inputs.size());
+      nets_[b].inputs.push_back(f);
+    }
   }
+  // State embeddings and pruning are numbered over all inputs, in field order.
+  for (size_t f = 0; f < fields_.size(); ++f)
+    if (!fields_[f]->spec().target) input_index_[f] = n_inputs++;
   save_hyperparameters({{"model", options_.to_json()}, {"schema", schema_.to_json()}});
 }
 
@@ -57,82 +65,181 @@ void ModelImpl::fit_fields(const RecordBuffer& records, const std::vector<int64_
 }
 
 void ModelImpl::build_network() {
-  int64_t d = options_.d_model();
+  int64_t d = options_.d_model(), heads = options_.n_heads();
   FieldModuleOptions fo;
   fo.d_model = d;
   fo.dropout = options_.dropout();
   for (size_t f = 0; f < fields_.size(); ++f)
     field_modules_.push_back(register_module(module_name(f, fields_[f]->spec().name), fields_[f]->make_module(fo)));
-  int64_t n_in = static_cast<int64_t>(input_fields_.size());
-  field_position_ = register_parameter("field_position", torch::randn({n_in, d}) * 0.02);
-  state_embedding_ = register_module("state_embedding", torch::nn::Embedding(n_in * kNumCellStates, d));
-  for (int64_t i = 0; i < options_.n_layers(); ++i)
-    blocks_.push_back(register_module(fmt::format("block{}", i),
-                                      nn::TransformerBlock(d, options_.n_heads(), options_.dropout())));
-  final_norm_ = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  record_pool_ = register_module("record_pool", nn::LearnedQueryPooling(d, options_.n_heads(), 1, options_.dropout()));
-  decoder_ = register_module("decoder", nn::LearnedQueryPooling(d, options_.n_heads(), static_cast<int64_t>(fields_.size()),
+  int64_t n_inputs = 0;
+  for (int64_t i : input_index_) n_inputs += i >= 0;
+  state_embedding_ = register_module("state_embedding", torch::nn::Embedding(n_inputs * kNumCellStates, d));
+  // Parameter names: the root's are those of a flat model, so flat checkpoints stay loadable.
+  for (size_t b = 0; b < tree_.branches.size(); ++b) {
+    const auto& node = tree_.branches[b];
+    auto& net = nets_[b];
+    std::string prefix = b == 0 ? "" : module_name(b, node.address.leaf()) + "_";
+    int64_t tokens = static_cast<int64_t>(net.inputs.size() + node.children.size());
+    net.position = register_parameter(b == 0 ? "field_position" : prefix + "position", torch::randn({tokens, d}) * 0.02);
+    int64_t layers = b == 0 ? options_.n_layers() : node.n_layers;
+    int64_t kv_heads = node.attention == "mqa"   ? 1
+                       : node.attention == "gqa" ? (node.n_kv_heads > 0 ? node.n_kv_heads : std::max<int64_t>(1, heads / 2))
+                                                 : heads;
+    if (heads % kv_heads != 0)
+      throw SchemaError(fmt::format("branch '{}': n_kv_heads {} must divide model.n_heads {}", node.address.str(),
+                                    kv_heads, heads));
+    // One block inside each slot before any across slots: an item's fields meet first, so a
+    // property of one item (a fragile SKU that is also expensive) is one token's feature
+    // before the list is mixed and pooled (per-field tokens mixed list-wide learned it
+    // slowly if at all, at L x T times the attention cost).
+    if (b > 0) {
+      net.item_block = register_module(prefix + "item_block", nn::TransformerBlock(d, heads, options_.dropout()));
+      net.slot_pool = register_module(prefix + "slot_pool", nn::LearnedQueryPooling(d, heads, 1, options_.dropout()));
+    }
+    for (int64_t i = 0; i < layers; ++i)
+      net.blocks.push_back(register_module(fmt::format("{}block{}", prefix, i),
+                                           nn::TransformerBlock(d, heads, options_.dropout(), kv_heads,
+                                                                node.attention != "none")));
+    net.norm = register_module(b == 0 ? "final_norm" : prefix + "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+    if (b > 0) net.pool = register_module(prefix + "pool", nn::LearnedQueryPooling(d, heads, 1, options_.dropout()));
+  }
+  record_pool_ = register_module("record_pool", nn::LearnedQueryPooling(d, heads, 1, options_.dropout()));
+  decoder_ = register_module("decoder", nn::LearnedQueryPooling(d, heads, static_cast<int64_t>(fields_.size()),
                                                                 options_.dropout()));
   built_ = true;
 }
 
-ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, const torch::Tensor& pruned,
-                                      const std::vector<Decode>& decode, bool with_record) {
-  std::vector<torch::Tensor> state_ids, contents;
-  for (size_t j = 0; j < input_fields_.size(); ++j) {
-    size_t f = input_fields_[j];
-    const auto& cells = inputs[f];
-    state_ids.push_back(cells.state + static_cast<int64_t>(j) * kNumCellStates);
-    auto valued = (cells.state == kValued).to(torch::kFloat).unsqueeze(1);
-    contents.push_back(field_modules_[f]->embed(cells) * valued);
-  }
-  auto x = state_embedding_(torch::stack(state_ids, 1)) + torch::stack(contents, 1) + field_position_.unsqueeze(0);
-  for (auto& block : blocks_) x = block->forward(x, pruned);
-  x = final_norm_(x);
+int64_t ModelImpl::batch_rows(const std::vector<FieldTensors>& cells) const {
+  return cells.empty() ? 0 : cells[0].state.size(0) / tree_.leaf_slots(0);
+}
+
+ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, const std::vector<torch::Tensor>& present,
+                                      const torch::Tensor& pruned, const std::vector<Decode>& decode,
+                                      bool with_record) {
+  int64_t B = batch_rows(inputs);
+  size_t n_branches = tree_.branches.size();
   Outputs out;
-  out.tokens = x;
-  if (with_record) out.record = record_pool_->forward(x, pruned).select(1, 0);
-  if (!decode.empty()) {
+  out.branch.resize(n_branches);
+  out.padding.resize(n_branches);
+  out.pooled.resize(n_branches);
+  out.slots.resize(n_branches);
+  // Children before parents: a branch's pooled token is an input of its parent.
+  for (size_t b = n_branches; b-- > 0;) {
+    const auto& node = tree_.branches[b];
+    auto& net = nets_[b];
+    int64_t L = node.length, N = B * node.parent_slots, cells = N * L;
+    std::vector<torch::Tensor> tokens, absent;
+    auto empty_slot = present[b].logical_not();
+    for (size_t f : net.inputs) {
+      const auto& c = inputs[f];
+      auto valued = (c.state == kValued).to(torch::kFloat).unsqueeze(1);
+      tokens.push_back(state_embedding_(c.state + input_index_[f] * kNumCellStates) + field_modules_[f]->embed(c) * valued);
+      auto gone = empty_slot;
+      if (pruned.defined() && pruned.numel() > 0) {
+        auto p = pruned.select(1, input_index_[f]);
+        gone = gone.logical_or(node.slots > 1 ? p.repeat_interleave(node.slots) : p);
+      }
+      absent.push_back(gone);
+    }
+    for (size_t c : node.children) {
+      tokens.push_back(out.pooled[c]);
+      absent.push_back(empty_slot);
+    }
+    int64_t T = static_cast<int64_t>(tokens.size());
+    auto x = torch::stack(tokens, 1) + net.position.unsqueeze(0);  // [cells, T, d]
+    auto padding = torch::stack(absent, 1);                          // [cells, T]
+    // A padding slot, or one whose every token is pruned, would have nothing to attend to.
+    auto all = padding.all(1);
+    if (all.any().item<bool>()) padding.select(1, 0).masked_fill_(all, false);
+    if (b == 0) {
+      for (auto& block : net.blocks) x = block->forward(x, padding);
+      out.branch[0] = net.norm(x);
+      out.padding[0] = padding;
+      continue;
+    }
+    // An item's fields meet first, in a block of their own, and are pooled into one token
+    // per slot; the blocks across the list then mix L slot tokens, not L x T field tokens.
+    x = net.item_block->forward(x, padding);
+    auto slot = net.slot_pool->forward(x, padding).select(1, 0).view({N, L, -1});
+    auto slot_padding = empty_slot.view({N, L}).clone();
+    auto empty = slot_padding.all(1);  // an empty list
+    if (empty.any().item<bool>()) slot_padding.select(1, 0).masked_fill_(empty, false);
+    torch::Tensor positions;
+    if (L > 1) positions = torch::arange(L, torch::kLong);
+    for (auto& block : net.blocks) slot = block->forward(slot, slot_padding, positions);
+    slot = net.norm(slot);
+    out.branch[b] = net.norm(x);
+    out.padding[b] = padding;
+    out.slots[b] = slot.reshape({cells, -1});
+    out.pooled[b] = net.pool->forward(slot, slot_padding).select(1, 0);
+  }
+  bool nested_decode = false;
+  for (const auto& d : decode) nested_decode = nested_decode || tree_.branch_of_leaf[d.field] != 0;
+  if (with_record || nested_decode) out.record = record_pool_->forward(out.branch[0], out.padding[0]).select(1, 0);
+  out.decoded.resize(decode.size());
+  // Fields decoded together share their keys: those of their branch.
+  for (size_t b = 0; b < n_branches; ++b) {
     std::vector<int64_t> which;
-    for (const auto& d : decode) which.push_back(static_cast<int64_t>(d.field));
-    out.decoded = decoder_->forward(x, pruned, torch::tensor(which, torch::kLong));
+    std::vector<size_t> entries;
+    for (size_t k = 0; k < decode.size(); ++k)
+      if (tree_.branch_of_leaf[decode[k].field] == static_cast<int>(b)) {
+        which.push_back(static_cast<int64_t>(decode[k].field));
+        entries.push_back(k);
+      }
+    if (which.empty()) continue;
+    torch::Tensor keys = out.branch[b], padding = out.padding[b];
+    if (b > 0) {
+      // A cell's heritage: the tokens of its own item, its slot after the list blocks, then
+      // the pooled outputs of its branch and of every enclosing one, the record's last.
+      const auto& node = tree_.branches[b];
+      int64_t cells = B * node.slots;
+      std::vector<torch::Tensor> heritage{out.slots[b]};
+      for (int a = static_cast<int>(b); a > 0; a = tree_.branches[a].parent)
+        heritage.push_back(out.pooled[a].repeat_interleave(node.slots / tree_.branches[a].parent_slots, 0));
+      heritage.push_back(out.record.repeat_interleave(node.slots, 0));
+      keys = torch::cat({keys, torch::stack(heritage, 1)}, 1);
+      padding = torch::cat({padding, torch::zeros({cells, static_cast<int64_t>(heritage.size())}, torch::kBool)}, 1);
+    }
+    auto decoded = decoder_->forward(keys, padding, torch::tensor(which, torch::kLong));
+    for (size_t q = 0; q < entries.size(); ++q) out.decoded[entries[q]] = decoded.select(1, static_cast<int64_t>(q));
   }
   return out;
 }
 
-std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& truth, torch::Tensor& pruned,
+std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& truth,
+                                             const std::vector<torch::Tensor>& present, torch::Tensor& pruned,
                                              std::vector<Decode>& decode, torch::Generator* generator) {
   std::vector<FieldTensors> inputs = truth;
-  int64_t B = truth.empty() ? 0 : truth[0].state.size(0);
-  pruned = torch::zeros({B, static_cast<int64_t>(input_fields_.size())}, torch::kBool);
+  int64_t B = batch_rows(truth);
+  int64_t n_inputs = 0;
+  for (int64_t i : input_index_) n_inputs += i >= 0;
+  pruned = torch::zeros({B, n_inputs}, torch::kBool);
   bool noisy = is_training() || generator != nullptr;
   auto rand = [&](int64_t n) {
     return generator ? torch::rand({n}, *generator) : torch::rand({n});
   };
   for (size_t f = 0; f < fields_.size(); ++f) {
     const auto& spec = fields_[f]->spec();
+    int b = tree_.branch_of_leaf[f];
+    int64_t slots = tree_.branches[b].slots;
+    const auto& in_list = present[b];  // padding is never decoded
     if (spec.target) {
-      decode.push_back({f, torch::ones({B}, torch::kBool)});
+      decode.push_back({f, in_list});
       continue;
     }
     auto rows = truth[f].state == kMasked;  // "<MASK>" in the input asks for imputation
     if (noisy && spec.p_mask > 0) {
-      auto m = (rand(B) < spec.p_mask).logical_and(truth[f].state != kPadded);
+      auto m = (rand(B * slots) < spec.p_mask).logical_and(in_list);
       inputs[f].state = inputs[f].state.masked_fill(m, kMasked);
       rows = rows.logical_or(m);
     }
     if (noisy && spec.p_prune > 0) {
       auto p = rand(B) < spec.p_prune;
-      pruned.select(1, token_of_field_[f]).copy_(p);
-      rows = rows.logical_or(p);
+      pruned.select(1, input_index_[f]).copy_(p);
+      rows = rows.logical_or((slots > 1 ? p.repeat_interleave(slots) : p).logical_and(in_list));
     }
     if (is_training()) field_modules_[f]->augment_for_training(inputs[f]);
     if (rows.any().item<bool>()) decode.push_back({f, rows});
-  }
-  // A record with every token pruned would have nothing to attend to.
-  if (pruned.numel() > 0) {
-    auto all = pruned.all(1);
-    if (all.any().item<bool>()) pruned.select(1, 0).masked_fill_(all, false);
   }
   return inputs;
 }
@@ -145,7 +252,7 @@ torch::Tensor ModelImpl::loss(const Outputs& out, const std::vector<FieldTensors
     auto idx = d.rows.nonzero().squeeze(1);
     if (idx.numel() == 0) continue;
     auto& module = field_modules_[d.field];
-    auto logits = module->head(out.decoded.select(1, static_cast<int64_t>(k)).index_select(0, idx));
+    auto logits = module->head(out.decoded[k].index_select(0, idx));
     auto true_state = truth[d.field].state.index_select(0, idx);
     auto field_loss = torch::nn::functional::cross_entropy(logits.narrow(1, 0, kNumCellStates), true_state);
     auto valued = true_state == kValued;
@@ -165,8 +272,8 @@ torch::Tensor ModelImpl::training_step(engine::Batch& batch_base, int64_t) {
   auto& batch = engine::batch_as<RecordBatch>(batch_base);
   torch::Tensor pruned;
   std::vector<Decode> decode;
-  auto inputs = corrupt(batch.fields(), pruned, decode, nullptr);
-  auto out = forward(inputs, pruned, decode, false);
+  auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
+  auto out = forward(inputs, batch.present(), pruned, decode, false);
   auto l = loss(out, batch.fields(), decode, false);
   log("loss/train", l, engine::LogOptions().step(false).epoch(true).progress_bar());
   return l;
@@ -179,8 +286,8 @@ torch::Tensor ModelImpl::evaluation_step(engine::Batch& batch_base, const std::s
   // Without targets the loss is the masking loss; a fixed generator keeps it comparable
   // between epochs.
   torch::Generator generator = at::detail::createCPUGenerator(trainer() ? trainer()->batch_index() : 0);
-  auto inputs = corrupt(batch.fields(), pruned, decode, schema_.has_targets() ? nullptr : &generator);
-  auto out = forward(inputs, pruned, decode, false);
+  auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, schema_.has_targets() ? nullptr : &generator);
+  auto out = forward(inputs, batch.present(), pruned, decode, false);
   auto l = loss(out, batch.fields(), decode, true);
   log("loss/" + stage, l, engine::LogOptions().step(false).epoch(true).progress_bar());
   return l;
@@ -204,12 +311,28 @@ void ModelImpl::log_metrics(const std::string& stage) {
   metrics_.clear();
 }
 
+nlohmann::json ModelImpl::nested(const RecordBatch& batch, int64_t row, int branch,
+                                 const std::function<nlohmann::json(int64_t slot)>& value) const {
+  auto chain = tree_.lineage(branch);  // the root, ..., branch
+  std::function<nlohmann::json(size_t, int64_t)> level = [&](size_t depth, int64_t parent_slot) {
+    const auto& node = tree_.branches[chain[depth]];
+    nlohmann::json list = nlohmann::json::array();
+    int32_t n = batch.length(static_cast<size_t>(chain[depth]), row, parent_slot);
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t slot = parent_slot * node.length + j;
+      list.push_back(depth + 1 == chain.size() ? value(slot) : level(depth + 1, slot));
+    }
+    return list;
+  };
+  return level(1, 0);
+}
+
 nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   auto& batch = engine::batch_as<RecordBatch>(batch_base);
   torch::Tensor pruned;
   std::vector<Decode> decode;
-  auto inputs = corrupt(batch.fields(), pruned, decode, nullptr);
-  auto out = forward(inputs, pruned, decode, options_.embed());
+  auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
+  auto out = forward(inputs, batch.present(), pruned, decode, options_.embed());
   int64_t B = batch.size();
   nlohmann::json rows = nlohmann::json::array();
   for (int64_t i = 0; i < B; ++i) {
@@ -218,39 +341,78 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
     input = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, false);
     rows.push_back({{"inputs", std::move(input)}, {"predictions", nlohmann::json::object()}});
   }
-  for (size_t k = 0; k < decode.size(); ++k) {
-    const auto& d = decode[k];
-    auto& module = field_modules_[d.field];
-    auto logits = module->head(out.decoded.select(1, static_cast<int64_t>(k)));
-    auto states = torch::softmax(logits.narrow(1, 0, kNumCellStates), 1).contiguous();
-    auto content = logits.narrow(1, kNumCellStates, module->content_width()).contiguous();
-    auto rows_mask = d.rows.contiguous();
-    const float* s = states.data_ptr<float>();
-    const float* c = content.data_ptr<float>();
-    const bool* wanted = rows_mask.data_ptr<bool>();
-    int64_t w = module->content_width();
-    const std::string address = fields_[d.field]->address().str();
-    for (int64_t i = 0; i < B; ++i) {
-      if (!wanted[i]) continue;
-      nlohmann::json state = nlohmann::json::object();
-      for (int k = 0; k < kNumCellStates; ++k) state[cell_state_name(k)] = s[i * kNumCellStates + k];
-      rows[i]["predictions"][address] = {{"state", state}, {"content", module->content_payload(c + i * w)}};
-    }
-  }
   auto normalized = [](const torch::Tensor& v) {
     return torch::nn::functional::normalize(v, torch::nn::functional::NormalizeFuncOptions().dim(1)).contiguous();
   };
-  auto put_embedding = [&](const std::string& address, const torch::Tensor& vectors) {
-    auto v = normalized(vectors);
+  // Per field, what goes into each cell's payload: state and content where decoded, the
+  // token's embedding where the field embeds.
+  struct Cells {
+    torch::Tensor states, content, wanted, embedding;
+  };
+  std::vector<Cells> cells(fields_.size());
+  for (size_t k = 0; k < decode.size(); ++k) {
+    const auto& d = decode[k];
+    auto& module = field_modules_[d.field];
+    auto logits = module->head(out.decoded[k]);
+    cells[d.field].states = torch::softmax(logits.narrow(1, 0, kNumCellStates), 1).contiguous();
+    cells[d.field].content = logits.narrow(1, kNumCellStates, module->content_width()).contiguous();
+    cells[d.field].wanted = d.rows.contiguous();
+  }
+  for (size_t f = 0; f < fields_.size(); ++f) {
+    if (!fields_[f]->spec().embed || token_of_field_[f] < 0) continue;
+    int b = tree_.branch_of_leaf[f];
+    cells[f].embedding = normalized(out.branch[b].select(1, token_of_field_[f]));  // [B x slots, T, d]
+  }
+  for (size_t f = 0; f < fields_.size(); ++f) {
+    const auto& c = cells[f];
+    if (!c.states.defined() && !c.embedding.defined()) continue;
+    int b = tree_.branch_of_leaf[f];
+    int64_t slots = tree_.branches[b].slots;
+    auto& module = field_modules_[f];
+    int64_t w = module->content_width(), d = c.embedding.defined() ? c.embedding.size(1) : 0;
+    auto cell_payload = [&](int64_t cell) -> nlohmann::json {
+      nlohmann::json p = nlohmann::json::object();
+      if (c.states.defined() && c.wanted.data_ptr<bool>()[cell]) {
+        const float* s = c.states.data_ptr<float>() + cell * kNumCellStates;
+        nlohmann::json state = nlohmann::json::object();
+        for (int k = 0; k < kNumCellStates; ++k) state[cell_state_name(k)] = s[k];
+        p["state"] = std::move(state);
+        p["content"] = module->content_payload(c.content.data_ptr<float>() + cell * w);
+      }
+      if (c.embedding.defined()) {
+        const float* e = c.embedding.data_ptr<float>() + cell * d;
+        p["embedding"] = std::vector<float>(e, e + d);
+      }
+      return p.empty() ? nlohmann::json() : p;
+    };
+    const std::string address = fields_[f]->address().str();
+    for (int64_t i = 0; i < B; ++i) {
+      nlohmann::json payload =
+          b == 0 ? cell_payload(i) : nested(batch, i, b, [&](int64_t slot) { return cell_payload(i * slots + slot); });
+      if (!payload.is_null()) rows[i]["predictions"][address] = std::move(payload);
+    }
+  }
+  if (options_.embed()) {
+    auto v = normalized(out.record);
     int64_t d = v.size(1);
     const float* p = v.data_ptr<float>();
     for (int64_t i = 0; i < B; ++i)
-      rows[i]["predictions"][address]["embedding"] = std::vector<float>(p + i * d, p + (i + 1) * d);
-  };
-  if (options_.embed()) put_embedding(schema_.name, out.record);
-  for (size_t f = 0; f < fields_.size(); ++f)
-    if (fields_[f]->spec().embed && token_of_field_[f] >= 0)
-      put_embedding(fields_[f]->address().str(), out.tokens.select(1, token_of_field_[f]));
+      rows[i]["predictions"][schema_.name]["embedding"] = std::vector<float>(p + i * d, p + (i + 1) * d);
+  }
+  for (size_t b = 1; b < tree_.branches.size(); ++b) {
+    const auto& node = tree_.branches[b];
+    if (!node.embed) continue;
+    auto v = normalized(out.pooled[b]);  // one per parent slot
+    int64_t d = v.size(1), ps = node.parent_slots;
+    const float* p = v.data_ptr<float>();
+    auto one = [&](int64_t i, int64_t slot) {
+      const float* e = p + (i * ps + slot) * d;
+      return nlohmann::json{{"embedding", std::vector<float>(e, e + d)}};
+    };
+    for (int64_t i = 0; i < B; ++i)
+      rows[i]["predictions"][node.address.str()] =
+          node.parent == 0 ? one(i, 0) : nested(batch, i, node.parent, [&](int64_t slot) { return one(i, slot); });
+  }
   return rows;
 }
 
@@ -258,12 +420,24 @@ std::vector<std::pair<std::string, std::string>> ModelImpl::predict_output_types
   std::string state = "STRUCT(";
   for (int k = 0; k < kNumCellStates; ++k) state += (k ? ", " : "") + quote_identifier(cell_state_name(k)) + " DOUBLE";
   state += ")";
+  auto lists = [](std::string type, int depth) {
+    for (int i = 0; i < depth; ++i) type += "[]";
+    return type;
+  };
   std::vector<std::string> members;
   if (options_.embed()) members.push_back(quote_identifier(schema_.name) + " STRUCT(embedding FLOAT[])");
+  for (size_t b = 1; b < tree_.branches.size(); ++b) {
+    const auto& node = tree_.branches[b];
+    if (node.embed)
+      members.push_back(quote_identifier(node.address.str()) + " " +
+                        lists("STRUCT(embedding FLOAT[])", tree_.branches[node.parent].depth));
+  }
   for (size_t f = 0; f < fields_.size(); ++f) {
     std::string t = "STRUCT(state " + state + ", content " + field_modules_[f]->content_duckdb_type();
     if (fields_[f]->spec().embed && token_of_field_[f] >= 0) t += ", embedding FLOAT[]";
-    members.push_back(quote_identifier(fields_[f]->address().str()) + " " + t + ")");
+    t += ")";
+    members.push_back(quote_identifier(fields_[f]->address().str()) + " " +
+                      lists(t, tree_.branches[tree_.branch_of_leaf[f]].depth));
   }
   std::string predictions = "STRUCT(";
   for (size_t i = 0; i < members.size(); ++i) predictions += (i ? ", " : "") + members[i];

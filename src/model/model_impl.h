@@ -1,9 +1,15 @@
 #pragma once
-// The json2vec network. Each input field becomes one token (field position + state
-// embedding + content embedding); pre-LayerNorm transformer blocks mix the tokens; a
-// learned query pools them into the record embedding, and one learned query per field
-// gathers what decoding that field needs (its "heritage") for its datatype's head.
+// The json2vec network. Each input cell becomes one token (field position + state
+// embedding + content embedding). Branches are processed from the leaves of the schema tree
+// up: a branch's tokens (its fields' cells in every slot, and its child branches' pooled
+// tokens) go through its own pre-LayerNorm transformer blocks with rotary slot positions,
+// and a learned query pools them into one token of the parent. The root's blocks mix the
+// root's tokens; a learned query pools them into the record embedding. One learned query
+// per field gathers what decoding that field needs (its "heritage": the tokens of its own
+// slot and the pooled outputs of every enclosing branch) for its datatype's head.
 #include <torch/torch.h>
+
+#include <functional>
 
 #include "data/record_buffer.h"
 #include "data/record_encoder.h"
@@ -26,6 +32,7 @@ class ModelImpl : public engine::Module {
   const ModelOptions& options() const { return options_; }
   const std::vector<std::shared_ptr<Field>>& fields() const { return fields_; }
   const RecordEncoder& encoder() const { return *encoder_; }
+  const SchemaTree& tree() const { return tree_; }
   bool built() const { return built_; }
 
   // Learns vocabularies and statistics from training records, freezes them, builds the network.
@@ -52,24 +59,42 @@ class ModelImpl : public engine::Module {
 
  private:
   struct Outputs {
-    torch::Tensor tokens;   // [B, F_in, d] after the blocks
-    torch::Tensor record;   // [B, d], when asked for
-    torch::Tensor decoded;  // [B, D, d], one vector per decoded field, in decode order
+    std::vector<torch::Tensor> branch;   // per branch b: [B x slots, tokens, d], its items' field tokens
+    std::vector<torch::Tensor> padding;  // per branch: [B x slots, tokens] bool
+    std::vector<torch::Tensor> slots;    // per branch b > 0: [B x slots, d], each item after the list blocks
+    std::vector<torch::Tensor> pooled;   // per branch b > 0: [B x parent_slots, d]
+    torch::Tensor record;                // [B, d], when asked for or needed by a branch's decoding
+    std::vector<torch::Tensor> decoded;  // per Decode entry: [B x slots, d]
   };
   // Which cells of a field are decoded and scored in this step.
   struct Decode {
     size_t field;
-    torch::Tensor rows;  // [B] bool
+    torch::Tensor rows;  // [B x slots] bool
+  };
+  // A branch's network; the root's keeps the names of a flat model's parameters.
+  struct BranchNet {
+    std::vector<size_t> inputs;  // input leaves, in token order (child branches follow them)
+    torch::Tensor position;      // [tokens per slot, d]
+    nn::TransformerBlock item_block{nullptr};       // branches: attention within each item first,
+    nn::LearnedQueryPooling slot_pool{nullptr};     // each item pooled into one slot token,
+    std::vector<nn::TransformerBlock> blocks;       // then blocks across the list's slot tokens
+    torch::nn::LayerNorm norm{nullptr};
+    nn::LearnedQueryPooling pool{nullptr};  // the root's is record_pool_
   };
 
   void set_fields();  // leaves, encoder and token positions from schema_
   void build_network();
-  Outputs forward(const std::vector<FieldTensors>& inputs, const torch::Tensor& pruned,
-                  const std::vector<Decode>& decode, bool with_record);
+  Outputs forward(const std::vector<FieldTensors>& inputs, const std::vector<torch::Tensor>& present,
+                  const torch::Tensor& pruned, const std::vector<Decode>& decode, bool with_record);
   torch::Tensor evaluation_step(engine::Batch& batch, const std::string& stage);
   // Applies p_mask / p_prune / datatype augmentation; returns the inputs the model sees.
-  std::vector<FieldTensors> corrupt(const std::vector<FieldTensors>& truth, torch::Tensor& pruned,
-                                    std::vector<Decode>& decode, torch::Generator* generator);
+  std::vector<FieldTensors> corrupt(const std::vector<FieldTensors>& truth, const std::vector<torch::Tensor>& present,
+                                    torch::Tensor& pruned, std::vector<Decode>& decode, torch::Generator* generator);
+  // The payload of one record's cells of a branch: nested lists, one level per branch from
+  // the root down to `branch`, each as long as the list it came from.
+  nlohmann::json nested(const RecordBatch& batch, int64_t row, int branch,
+                        const std::function<nlohmann::json(int64_t slot)>& value) const;
+  int64_t batch_rows(const std::vector<FieldTensors>& cells) const;
   torch::Tensor loss(const Outputs& out, const std::vector<FieldTensors>& truth, const std::vector<Decode>& decode,
                      bool update_metrics);
   void reset_metrics();
@@ -79,15 +104,14 @@ class ModelImpl : public engine::Module {
   ModelOptions options_;
   std::vector<std::shared_ptr<Field>> fields_;
   std::unique_ptr<RecordEncoder> encoder_;
-  std::vector<size_t> input_fields_;     // field indices that are tokens (non-targets)
-  std::vector<int64_t> token_of_field_;  // field index -> token position or -1
+  SchemaTree tree_;
+  std::vector<int64_t> input_index_;     // field -> index among all input (non-target) leaves, or -1
+  std::vector<int64_t> token_of_field_;  // field -> token position within its branch's slot, or -1
   bool built_ = false;
 
   std::vector<std::shared_ptr<FieldModuleImpl>> field_modules_;
-  torch::Tensor field_position_;
   torch::nn::Embedding state_embedding_{nullptr};
-  std::vector<nn::TransformerBlock> blocks_;
-  torch::nn::LayerNorm final_norm_{nullptr};
+  std::vector<BranchNet> nets_;  // per branch
   nn::LearnedQueryPooling record_pool_{nullptr};
   nn::LearnedQueryPooling decoder_{nullptr};
 

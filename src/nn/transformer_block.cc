@@ -2,18 +2,24 @@
 
 namespace j2v::nn {
 
-TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout) : dropout_(dropout) {
-  norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
-  // Dropout on the residual branches only: attention-weight and hidden-layer dropout cost
-  // most of a step's random numbers for no measurable gain at this size.
-  attention_ = register_module("attention", SelfAttention(d_model, n_heads, 0.0));
+TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads,
+                                           bool with_attention)
+    : dropout_(dropout) {
+  if (with_attention) {
+    norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+    // Dropout on the residual branches only: attention-weight and hidden-layer dropout cost
+    // most of a step's random numbers for no measurable gain at this size.
+    attention_ = register_module("attention", SelfAttention(d_model, n_heads, 0.0, n_kv_heads));
+  }
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   ff_in_ = register_module("ff_in", torch::nn::Linear(d_model, 4 * d_model));
   ff_out_ = register_module("ff_out", torch::nn::Linear(4 * d_model, d_model));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& padding) {
-  auto h = x + torch::dropout(attention_->forward(norm1_(x), padding), dropout_, is_training());
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& padding,
+                                           const torch::Tensor& positions) {
+  auto h = attention_ ? x + torch::dropout(attention_->forward(norm1_(x), padding, positions), dropout_, is_training())
+                      : x;
   auto ff = ff_out_(torch::gelu(ff_in_(norm2_(h))));
   return h + torch::dropout(ff, dropout_, is_training());
 }

@@ -9,8 +9,12 @@ namespace j2v::nn {
 
 class TransformerBlockImpl : public torch::nn::Module {
  public:
-  TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding);
+  // n_kv_heads: as SelfAttention; with_attention false: the feed-forward half only (a
+  // branch with `attention: none` mixes nothing between its tokens).
+  TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads = 0,
+                       bool with_attention = true);
+  // positions: rotary positions [T] of the tokens, or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding, const torch::Tensor& positions = {});
 
  private:
   double dropout_;

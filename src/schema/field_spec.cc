@@ -1,5 +1,7 @@
 #include "schema/field_spec.h"
 
+#include <algorithm>
+
 #include "schema/query_path.h"
 #include "schema/schema.h"
 
@@ -7,7 +9,7 @@ namespace j2v {
 
 namespace {
 const char* kCommonKeys[] = {"type", "query", "target", "embed", "nullable", "active",
-                             "weight", "p_mask", "p_prune", "fields"};
+                             "weight", "p_mask", "p_prune", "fields", "order"};
 
 bool is_common_key(const std::string& key) {
   for (const char* k : kCommonKeys)
@@ -47,8 +49,13 @@ nlohmann::json FieldSpec::to_json() const {
   if (p_prune != 0.0) j["p_prune"] = p_prune;
   if (!children.empty()) {
     nlohmann::json kids = nlohmann::json::object();
-    for (const auto& c : children) kids[c.name] = c.to_json();
+    nlohmann::json order = nlohmann::json::array();
+    for (const auto& c : children) {
+      kids[c.name] = c.to_json();
+      order.push_back(c.name);
+    }
     j["fields"] = kids;
+    j["order"] = order;  // as in Schema::to_json: token positions depend on child order
   }
   return j;
 }
@@ -96,9 +103,22 @@ FieldSpec FieldSpec::from_json(const std::string& name, const nlohmann::json& va
     } else if (key == "fields") {
       if (!v.is_object()) throw SchemaError("field '" + name + "': 'fields' must be a map");
       for (const auto& [child, cv] : v.items()) spec.children.push_back(from_json(child, cv));
+    } else if (key == "order") {
+      continue;  // applied below, once the children exist
     } else if (!is_common_key(key)) {
       spec.options[key] = v;
     }
+  }
+  if (value.contains("order") && value["order"].is_array() && value["order"].size() == spec.children.size()) {
+    std::vector<FieldSpec> ordered;
+    for (const auto& child : value["order"]) {
+      auto it = std::find_if(spec.children.begin(), spec.children.end(),
+                             [&](const FieldSpec& c) { return child.is_string() && c.name == child.get<std::string>(); });
+      if (it == spec.children.end())
+        throw SchemaError("field '" + name + "': 'order' names unknown field " + child.dump());
+      ordered.push_back(*it);
+    }
+    spec.children = std::move(ordered);
   }
   return spec;
 }

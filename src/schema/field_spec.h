@@ -22,6 +22,7 @@ struct FieldSpec {
   nlohmann::json options = nlohmann::json::object();
   std::vector<FieldSpec> children;  // for branch nodes
 
+  bool is_branch() const { return type == "branch"; }
   const std::vector<std::string>& query_keys() const;
   nlohmann::json to_json() const;
   // `value` is a type string ("number") or an options map ({type: number, target: true}).
@@ -58,6 +59,19 @@ struct Category : FieldBuilder<Category> {
   Category& max_vocab_size(int v) { return option("max_vocab_size", v); }
   Category& topk(int v) { return option("topk", v); }
   Category& p_unavailable(double v) { return option("p_unavailable", v); }
+};
+
+// A repeated sub-record (an order's line items): `length` slots per parent, its own
+// transformer, pooled into one token of its parent. See schema/schema_tree.h.
+struct Branch : FieldBuilder<Branch> {
+  Branch(std::string name, std::vector<FieldSpec> fields) : FieldBuilder("branch", std::move(name)) {
+    children = std::move(fields);
+  }
+  Branch& length(int v) { return option("length", v); }
+  Branch& overflow(const std::string& v) { return option("overflow", v); }  // head | tail | error
+  Branch& n_layers(int v) { return option("n_layers", v); }
+  Branch& attention(const std::string& v) { return option("attention", v); }  // mha | gqa | mqa | none
+  Branch& n_kv_heads(int v) { return option("n_kv_heads", v); }
 };
 
 }  // namespace j2v

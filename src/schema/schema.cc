@@ -24,6 +24,39 @@ void validate_node(const FieldSpec& f) {
 }
 }  // namespace
 
+namespace {
+void validate_level(const std::vector<FieldSpec>& fields, const std::string& parent, int& inputs, bool& learns) {
+  std::set<std::string> seen;
+  for (const auto& f : fields) {
+    validate_node(f);
+    if (!seen.insert(f.name).second)
+      throw SchemaError("field '" + f.name + "' is declared twice" + (parent.empty() ? "" : " in branch '" + parent + "'"));
+    if (f.is_branch()) {
+      if (f.children.empty())
+        throw SchemaError("branch '" + f.name + "' has no fields (add them under `fields:`)");
+      if (f.target) throw SchemaError("branch '" + f.name + "': a branch cannot be a target; mark its fields instead");
+      if (f.p_mask > 0 || f.p_prune > 0)
+        throw SchemaError("branch '" + f.name + "': p_mask/p_prune are set on a branch's fields, not on the branch");
+      if (!f.active) continue;
+      validate_level(f.children, f.name, inputs, learns);
+      continue;
+    }
+    if (!f.children.empty())
+      throw SchemaError("field '" + f.name + "' of type " + f.type + " has `fields`; only a branch has fields");
+    if (f.active && !f.target) ++inputs;
+    if (f.active && (f.target || f.p_mask > 0 || f.p_prune > 0)) learns = true;
+  }
+}
+
+bool any_target(const std::vector<FieldSpec>& fields) {
+  for (const auto& f : fields) {
+    if (!f.active) continue;
+    if (f.is_branch() ? any_target(f.children) : f.target) return true;
+  }
+  return false;
+}
+}  // namespace
+
 void Schema::validate() const {
   if (name.empty()) throw SchemaError("model.name: the root name must not be empty");
   if (name.find('.') != std::string::npos)
@@ -31,30 +64,18 @@ void Schema::validate() const {
   if (fields.empty())
     throw SchemaError("model.fields: the schema has no fields (add at least one, e.g. "
                       "`price: number`)");
-  std::set<std::string> seen;
   int inputs = 0;
-  for (const auto& f : fields) {
-    validate_node(f);
-    if (!seen.insert(f.name).second)
-      throw SchemaError("field '" + f.name + "' is declared twice");
-    if (f.active && !f.target) ++inputs;
-  }
+  bool learns = false;
+  validate_level(fields, "", inputs, learns);
   if (inputs == 0)
     throw SchemaError("model.fields: every active field is a target; at least one input "
                       "field is needed");
-  bool learns = false;
-  for (const auto& f : fields)
-    if (f.active && (f.target || f.p_mask > 0 || f.p_prune > 0)) learns = true;
   if (!learns)
     throw SchemaError("model.fields: nothing to learn: mark a field `target: true`, or set "
                       "p_mask/p_prune on fields for self-supervised embeddings");
 }
 
-bool Schema::has_targets() const {
-  for (const auto& f : fields)
-    if (f.active && f.target) return true;
-  return false;
-}
+bool Schema::has_targets() const { return any_target(fields); }
 
 nlohmann::json Schema::to_json() const {
   nlohmann::json fs = nlohmann::json::object();

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "data/data_error.h"
 #include "data/record_buffer.h"
@@ -19,6 +20,7 @@ namespace od = simdjson::ondemand;
 struct KeyTrie {
   std::string key;
   bool leaf = false;  // a field's value: whatever is inside it is the field's business
+  bool list = false;  // a branch's list: the children are the keys of each item
   std::vector<KeyTrie> children;
 
   const KeyTrie* child(std::string_view k) const {
@@ -59,8 +61,13 @@ void check_keys(dom::object object, const KeyTrie& node, std::vector<std::string
       throw HttpError(422, fmt::format("{}unknown field '{}' (this model's fields: {}; the service is run with "
                                        "unknown_fields=reject)",
                                        prefix(record, list), format_query_path(path), field_list));
-    if (!child->leaf && value.type() == dom::element_type::OBJECT)
+    if (child->list && value.type() == dom::element_type::ARRAY) {
+      for (dom::element item : value.get_array().value_unsafe())
+        if (item.type() == dom::element_type::OBJECT)
+          check_keys(item.get_object().value_unsafe(), *child, path, record, list, field_list);
+    } else if (!child->leaf && !child->list && value.type() == dom::element_type::OBJECT) {
       check_keys(value.get_object().value_unsafe(), *child, path, record, list, field_list);
+    }
     path.pop_back();
   }
 }
@@ -72,22 +79,33 @@ RequestReader::RequestReader(const std::vector<FieldSpec>& fields, const RecordE
     : encoder_(encoder), max_records_(max_records), reject_unknown_(reject_unknown_fields),
       keys_(std::make_unique<KeyTrie>()) {
   std::vector<std::string> names;
-  for (const auto& spec : fields) {
-    std::vector<std::string> keys = spec.query_keys();
-    names.push_back(format_query_path(keys));
-    KeyTrie* node = keys_.get();
-    for (const auto& key : keys) {
-      auto it = std::find_if(node->children.begin(), node->children.end(),
-                             [&](const KeyTrie& c) { return c.key == key; });
-      if (it == node->children.end()) {
-        node->children.push_back(KeyTrie{key, false, {}});
-        node = &node->children.back();
-      } else {
-        node = &*it;
-      }
-    }
-    node->leaf = true;
-  }
+  std::function<void(const std::vector<FieldSpec>&, KeyTrie*, const std::string&)> add =
+      [&](const std::vector<FieldSpec>& specs, KeyTrie* from, const std::string& prefix) {
+        for (const auto& spec : specs) {
+          if (!spec.active) continue;
+          std::vector<std::string> keys = spec.query_keys();
+          std::string name = prefix + format_query_path(keys);
+          KeyTrie* node = from;
+          for (const auto& key : keys) {
+            auto it = std::find_if(node->children.begin(), node->children.end(),
+                                   [&](const KeyTrie& c) { return c.key == key; });
+            if (it == node->children.end()) {
+              node->children.push_back(KeyTrie{key, false, false, {}});
+              node = &node->children.back();
+            } else {
+              node = &*it;
+            }
+          }
+          if (spec.is_branch()) {
+            node->list = true;
+            add(spec.children, node, name + "[].");
+          } else {
+            node->leaf = true;
+            names.push_back(name);
+          }
+        }
+      };
+  add(fields, keys_.get(), "");
   field_list_ = fmt::format("{}", fmt::join(names, ", "));
 }
 

@@ -1,0 +1,51 @@
+#include "schema/schema_tree.h"
+
+#include <algorithm>
+
+#include "schema/schema.h"
+
+namespace j2v {
+
+const char* overflow_name(Overflow o) {
+  switch (o) {
+    case Overflow::kHead: return "head";
+    case Overflow::kTail: return "tail";
+    case Overflow::kError: return "error";
+  }
+  return "?";
+}
+
+std::vector<int> SchemaTree::lineage(int branch) const {
+  std::vector<int> chain;
+  for (int b = branch; b >= 0; b = branches[b].parent) chain.push_back(b);
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
+
+const nlohmann::json& branch_option_defaults() {
+  static const nlohmann::json defaults = {
+      {"length", 16}, {"overflow", "head"}, {"n_layers", 1}, {"attention", "mha"}, {"n_kv_heads", 0}};
+  return defaults;
+}
+
+void validate_branch_options(const FieldSpec& spec) {
+  auto fail = [&](const std::string& key, const std::string& what) {
+    throw SchemaError("branch '" + spec.name + "': option '" + key + "' " + what + ", got " + spec.options[key].dump());
+  };
+  const auto& o = spec.options;
+  if (!o["length"].is_number_integer() || o["length"].get<int64_t>() < 1 || o["length"].get<int64_t>() > 4096)
+    fail("length", "must be an integer in [1, 4096]");
+  const auto& overflow = o["overflow"];
+  if (!overflow.is_string() || (overflow != "head" && overflow != "tail" && overflow != "error"))
+    fail("overflow", "must be one of head, tail, error");
+  if (!o["n_layers"].is_number_integer() || o["n_layers"].get<int64_t>() < 0 || o["n_layers"].get<int64_t>() > 64)
+    fail("n_layers", "must be an integer in [0, 64]");
+  const auto& attention = o["attention"];
+  if (!attention.is_string() ||
+      (attention != "mha" && attention != "gqa" && attention != "mqa" && attention != "none"))
+    fail("attention", "must be one of mha, gqa, mqa, none");
+  if (!o["n_kv_heads"].is_number_integer() || o["n_kv_heads"].get<int64_t>() < 0)
+    fail("n_kv_heads", "must be a non-negative integer (0: half the heads for gqa)");
+}
+
+}  // namespace j2v

@@ -1,0 +1,168 @@
+// Nested records end to end: branches learn what per-record aggregates cannot, targets
+// inside a list get one prediction per item, and predictions keep the record's shape.
+#include <gtest/gtest.h>
+
+#include "data/synthetic_orders.h"
+#include "data/table_data_module.h"
+#include "engine/callbacks/prediction_writer.h"
+#include "engine/trainer.h"
+#include "model/model.h"
+#include "model/model_impl.h"
+#include "test_util.h"
+
+namespace j2v {
+namespace {
+
+engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
+  return engine::TrainerOptions()
+      .max_epochs(epochs)
+      .default_root_dir(root.string())
+      .enable_progress_bar(false)
+      .enable_checkpointing(false)
+      .seed(0)
+      .num_threads(2);
+}
+
+std::vector<std::string> orders(int64_t rows, uint64_t seed, bool flatten = false, int64_t max_items = 12) {
+  return synthetic_orders({.rows = rows, .seed = seed, .max_items = max_items, .flatten = flatten});
+}
+
+double fit_and_test_accuracy(Model model, const std::vector<std::string>& train, const std::vector<std::string>& test,
+                             int epochs, const std::string& metric) {
+  TableDataModule data(model, {.train = train, .test = test});
+  auto root = testing::temp_dir("nested");
+  engine::Trainer trainer(quiet(root, epochs));
+  trainer.fit(model, data);
+  double accuracy = trainer.test(model, data).at(metric);
+  std::filesystem::remove_all(root);
+  return accuracy;
+}
+
+TEST(NestedModel, LearnsTheItemInteractionThatAggregatesHide) {
+  // flagged = some item is a fragile SKU *and* expensive: visible item by item, blurred
+  // in per-order aggregates (count, price statistics, commonest SKU).
+  auto options = ModelOptions().d_model(32).n_layers(1).batch_size(64);
+  auto nested = Model::from_schema(
+      {Category("customer_tier"), Branch("items", {Category("sku"), Number("price")}).length(12),
+       Category("flagged").target()},
+      options);
+  double nested_accuracy =
+      fit_and_test_accuracy(nested, orders(6000, 1), orders(600, 2), 12, "record.flagged/test:accuracy:content");
+  auto flat = Model::from_schema({Category("customer_tier"), Number("n_items"), Number("total"), Number("mean_price"),
+                                  Number("max_price"), Number("min_price"), Number("distinct_skus"), Category("top_sku"),
+                                  Category("flagged").target()},
+                                 options);
+  double flat_accuracy = fit_and_test_accuracy(flat, orders(6000, 1, true), orders(600, 2, true), 12,
+                                               "record.flagged/test:accuracy:content");
+  std::cout << "synthetic orders: nested accuracy " << nested_accuracy << ", flattened " << flat_accuracy << std::endl;
+  EXPECT_GT(nested_accuracy, 0.90);
+  EXPECT_GT(nested_accuracy, flat_accuracy + 0.08);
+}
+
+TEST(NestedModel, TargetsInsideAListArePredictedPerItem) {
+  auto root = testing::temp_dir("nested_items");
+  // returned = expensive item from one of the first three sellers (3% noise).
+  auto model = Model::from_schema(
+      {Category("customer_tier"),
+       Branch("items", {Category("sku"), Number("price"), Category("seller"), Category("returned").target()})
+           .length(12)
+           .embed()},
+      ModelOptions().d_model(32).n_layers(1).batch_size(64));
+  auto test = orders(200, 4);
+  TableDataModule data(model, {.train = orders(2000, 3), .test = test, .predict = test});
+  engine::Trainer trainer(quiet(root, 10));
+  trainer.fit(model, data);
+  EXPECT_GT(trainer.test(model, data).at("record.items.returned/test:accuracy:content"), 0.9);
+
+  auto predictions = model.predict(test);
+  size_t right = 0, items = 0;
+  for (size_t i = 0; i < test.size(); ++i) {
+    auto order = nlohmann::json::parse(test[i]);
+    const auto& returned = predictions[i]["predictions"]["record.items.returned"];
+    // One entry per item kept (12 at most), in list order.
+    ASSERT_EQ(returned.size(), std::min<size_t>(order["items"].size(), 12));
+    for (size_t j = 0; j < returned.size(); ++j, ++items)
+      right += returned[j]["content"]["value"] == (order["items"][j]["returned"].get<bool>() ? "true" : "false");
+    const auto& embedding = predictions[i]["predictions"]["record.items"]["embedding"];
+    ASSERT_EQ(embedding.size(), 32u);
+  }
+  EXPECT_GT(static_cast<double>(right) / static_cast<double>(items), 0.9);
+
+  // "<MASK>" inside an item asks for that one cell.
+  auto imputed = model.predict({R"({"items": [{"sku": "sku-3", "price": 5}, {"sku": "<MASK>", "price": 90}]})"});
+  const auto& sku = imputed[0]["predictions"]["record.items.sku"];
+  ASSERT_EQ(sku.size(), 2u);
+  EXPECT_TRUE(sku[0].is_null());
+  EXPECT_EQ(sku[1]["content"]["value"].get<std::string>().rfind("sku-", 0), 0u);
+
+  // Batch prediction writes the same nested shape to Parquet.
+  auto writer = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "out").string()));
+  engine::Trainer predictor(quiet(root, 1).callbacks({writer}));
+  predictor.predict(model, data, std::nullopt, false);
+  EXPECT_EQ(writer->rows_written(), 200);
+  EXPECT_TRUE(std::filesystem::exists(root / "out" / "rank-0.parquet"));
+  std::filesystem::remove_all(root);
+}
+
+TEST(NestedModel, AttentionVariantsAndDeepBranchesTrainAndKeepTheShape) {
+  for (const std::string attention : {"gqa", "mqa", "none"}) {
+    auto root = testing::temp_dir("nested_deep");
+    auto model = Model::from_schema(
+        {Category("team"),
+         Branch("users", {Category("name"), Branch("visits", {Number("seconds"), Category("page").p_mask(0.3)})
+                                                .length(3)
+                                                .attention(attention)
+                                                .embed()})
+             .length(2)
+             .n_layers(2)
+             .attention(attention),
+         Number("score").target()},
+        ModelOptions().d_model(16).n_heads(4).n_layers(1).batch_size(8));
+    std::vector<std::string> records;
+    for (int i = 0; i < 40; ++i)
+      records.push_back(nlohmann::json{{"team", i % 2 ? "a" : "b"},
+                                       {"score", i % 7},
+                                       {"users", {{{"name", "x"}, {"visits", {{{"seconds", i}, {"page", "p"}}}}},
+                                                  {{"name", "y"},
+                                                   {"visits", {{{"seconds", 1}, {"page", "q"}}, {{"page", "r"}}}}}}}}
+                            .dump());
+    TableDataModule data(model, {.train = records});
+    engine::Trainer trainer(quiet(root, 1));
+    trainer.fit(model, data);
+    EXPECT_TRUE(std::isfinite(trainer.callback_metrics().at("loss/train"))) << attention;
+    auto out = model.predict({records[1]});
+    const auto& visits = out[0]["predictions"]["record.users.visits"];  // per user: one embedding
+    ASSERT_EQ(visits.size(), 2u) << attention;
+    EXPECT_EQ(visits[1]["embedding"].size(), 16u);
+    EXPECT_TRUE(out[0]["predictions"]["record.score"]["content"]["value"].is_number());
+    std::filesystem::remove_all(root);
+  }
+}
+
+TEST(NestedModel, StormTracksBeatTheFirstObservation) {
+  auto path = testing::shared_dataset("storms.jsonl");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no ../shared/datasets";
+  std::ifstream in(path);
+  std::vector<std::string> train, test;
+  std::string line;
+  for (int i = 0; std::getline(in, line); ++i) (i % 5 == 0 ? test : train).push_back(line);
+  auto accuracy = [&](int length) {
+    // The track without `status` (it names the category); length 1 sees only the first observation.
+    auto model = Model::from_schema(
+        {Number("year"),
+         Branch("track", {Number("month"), Number("day"), Number("hour"), Number("lat"), Number("long"), Number("wind"),
+                          Number("pressure"), Number("tropicalstorm_force_diameter"),
+                          Number("hurricane_force_diameter")})
+             .length(length)
+             .overflow("head"),
+         Category("max_category").target()},
+        ModelOptions().d_model(32).n_layers(1).batch_size(32));
+    return fit_and_test_accuracy(model, train, test, 40, "record.max_category/test:accuracy:content");
+  };
+  double whole = accuracy(64), first = accuracy(1);
+  std::cout << "storms max_category accuracy: whole track " << whole << ", first observation " << first << std::endl;
+  EXPECT_GT(whole, first + 0.1);
+}
+
+}  // namespace
+}  // namespace j2v
