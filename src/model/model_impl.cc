@@ -41,7 +41,7 @@ void ModelImpl::set_fields() {
   input_index_.assign(fields_.size(), -1);
   token_of_field_.assign(fields_.size(), -1);
   nets_.assign(tree_.branches.size(), BranchNet{});
-  int64_t n_inputs = 0;
+  n_inputs_ = 0;
   for (size_t b = 0; b < tree_.branches.size(); ++b) {
     for (size_t f : tree_.branches[b].leaves) {
       if (fields_[f]->spec().target) continue;  // targets are always pruned: never a token
@@ -51,7 +51,7 @@ void ModelImpl::set_fields() {
   }
   // State embeddings and pruning are numbered over all inputs, in field order.
   for (size_t f = 0; f < fields_.size(); ++f)
-    if (!fields_[f]->spec().target) input_index_[f] = n_inputs++;
+    if (!fields_[f]->spec().target) input_index_[f] = n_inputs_++;
   save_hyperparameters({{"model", options_.to_json()}, {"schema", schema_.to_json()}});
 }
 
@@ -71,9 +71,7 @@ void ModelImpl::build_network() {
   fo.dropout = options_.dropout();
   for (size_t f = 0; f < fields_.size(); ++f)
     field_modules_.push_back(register_module(module_name(f, fields_[f]->spec().name), fields_[f]->make_module(fo)));
-  int64_t n_inputs = 0;
-  for (int64_t i : input_index_) n_inputs += i >= 0;
-  state_embedding_ = register_module("state_embedding", torch::nn::Embedding(n_inputs * kNumCellStates, d));
+  state_embedding_ = register_module("state_embedding", torch::nn::Embedding(n_inputs_ * kNumCellStates, d));
   // Parameter names: the root's are those of a flat model, so flat checkpoints stay loadable.
   for (size_t b = 0; b < tree_.branches.size(); ++b) {
     const auto& node = tree_.branches[b];
@@ -108,6 +106,14 @@ void ModelImpl::build_network() {
                                                                 options_.dropout()));
   built_ = true;
 }
+
+namespace {
+// Unmasks the first key of every row whose keys are all masked: softmax over nothing is NaN.
+void keep_one_key(torch::Tensor& padding) {
+  auto all = padding.all(1);
+  if (all.any().item<bool>()) padding.select(1, 0).masked_fill_(all, false);
+}
+}  // namespace
 
 int64_t ModelImpl::batch_rows(const std::vector<FieldTensors>& cells) const {
   return cells.empty() ? 0 : cells[0].state.size(0) / tree_.leaf_slots(0);
@@ -149,8 +155,7 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     auto x = torch::stack(tokens, 1) + net.position.unsqueeze(0);  // [cells, T, d]
     auto padding = torch::stack(absent, 1);                          // [cells, T]
     // A padding slot, or one whose every token is pruned, would have nothing to attend to.
-    auto all = padding.all(1);
-    if (all.any().item<bool>()) padding.select(1, 0).masked_fill_(all, false);
+    keep_one_key(padding);
     if (b == 0) {
       for (auto& block : net.blocks) x = block->forward(x, padding);
       out.branch[0] = net.norm(x);
@@ -162,8 +167,7 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     x = net.item_block->forward(x, padding);
     auto slot = net.slot_pool->forward(x, padding).select(1, 0).view({N, L, -1});
     auto slot_padding = empty_slot.view({N, L}).clone();
-    auto empty = slot_padding.all(1);  // an empty list
-    if (empty.any().item<bool>()) slot_padding.select(1, 0).masked_fill_(empty, false);
+    keep_one_key(slot_padding);  // an empty list
     torch::Tensor positions;
     if (L > 1) positions = torch::arange(L, torch::kLong);
     for (auto& block : net.blocks) slot = block->forward(slot, slot_padding, positions);
@@ -211,9 +215,7 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
                                              std::vector<Decode>& decode, torch::Generator* generator) {
   std::vector<FieldTensors> inputs = truth;
   int64_t B = batch_rows(truth);
-  int64_t n_inputs = 0;
-  for (int64_t i : input_index_) n_inputs += i >= 0;
-  pruned = torch::zeros({B, n_inputs}, torch::kBool);
+  pruned = torch::zeros({B, n_inputs_}, torch::kBool);
   bool noisy = is_training() || generator != nullptr;
   auto rand = [&](int64_t n) {
     return generator ? torch::rand({n}, *generator) : torch::rand({n});

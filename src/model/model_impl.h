@@ -106,6 +106,7 @@ class ModelImpl : public engine::Module {
   std::unique_ptr<RecordEncoder> encoder_;
   SchemaTree tree_;
   std::vector<int64_t> input_index_;     // field -> index among all input (non-target) leaves, or -1
+  int64_t n_inputs_ = 0;                 // input leaves, all branches
   std::vector<int64_t> token_of_field_;  // field -> token position within its branch's slot, or -1
   bool built_ = false;
 
