@@ -132,6 +132,9 @@ TEST(NestedEncoder, SchemaMistakesAboutBranchesAreNamed) {
   EXPECT_NE(schema_error(R"({"x": "number", "items": {"type": "branch", "attention": "sparse", "fields": {"y": {"type": "number", "target": true}}}})")
                 .find("must be one of mha, gqa, mqa, none"),
             std::string::npos);
+  EXPECT_NE(schema_error(R"({"x": "number", "items": {"type": "branch", "lenght": 4, "fields": {"y": {"type": "number", "target": true}}}})")
+                .find("field 'items': unknown option 'lenght' for a branch (allowed: type, query, embed, active, fields, "),
+            std::string::npos);
   EXPECT_NE(schema_error(R"({"x": {"type": "number", "target": true}, "items": {"type": "branch", "fields": {}}})")
                 .find("branch 'items' has no fields"),
             std::string::npos);
