@@ -14,3 +14,15 @@ build/json2vec predict --config "$CONFIG" --ckpt_path best
 echo "== two predictions, as JSON Lines"
 build/json2vec predict --config "$CONFIG" --ckpt_path best --writer.format=jsonl --data.predict=examples/transactions/predict.jsonl >/dev/null
 head -n 2 predictions/transactions/rank-0.jsonl
+
+# Nested records: synthetic orders with line items and every kind of field (see
+# examples/orders/config.yaml); `flagged` needs one item to be fragile *and* expensive.
+ORDERS=examples/orders/config.yaml
+echo "== nested orders: generate, fit, test"
+build/json2vec generate orders --rows 6000 --seed 1 --max_items 12 --output examples/orders/train.jsonl
+build/json2vec generate orders --rows 1000 --seed 2 --max_items 12 --output examples/orders/test.jsonl
+build/json2vec fit --config "$ORDERS"
+build/json2vec test --config "$ORDERS" --ckpt_path best
+echo "== nested predictions: one per order, one per item (record.items.returned)"
+build/json2vec predict --config "$ORDERS" --ckpt_path best --writer.format=jsonl >/dev/null
+head -n 1 predictions/orders/rank-0.jsonl | cut -c 1-600

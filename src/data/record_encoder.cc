@@ -135,6 +135,20 @@ struct RecordScratch {
   std::vector<Scalar> scalars;
   std::vector<int32_t> lengths;
   std::vector<uint8_t> present;  // per branch slot: inside its list (not padding)
+  // The elements of every array a field's value is, one after another; reused per record.
+  std::vector<Scalar> elements;
+  std::vector<std::pair<int64_t, uint32_t>> arrays;  // (cell in scalars, first element)
+
+  void clear() {
+    std::fill(scalars.begin(), scalars.end(), Scalar::missing());
+    std::fill(lengths.begin(), lengths.end(), 0);
+    elements.clear();
+    arrays.clear();
+  }
+  // The element pool may have moved while it grew: point the arrays at it once it is final.
+  void resolve_arrays() {
+    for (const auto& [cell, first] : arrays) scalars[cell].elements = elements.data() + first;
+  }
 };
 
 template <typename Trie>
@@ -163,16 +177,32 @@ struct Walker {
           }
           walk_object(value.get_object(), c, slot);
         } else if (child.field >= 0) {
-          put(child.field, slot, to_scalar(value));
+          put_value(child.field, slot, value);
         }
         // A non-object where the path goes deeper: the deeper fields stay missing.
       } else if (child.field >= 0) {
-        put(child.field, slot, to_scalar(value));
+        put_value(child.field, slot, value);
       }
     }
   }
 
   void put(int field, int64_t slot, const Scalar& s) { scratch.scalars[trie.cell_offset[field] + slot] = s; }
+
+  // A field's value; an array's elements go to the record's element pool (sets, vectors).
+  void put_value(int field, int64_t slot, od::value value) {
+    if (value.type() != od::json_type::array) {
+      put(field, slot, to_scalar(value));
+      return;
+    }
+    Scalar s;
+    s.kind = Scalar::Kind::kArray;
+    auto first = static_cast<uint32_t>(scratch.elements.size());
+    for (auto element : value.get_array()) scratch.elements.push_back(to_scalar(element.value()));
+    s.size = static_cast<uint32_t>(scratch.elements.size() - first);
+    int64_t cell = trie.cell_offset[field] + slot;
+    scratch.scalars[cell] = s;
+    scratch.arrays.emplace_back(cell, first);
+  }
 
   // The elements of a branch's list fill its slots under parent slot `slot`; a missing or
   // null list has no elements (every slot padded).
@@ -283,8 +313,7 @@ void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows
   Walker<Trie> walker{trie, tree, scratch};
   for (size_t i = begin; i < end; ++i) {
     size_t r = rows ? static_cast<size_t>((*rows)[i]) : i;
-    std::fill(scratch.scalars.begin(), scratch.scalars.end(), Scalar::missing());
-    std::fill(scratch.lengths.begin(), scratch.lengths.end(), 0);
+    scratch.clear();
     std::string_view text = records.record(r);
     try {
       od::document doc = parser.iterate(simdjson::padded_string_view(text.data(), text.size(), records.capacity(r)));
@@ -306,6 +335,7 @@ void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows
       errors.offer(i, fmt::format("{}:{}: {}", records.source(), records.line(r), e.what()));
       return;
     }
+    scratch.resolve_arrays();
     walker.mark_present(present_offset);
     if (!on_record(i, r, scratch, present_offset)) return;
   }
@@ -373,7 +403,6 @@ EncodedTable RecordEncoder::encode(std::shared_ptr<const RecordBuffer> records, 
   }
   table.source_rows.resize(n);
   FirstError errors;
-  constexpr auto kPaddedState = static_cast<uint8_t>(CellState::kPadded);
   parallel_ranges(n, resolve_threads(threads), [&](int, size_t begin, size_t end) {
     parse_records(*records, rows, begin, end, *trie_, tree_, errors,
                   [&](size_t i, size_t r, const RecordScratch& scratch, const std::vector<int64_t>& present_offset) {
@@ -393,13 +422,7 @@ EncodedTable RecordEncoder::encode(std::shared_ptr<const RecordBuffer> records, 
                       const uint8_t* present = scratch.present.data() + present_offset[b];
                       auto& column = table.columns[f];
                       try {
-                        for (int64_t s = 0; s < slots; ++s) {
-                          size_t cell = i * static_cast<size_t>(slots) + static_cast<size_t>(s);
-                          if (present[s])
-                            fields_[f]->encode(cells[s], column, cell);
-                          else
-                            column.state[cell] = kPaddedState;
-                        }
+                        fields_[f]->encode_record(cells, present, slots, column, i * static_cast<size_t>(slots));
                       } catch (const EncodeError& e) {
                         errors.offer(i, fmt::format("{}:{}: field '{}' {}", records->source(), records->line(r),
                                                     fields_[f]->address().str(), e.what()));

@@ -14,6 +14,8 @@ constexpr int kSkus = 40;
 constexpr int kSellers = 12;
 const char* kTiers[] = {"bronze", "silver", "gold"};
 const char* kTags[] = {"gift", "sale", "bulk", "new"};
+const char* kNotes[] = {"",  "", "", "leave at the door", "please gift wrap", "call on arrival",
+                        "deliver after 5pm", "fragile, handle with care", "no plastic packaging please"};
 
 struct Item {
   int sku;
@@ -53,8 +55,10 @@ std::string order_json(int64_t index, uint64_t seed, const SyntheticOrdersOption
   int day = 1 + static_cast<int>(unit(rng) * 28), hour = static_cast<int>(unit(rng) * 24);
   std::string placed_at = fmt::format("2024-{:02d}-{:02d}T{:02d}:{:02d}:00Z", 1 + index % 12, day, hour,
                                       static_cast<int>(unit(rng) * 60));
-  std::string out = fmt::format(R"({{"order_id":{},"customer_tier":"{}","placed_at":"{}",)", index, customer_tier,
-                                placed_at);
+  // Drawn last, so adding the note left every other value of an order as it was.
+  const char* note = kNotes[static_cast<int>(unit(rng) * (sizeof(kNotes) / sizeof(kNotes[0])))];
+  std::string out = fmt::format(R"({{"order_id":{},"customer_tier":"{}","placed_at":"{}","note":"{}",)", index,
+                                customer_tier, placed_at, note);
   if (o.flatten) {
     double total = 0, max_price = 0, min_price = 1e300;
     std::map<int, int> sku_count;

@@ -9,25 +9,14 @@
 
 #include "fields/field_module.h"
 #include "fields/label_index.h"
+#include "fields/label_text.h"
+#include "fields/roc_auc.h"
 #include "fields/registry.h"
 
 namespace j2v {
 namespace {
 
-// Numbers and booleans are labels too: 3 -> "3", true -> "true" (as written in the record).
-std::string_view label_text(const Scalar& v) {
-  switch (v.kind) {
-    case Scalar::Kind::kString: return v.text;
-    case Scalar::Kind::kNumber: {
-      std::string_view t = v.text;
-      while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
-      return t;
-    }
-    case Scalar::Kind::kBool: return v.boolean ? "true" : "false";
-    default:
-      throw EncodeError(fmt::format("is {}, but the field is a category", v.kind_name()));
-  }
-}
+std::string_view label_text(const Scalar& v) { return j2v::label_text(v, "a category"); }
 
 class CategoryStats : public FieldStats {
  public:
@@ -134,29 +123,13 @@ class CategoryMetrics : public FieldMetrics {
     if (n_ == 0) return {};
     std::map<std::string, double> out{{"accuracy", correct_ / n_}, {"cross_entropy", nll_ / n_}};
     if (classes_ == 3) {
-      double auc = roc_auc();
+      double auc = roc_auc(scored_);
       if (auc >= 0) out["auc"] = auc;
     }
     return out;
   }
 
  private:
-  // Mann-Whitney U with ties counted half.
-  double roc_auc() const {
-    auto sorted = scored_;
-    std::sort(sorted.begin(), sorted.end());
-    double pos = 0, neg = 0, rank_sum = 0;
-    for (size_t i = 0; i < sorted.size();) {
-      size_t j = i;
-      while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
-      double avg_rank = (i + 1 + j) / 2.0;
-      for (size_t k = i; k < j; ++k)
-        if (sorted[k].second) { rank_sum += avg_rank; ++pos; } else { ++neg; }
-      i = j;
-    }
-    if (pos == 0 || neg == 0) return -1;
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
-  }
   int64_t classes_;
   double correct_ = 0, nll_ = 0, n_ = 0;
   std::vector<std::pair<float, bool>> scored_;

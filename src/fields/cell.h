@@ -20,6 +20,10 @@ struct Scalar {
   bool boolean = false;
   double number = 0.0;
   std::string_view text;  // kString: the unescaped string; kNumber: the raw token ("12.50")
+  // kArray at a field: its elements (an element that is itself an array or object carries
+  // only its kind). Valid, like `text`, only while the record is being encoded.
+  const Scalar* elements = nullptr;
+  uint32_t size = 0;
 
   static Scalar missing() { return {}; }
   static Scalar null() { Scalar s; s.kind = Kind::kNull; return s; }

@@ -54,6 +54,11 @@ class Field {
 
   // Missing/null/"<MASK>" are handled here for every datatype; the rest by encode_value.
   void encode(const Scalar& value, Column& column, size_t row) const;
+  // One record's cells of this field: `slots` values from `first` on, `present[s]` false
+  // for padding. A datatype whose cells depend on each other within a record (entity
+  // re-indexing) overrides this; the rest encode cell by cell.
+  virtual void encode_record(const Scalar* values, const uint8_t* present, int64_t slots, Column& column,
+                             size_t first) const;
 
   virtual nlohmann::json state_json() const = 0;
   virtual void load_state_json(const nlohmann::json& state) = 0;

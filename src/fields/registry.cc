@@ -9,12 +9,19 @@ namespace j2v {
 // One line per datatype: each is defined in its own file.
 Datatype number_datatype();
 Datatype category_datatype();
+Datatype boolean_datatype();
+Datatype set_datatype();
+Datatype dateparts_datatype();
+Datatype entity_datatype();
+Datatype vector_datatype();
+Datatype text_datatype();
 
 namespace {
 const std::map<std::string, Datatype>& all_datatypes() {
   static const std::map<std::string, Datatype> types = [] {
     std::map<std::string, Datatype> m;
-    for (auto make : {number_datatype, category_datatype}) {
+    for (auto make : {number_datatype, category_datatype, boolean_datatype, set_datatype, dateparts_datatype,
+                      entity_datatype, vector_datatype, text_datatype}) {
       Datatype d = make();
       m.emplace(d.name, std::move(d));
     }
@@ -60,6 +67,17 @@ void Field::encode(const Scalar& value, Column& column, size_t row) const {
       break;
   }
   encode_value(value, column, row);
+}
+
+void Field::encode_record(const Scalar* values, const uint8_t* present, int64_t slots, Column& column,
+                          size_t first) const {
+  for (int64_t s = 0; s < slots; ++s) {
+    size_t cell = first + static_cast<size_t>(s);
+    if (present[s])
+      encode(values[s], column, cell);
+    else
+      column.state[cell] = static_cast<uint8_t>(CellState::kPadded);
+  }
 }
 
 std::vector<std::string> datatype_names() {
@@ -118,6 +136,7 @@ void build_level(std::vector<FieldSpec>& specs, int branch, const Address& paren
       node.attention = spec.options["attention"].get<std::string>();
       node.n_kv_heads = spec.options["n_kv_heads"].get<int64_t>();
       node.embed = spec.embed;
+      node.mask = BranchMask::from_json(spec.options["mask"]);
       int index = static_cast<int>(tree.branches.size());
       tree.branches.push_back(std::move(node));
       tree.branches[branch].children.push_back(static_cast<size_t>(index));

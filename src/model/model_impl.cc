@@ -6,6 +6,7 @@
 #include "engine/checkpoint_io.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
+#include "model/item_mask.h"
 #include "model/model.h"
 #include "schema/schema.h"
 
@@ -151,7 +152,6 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
       tokens.push_back(out.pooled[c]);
       absent.push_back(empty_slot);
     }
-    int64_t T = static_cast<int64_t>(tokens.size());
     auto x = torch::stack(tokens, 1) + net.position.unsqueeze(0);  // [cells, T, d]
     auto padding = torch::stack(absent, 1);                          // [cells, T]
     // A padding slot, or one whose every token is pruned, would have nothing to attend to.
@@ -220,6 +220,7 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
   auto rand = [&](int64_t n) {
     return generator ? torch::rand({n}, *generator) : torch::rand({n});
   };
+  std::vector<torch::Tensor> hidden = noisy ? hide_items(tree_, present, rand) : std::vector<torch::Tensor>{};
   for (size_t f = 0; f < fields_.size(); ++f) {
     const auto& spec = fields_[f]->spec();
     int b = tree_.branch_of_leaf[f];
@@ -230,6 +231,10 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
       continue;
     }
     auto rows = truth[f].state == kMasked;  // "<MASK>" in the input asks for imputation
+    if (!hidden.empty() && hidden[b].defined()) {
+      inputs[f].state = inputs[f].state.masked_fill(hidden[b], kMasked);
+      rows = rows.logical_or(hidden[b]);
+    }
     if (noisy && spec.p_mask > 0) {
       auto m = (rand(B * slots) < spec.p_mask).logical_and(in_list);
       inputs[f].state = inputs[f].state.masked_fill(m, kMasked);

@@ -61,6 +61,55 @@ struct Category : FieldBuilder<Category> {
   Category& p_unavailable(double v) { return option("p_unavailable", v); }
 };
 
+struct Boolean : FieldBuilder<Boolean> {
+  explicit Boolean(std::string name) : FieldBuilder("boolean", std::move(name)) {}
+  Boolean& threshold(double v) { return option("threshold", v); }
+};
+
+struct Set : FieldBuilder<Set> {
+  explicit Set(std::string name) : FieldBuilder("set", std::move(name)) {}
+  Set& max_vocab_size(int v) { return option("max_vocab_size", v); }
+  Set& max_size(int v) { return option("max_size", v); }
+  Set& threshold(double v) { return option("threshold", v); }
+  Set& topk(int v) { return option("topk", v); }
+};
+
+// Parts: day_of_year, week_of_year, month_of_year, day_of_month, week_of_month,
+// day_of_week, hour_of_day, minute_of_hour.
+struct DateParts : FieldBuilder<DateParts> {
+  explicit DateParts(std::string name) : FieldBuilder("dateparts", std::move(name)) {}
+  DateParts& parts(std::vector<std::string> v) { return option("parts", std::move(v)); }
+  DateParts& format(const std::string& strptime_pattern) { return option("format", strptime_pattern); }
+  DateParts& unit(const std::string& v) { return option("unit", v); }  // s | ms, for Unix times
+  DateParts& utc(bool v = true) { return option("utc", v); }
+};
+
+struct Entity : FieldBuilder<Entity> {
+  explicit Entity(std::string name) : FieldBuilder("entity", std::move(name)) {}
+  Entity& max_entities(int v) { return option("max_entities", v); }
+};
+
+struct Vector : FieldBuilder<Vector> {
+  Vector(std::string name, int n_dim) : FieldBuilder("vector", std::move(name)) { option("n_dim", n_dim); }
+  Vector& loss(const std::string& v) { return option("loss", v); }  // l2 | l1
+  Vector& normalize(bool v = true) { return option("normalize", v); }
+};
+
+struct Text : FieldBuilder<Text> {
+  explicit Text(std::string name) : FieldBuilder("text", std::move(name)) {}
+  Text& max_features(int v) { return option("max_features", v); }
+  Text& buckets(int v) { return option("buckets", v); }
+};
+
+// Hides whole items of a branch in training: Mask().rate(0.2), Mask().count(1).window("end").
+struct Mask {
+  nlohmann::json json = nlohmann::json::object();
+  Mask& rate(double v) { json["rate"] = v; return *this; }
+  Mask& count(int v) { json["count"] = v; return *this; }
+  Mask& window(const std::string& v) { json["window"] = v; return *this; }  // random | start | end
+  Mask& p(double v) { json["p"] = v; return *this; }
+};
+
 // A repeated sub-record (an order's line items): `length` slots per parent, its own
 // transformer, pooled into one token of its parent. See schema/schema_tree.h.
 struct Branch : FieldBuilder<Branch> {
@@ -72,6 +121,7 @@ struct Branch : FieldBuilder<Branch> {
   Branch& n_layers(int v) { return option("n_layers", v); }
   Branch& attention(const std::string& v) { return option("attention", v); }  // mha | gqa | mqa | none
   Branch& n_kv_heads(int v) { return option("n_kv_heads", v); }
+  Branch& mask(const Mask& m) { return option("mask", m.json); }
 };
 
 }  // namespace j2v

@@ -36,8 +36,10 @@ void validate_level(const std::vector<FieldSpec>& fields, const std::string& par
         throw SchemaError("branch '" + f.name + "' has no fields (add them under `fields:`)");
       if (f.target) throw SchemaError("branch '" + f.name + "': a branch cannot be a target; mark its fields instead");
       if (f.p_mask > 0 || f.p_prune > 0)
-        throw SchemaError("branch '" + f.name + "': p_mask/p_prune are set on a branch's fields, not on the branch");
+        throw SchemaError("branch '" + f.name + "': p_mask/p_prune are set on a branch's fields, not on the branch "
+                          "(to hide whole items, use the branch option `mask`, e.g. {rate: 0.2})");
       if (!f.active) continue;
+      if (f.options.contains("mask") && !f.options.at("mask").is_null()) learns = true;  // hidden items are decoded
       validate_level(f.children, f.name, inputs, learns);
       continue;
     }
@@ -72,7 +74,7 @@ void Schema::validate() const {
                       "field is needed");
   if (!learns)
     throw SchemaError("model.fields: nothing to learn: mark a field `target: true`, or set "
-                      "p_mask/p_prune on fields for self-supervised embeddings");
+                      "p_mask/p_prune on fields or `mask` on a branch for self-supervised embeddings");
 }
 
 bool Schema::has_targets() const { return any_target(fields); }

@@ -24,7 +24,7 @@ std::vector<int> SchemaTree::lineage(int branch) const {
 
 const nlohmann::json& branch_option_defaults() {
   static const nlohmann::json defaults = {
-      {"length", 16}, {"overflow", "head"}, {"n_layers", 1}, {"attention", "mha"}, {"n_kv_heads", 0}};
+      {"length", 16}, {"overflow", "head"}, {"n_layers", 1}, {"attention", "mha"}, {"n_kv_heads", 0}, {"mask", nullptr}};
   return defaults;
 }
 
@@ -46,6 +46,41 @@ void validate_branch_options(const FieldSpec& spec) {
     fail("attention", "must be one of mha, gqa, mqa, none");
   if (!o["n_kv_heads"].is_number_integer() || o["n_kv_heads"].get<int64_t>() < 0)
     fail("n_kv_heads", "must be a non-negative integer (0: half the heads for gqa)");
+  const auto& mask = o["mask"];
+  if (mask.is_null()) return;
+  auto mask_fail = [&](const std::string& what) {
+    throw SchemaError("branch '" + spec.name + "': option 'mask' " + what + ", got " + mask.dump());
+  };
+  if (!mask.is_object()) mask_fail("must be a mapping like {rate: 0.2} or {count: 1, window: end}");
+  for (const auto& [key, _] : mask.items())
+    if (key != "rate" && key != "count" && key != "window" && key != "p")
+      mask_fail("has unknown key '" + key + "' (allowed: rate, count, window, p)");
+  if (mask.contains("rate") == mask.contains("count")) mask_fail("needs exactly one of rate and count");
+  if (mask.contains("rate") &&
+      (!mask["rate"].is_number() || !(mask["rate"].get<double>() > 0) || mask["rate"].get<double>() > 1))
+    mask_fail("needs rate in (0, 1]");
+  if (mask.contains("count") &&
+      (!mask["count"].is_number_integer() || mask["count"].get<int64_t>() < 1 ||
+       mask["count"].get<int64_t>() > o["length"].get<int64_t>()))
+    mask_fail("needs count an integer in [1, length]");
+  if (mask.contains("window") &&
+      (!mask["window"].is_string() ||
+       (mask["window"] != "random" && mask["window"] != "start" && mask["window"] != "end")))
+    mask_fail("needs window one of random, start, end");
+  if (mask.contains("p") && (!mask["p"].is_number() || mask["p"].get<double>() < 0 || mask["p"].get<double>() > 1))
+    mask_fail("needs p in [0, 1]");
+}
+
+BranchMask BranchMask::from_json(const nlohmann::json& value) {
+  BranchMask m;
+  if (!value.is_object()) return m;
+  m.enabled = true;
+  m.rate = value.value("rate", 0.0);
+  m.count = value.value("count", int64_t{0});
+  std::string window = value.value("window", std::string("random"));
+  m.window = window == "start" ? Window::kStart : window == "end" ? Window::kEnd : Window::kRandom;
+  m.p = value.value("p", 1.0);
+  return m;
 }
 
 }  // namespace j2v

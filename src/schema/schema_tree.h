@@ -15,6 +15,20 @@ namespace j2v {
 enum class Overflow { kHead, kTail, kError };
 const char* overflow_name(Overflow o);
 
+// Training-time hiding of whole items of a branch (and everything under them), to be
+// reconstructed: a `rate` of each list's items or a `count` of them, chosen at random or
+// as a window at the list's start or end (the last k events of a history), in a share
+// `p` of the lists.
+struct BranchMask {
+  enum class Window { kRandom, kStart, kEnd };
+  bool enabled = false;
+  double rate = 0.0;   // used when count == 0
+  int64_t count = 0;
+  Window window = Window::kRandom;
+  double p = 1.0;
+  static BranchMask from_json(const nlohmann::json& value);  // null: disabled
+};
+
 struct BranchNode {
   Address address;
   int parent = -1;                  // branch index; -1 for the root
@@ -28,6 +42,7 @@ struct BranchNode {
   std::string attention = "mha";    // mha | gqa | mqa | none
   int64_t n_kv_heads = 0;           // key/value heads (gqa); 0 = as attention implies
   bool embed = false;
+  BranchMask mask;
   std::vector<size_t> leaves;       // leaf (field) indices directly under this branch
   std::vector<size_t> children;     // branch indices directly under this branch
 };

@@ -1,0 +1,201 @@
+// The stated encoding rules of each datatype: what a value becomes, which values are
+// "other", which are errors (naming file, line and field), and the schema errors.
+#include <gtest/gtest.h>
+
+#include "data/data_error.h"
+#include "data/record_encoder.h"
+#include "fields/registry.h"
+
+namespace j2v {
+namespace {
+
+constexpr uint8_t kValued = 0, kNull = 1, kPadded = 2, kMasked = 3, kOther = 4;
+
+struct Encoded {
+  std::vector<std::shared_ptr<Field>> fields;
+  EncodedTable table;
+  const Column& column(const std::string& name) const {
+    for (size_t f = 0; f < fields.size(); ++f)
+      if (fields[f]->spec().name == name) return table.columns[f];
+    throw std::out_of_range(name);
+  }
+};
+
+// Fits on `records` (or `train`) and encodes `records`.
+Encoded encode(const std::string& fields_json, const std::vector<std::string>& records,
+               const std::vector<std::string>& train = {}) {
+  auto fields = nlohmann::json::parse(fields_json);
+  fields["label"] = {{"type", "number"}, {"target", true}};  // a schema must have something to learn
+  Schema s = Schema::from_fields_json("r", fields);
+  Encoded out;
+  SchemaTree tree;
+  out.fields = build_fields(s, &tree);
+  RecordEncoder encoder(out.fields, tree);
+  auto buffer = RecordBuffer::from_strings(records, "data.jsonl");
+  auto fit_on = train.empty() ? buffer : RecordBuffer::from_strings(train, "train.jsonl");
+  auto stats = encoder.collect_stats(*fit_on, nullptr, 1);
+  for (size_t f = 0; f < out.fields.size(); ++f) out.fields[f]->fit(*stats[f]);
+  out.table = encoder.encode(buffer, nullptr, 1);
+  return out;
+}
+
+std::string error_of(const std::string& fields_json, const std::vector<std::string>& records,
+                     const std::vector<std::string>& train = {}) {
+  try {
+    encode(fields_json, records, train);
+  } catch (const DataError& e) {
+    return e.what();
+  } catch (const SchemaError& e) {
+    return std::string("schema: ") + e.what();
+  }
+  return "";
+}
+
+std::vector<int64_t> indices(const Column& c, size_t row) {
+  return {c.indices.begin() + row * c.width, c.indices.begin() + (row + 1) * c.width};
+}
+
+TEST(BooleanEncoding, StatedRules) {
+  auto e = encode(R"({"b": "boolean"})", {R"({"b": true})", R"({"b": false})", R"({"b": 1})", R"({"b": "No"})",
+                                          R"({"b": " yes "})", R"({"b": 2})", R"({"b": "maybe"})", R"({"b": null})",
+                                          R"({"b": "<MASK>"})"});
+  const auto& c = e.column("b");
+  std::vector<uint8_t> states = {kValued, kValued, kValued, kValued, kValued, kOther, kOther, kNull, kMasked};
+  EXPECT_EQ(c.state, states);
+  EXPECT_EQ(std::vector<float>(c.values.begin(), c.values.begin() + 5), (std::vector<float>{1, 0, 1, 0, 1}));
+  EXPECT_EQ(error_of(R"({"b": "boolean"})", {R"({"b": true})", R"({"b": {"x": 1}})"}),
+            "data.jsonl:2: field 'r.b' is an object, but the field is a boolean");
+}
+
+TEST(SetEncoding, ListsLoneLabelsEmptySetsAndTheUnavailableBucket) {
+  std::vector<std::string> train = {R"({"s": ["a", "b"]})", R"({"s": ["a"]})", R"({"s": "c"})"};
+  auto e = encode(R"({"s": {"type": "set", "max_size": 3}})",
+                  {R"({"s": ["b", "a", "b"]})", R"({"s": "c"})", R"({"s": []})", R"({"s": ["zzz", null, "a"]})",
+                   R"({"s": ["a", "b", "c", "zzz"]})", R"({})", R"({"s": [1, true]})"},
+                  train);
+  const auto& c = e.column("s");
+  ASSERT_EQ(c.width, 3);
+  // vocabulary by frequency: a (2), then b, c (1 each, by label): a=2, b=3, c=4; unseen = 1
+  EXPECT_EQ(indices(c, 0), (std::vector<int64_t>{3, 2, 0}));  // repeated labels count once
+  EXPECT_EQ(indices(c, 1), (std::vector<int64_t>{4, 0, 0}));  // a lone label is a one-element set
+  EXPECT_EQ(c.state[2], kValued);                              // an empty set is a value
+  EXPECT_EQ(indices(c, 2), (std::vector<int64_t>{0, 0, 0}));
+  EXPECT_EQ(indices(c, 3), (std::vector<int64_t>{1, 2, 0}));  // unseen -> 1; nulls skipped
+  EXPECT_EQ(indices(c, 4), (std::vector<int64_t>{2, 3, 4}));  // past max_size: dropped
+  EXPECT_EQ(c.state[5], kNull);
+  EXPECT_EQ(indices(c, 6), (std::vector<int64_t>{1, 0, 0}));  // "1", "true": labels, both unseen (one bucket)
+  EXPECT_EQ(error_of(R"({"s": "set"})", {R"({"s": ["a", ["b"]]})"}),
+            "data.jsonl:1: field 'r.s' element 2 is an array, but a set holds labels (strings, numbers, booleans)");
+}
+
+TEST(VectorEncoding, ExactLengthNormalisedAndClearErrors) {
+  auto e = encode(R"({"v": {"type": "vector", "n_dim": 2}})",
+                  {R"({"v": [1, 10]})", R"({"v": [3, 30]})", R"({"v": "n/a"})", R"({"v": null})"});
+  const auto& c = e.column("v");
+  ASSERT_EQ(c.width, 2);
+  // mean (2, 20), sample std (1.414, 14.14): both dimensions -> -0.707 and +0.707
+  EXPECT_NEAR(c.values[0], -0.7071, 1e-3);
+  EXPECT_NEAR(c.values[1], -0.7071, 1e-3);
+  EXPECT_NEAR(c.values[2], 0.7071, 1e-3);
+  EXPECT_EQ(c.state[2], kOther);
+  EXPECT_EQ(c.state[3], kNull);
+  EXPECT_EQ(error_of(R"({"v": {"type": "vector", "n_dim": 3}})", {R"({"v": [1, 2, 3]})", R"({"v": [1, 2]})"}),
+            "data.jsonl:2: field 'r.v' has 2 elements, but the field is a vector of n_dim 3 numbers");
+  EXPECT_EQ(error_of(R"({"v": {"type": "vector", "n_dim": 2}})", {R"({"v": [1, "2"]})"}),
+            "data.jsonl:1: field 'r.v' element 2 is a string, but a vector holds numbers");
+  EXPECT_EQ(error_of(R"({"v": "vector"})", {R"({})"}),
+            "schema: field 'v': a vector needs option 'n_dim' (its number of elements)");
+}
+
+TEST(DatePartsEncoding, IsoStringsUnixTimesAndPatterns) {
+  const std::string all = R"(["day_of_year", "week_of_year", "month_of_year", "day_of_month", "week_of_month",
+                              "day_of_week", "hour_of_day", "minute_of_hour"])";
+  auto e = encode(R"({"t": {"type": "dateparts", "parts": )" + all + "}}",
+                  {R"({"t": "2024-03-05T14:30:00+02:00"})", R"({"t": 0})", R"({"t": "2024-12-31"})",
+                   R"({"t": "2024-02-30"})", R"({"t": "yesterday"})", R"({"t": "2023-06-18 23:59:59.250Z"})"});
+  const auto& c = e.column("t");
+  ASSERT_EQ(c.width, 8);
+  // 2024-03-05 (a Tuesday) 14:30, as written: class = value - first (1-based parts minus 1).
+  EXPECT_EQ(indices(c, 0), (std::vector<int64_t>{64, 9, 2, 4, 0, 1, 14, 30}));
+  // Unix time 0: Thursday 1970-01-01 00:00 UTC
+  EXPECT_EQ(indices(c, 1), (std::vector<int64_t>{0, 0, 0, 0, 0, 3, 0, 0}));
+  EXPECT_EQ(indices(c, 2)[0], 365);  // day 366 of a leap year
+  EXPECT_EQ(indices(c, 2)[5], 1);    // Tuesday
+  EXPECT_EQ(c.state[3], kOther);     // no 30 February
+  EXPECT_EQ(c.state[4], kOther);
+  EXPECT_EQ(indices(c, 5)[5], 6);  // Sunday
+  EXPECT_EQ(indices(c, 5)[6], 23);
+
+  auto utc = encode(R"({"t": {"type": "dateparts", "parts": ["day_of_month", "hour_of_day"], "utc": true}})",
+                    {R"({"t": "2024-03-05T01:30:00+02:00"})"});
+  EXPECT_EQ(indices(utc.column("t"), 0), (std::vector<int64_t>{3, 23}));  // 4 March, 23:30 UTC
+  auto ms = encode(R"({"t": {"type": "dateparts", "parts": ["hour_of_day"], "unit": "ms"}})", {R"({"t": 7200000})"});
+  EXPECT_EQ(indices(ms.column("t"), 0), (std::vector<int64_t>{2}));
+  auto pattern = encode(R"({"t": {"type": "dateparts", "parts": ["month_of_year", "hour_of_day"], "format": "%d/%m/%Y %H:%M"}})",
+                        {R"({"t": "25/12/2023 18:05"})", R"({"t": "2023-12-25"})"});
+  EXPECT_EQ(indices(pattern.column("t"), 0), (std::vector<int64_t>{11, 18}));
+  EXPECT_EQ(pattern.column("t").state[1], kOther);
+  EXPECT_EQ(error_of(R"({"t": "dateparts"})", {R"({"t": true})"}),
+            "data.jsonl:1: field 'r.t' is a boolean, but the field is a date (a string or Unix time)");
+  EXPECT_NE(error_of(R"({"t": {"type": "dateparts", "parts": ["hour"]}})", {R"({})"})
+                .find("unknown date part \"hour\" (allowed: day_of_year, week_of_year, month_of_year"),
+            std::string::npos);
+}
+
+TEST(EntityEncoding, ReindexedPerRecordByFirstAppearance) {
+  auto e = encode(R"({"items": {"type": "branch", "length": 6, "fields": {"seller": {"type": "entity", "max_entities": 2}}}})",
+                  {R"({"items": [{"seller": "x"}, {"seller": "y"}, {"seller": "x"}, {"seller": null}, {"seller": "z"}]})",
+                   R"({"items": [{"seller": 7}, {"seller": "x"}, {"seller": 7}]})"});
+  const auto& c = e.column("seller");
+  ASSERT_EQ(c.slots, 6);
+  EXPECT_EQ(std::vector<int64_t>(c.indices.begin(), c.indices.begin() + 3), (std::vector<int64_t>{1, 2, 1}));
+  EXPECT_EQ(c.state[3], kNull);
+  EXPECT_EQ(c.indices[4], 0);  // a third distinct seller, past max_entities: "another"
+  EXPECT_EQ(c.state[5], kPadded);
+  // The next record starts over: its first seller is entity 1 again.
+  EXPECT_EQ(std::vector<int64_t>(c.indices.begin() + 6, c.indices.begin() + 9), (std::vector<int64_t>{1, 2, 1}));
+  EXPECT_EQ(error_of(R"({"e": "entity"})", {R"({"e": [1]})"}),
+            "data.jsonl:1: field 'r.e' is an array, but the field is an entity");
+}
+
+TEST(TextEncoding, HashedWordsThenTrigramsCaseInsensitive) {
+  auto e = encode(R"({"note": {"type": "text", "max_features": 12, "buckets": 1024}})",
+                  {R"({"note": "Refund please"})", R"({"note": "refund, PLEASE!"})", R"({"note": ""})",
+                   R"({"note": "refunded"})", R"({"note": 42})"});
+  const auto& c = e.column("note");
+  auto a = indices(c, 0), b = indices(c, 1);
+  EXPECT_EQ(a, b);  // case and punctuation do not matter
+  for (int64_t i = 0; i < 12; ++i) EXPECT_GT(a[i], 0);  // 2 words + 6 + 6 trigrams, cut at 12
+  EXPECT_NE(a[0], a[1]);
+  EXPECT_EQ(c.state[2], kValued);
+  EXPECT_EQ(indices(c, 2), std::vector<int64_t>(12, 0));
+  // "refunded" shares the trigrams <re, ref, efu, fun, und with "refund".
+  auto r = indices(c, 3);
+  int shared = 0;
+  for (int64_t i = 1; i < 12; ++i)
+    if (r[i] > 0 && std::find(a.begin() + 2, a.end(), r[i]) != a.end()) ++shared;
+  EXPECT_GE(shared, 5);
+  EXPECT_GT(indices(c, 4)[0], 0);  // a number is text as written
+  EXPECT_NE(error_of(R"({"x": "number", "note": {"type": "text", "target": true}})", {R"({})"})
+                .find("field 'note': a text field cannot be a target"),
+            std::string::npos);
+}
+
+TEST(BranchMaskOption, BadValuesNameTheKeyAndTheRule) {
+  auto schema = [](const std::string& mask) {
+    return R"({"items": {"type": "branch", "length": 4, "mask": )" + mask + R"(, "fields": {"x": "number"}}})";
+  };
+  EXPECT_EQ(error_of(schema(R"({"rate": 0.2})"), {R"({})"}), "");
+  EXPECT_EQ(error_of(schema(R"({"count": 1, "window": "end", "p": 0.5})"), {R"({})"}), "");
+  EXPECT_NE(error_of(schema(R"({"rate": 0.2, "count": 1})"), {R"({})"}).find("needs exactly one of rate and count"),
+            std::string::npos);
+  EXPECT_NE(error_of(schema(R"({"count": 5})"), {R"({})"}).find("needs count an integer in [1, length]"),
+            std::string::npos);
+  EXPECT_NE(error_of(schema(R"({"rate": 0.2, "windw": "end"})"), {R"({})"}).find("unknown key 'windw' (allowed: rate, count, window, p)"),
+            std::string::npos);
+  EXPECT_NE(error_of(schema(R"({"count": 1, "window": "middle"})"), {R"({})"}).find("window one of random, start, end"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace j2v
