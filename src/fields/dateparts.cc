@@ -9,9 +9,12 @@
 //   - a string that is not such a date is "other"; a boolean, object or list is an error.
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <set>
 
 #include "fields/field_module.h"
 #include "fields/option_checks.h"
@@ -154,11 +157,13 @@ bool parse_time(const Scalar& v, const Settings& settings, CivilTime& t) {
       thread_local std::string buffer;
       buffer.assign(v.text);
       std::tm tm{};
+      tm.tm_mday = 1;  // a pattern without a day ("%Y-%m") means the first of the month
       const char* end = strptime(buffer.c_str(), settings.format.c_str(), &tm);
       if (end == nullptr) return false;
       while (*end == ' ') ++end;
       if (*end != '\0') return false;
       t = CivilTime{tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+      t.offset_minutes = static_cast<int>(tm.tm_gmtoff / 60);  // set by %z, else 0
       return valid(t);
     }
     case Scalar::Kind::kBool:
@@ -344,10 +349,14 @@ Datatype dateparts_datatype() {
     const auto& parts = spec.options.at("parts");
     if (!parts.is_array() || parts.empty())
       options::fail(spec, "parts", fmt::format("must be a non-empty list of: {}", fmt::join(names, ", ")));
-    for (const auto& p : parts)
+    std::set<std::string> seen;
+    for (const auto& p : parts) {
       if (!p.is_string() || !find_part(p.get<std::string>()))
         throw SchemaError(fmt::format("field '{}': unknown date part {} (allowed: {})", spec.name, p.dump(),
                                       fmt::join(names, ", ")));
+      if (!seen.insert(p.get<std::string>()).second)
+        throw SchemaError(fmt::format("field '{}': date part {} is listed twice in 'parts'", spec.name, p.dump()));
+    }
     if (!spec.options.at("format").is_string()) options::fail(spec, "format", "must be a strptime pattern string");
     options::one_of(spec, "unit", {"s", "ms"});
     options::boolean(spec, "utc");

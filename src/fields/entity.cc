@@ -4,7 +4,9 @@
 // 2, up to `max_entities`; later distinct values share index 0 ("another"). So the model
 // learns patterns like "two items from the same seller" without a vocabulary, and an id
 // never seen in training is as usable as any other. Decoded with cross-entropy over the
-// indices; the payload's value is that index (null for "another").
+// indices; the payload's value is that index (null for "another"). Indices are given at
+// encoding, before training hides cells, so the visible ones can betray whether a hidden
+// cell was a new entity: reconstruction scores under masking are optimistic.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -89,6 +89,9 @@ class NumberField : public Field {
     const auto& stats = static_cast<const NumberStats&>(base);
     mean_ = stats.count > 0 ? stats.mean : 0.0;
     double var = stats.count > 1 ? stats.m2 / (stats.count - 1) : 0.0;
+    // A value near the double's limit makes the variance infinite; such a field keeps its
+    // values unscaled rather than turning every cell into NaN.
+    if (!std::isfinite(mean_) || !std::isfinite(var)) mean_ = 0.0, var = 1.0;
     std_ = var > 1e-24 ? std::sqrt(var) : 1.0;
     count_ = stats.count;
     mark_fitted();

@@ -2,6 +2,7 @@
 // Checks of a datatype's options that name the field, the option, the allowed values and
 // what was given, so a bad schema says how to fix it.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <initializer_list>
 #include <string>

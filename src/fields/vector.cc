@@ -90,6 +90,7 @@ class VectorField : public Field {
       for (int64_t i = 0; i < n_dim(); ++i) {
         mean_[i] = stats.mean[i];
         double var = stats.m2[i] / (stats.count - 1);
+        if (!std::isfinite(mean_[i]) || !std::isfinite(var)) mean_[i] = 0.0, var = 1.0;  // see number.cc
         std_[i] = var > 1e-24 ? std::sqrt(var) : 1.0;
       }
     mark_fitted();

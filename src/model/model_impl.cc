@@ -282,6 +282,8 @@ torch::Tensor ModelImpl::training_step(engine::Batch& batch_base, int64_t) {
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
   auto out = forward(inputs, batch.present(), pruned, decode, false);
   auto l = loss(out, batch.fields(), decode, false);
+  // Nothing decoded (masks alone, and every list of the batch empty): skip the batch.
+  if (!l.requires_grad()) return {};
   log("loss/train", l, engine::LogOptions().step(false).epoch(true).progress_bar());
   return l;
 }

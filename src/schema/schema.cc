@@ -39,7 +39,9 @@ void validate_level(const std::vector<FieldSpec>& fields, const std::string& par
         throw SchemaError("branch '" + f.name + "': p_mask/p_prune are set on a branch's fields, not on the branch "
                           "(to hide whole items, use the branch option `mask`, e.g. {rate: 0.2})");
       if (!f.active) continue;
-      if (f.options.contains("mask") && !f.options.at("mask").is_null()) learns = true;  // hidden items are decoded
+      // Hidden items are decoded; a mask that never fires (p: 0) teaches nothing.
+      if (f.options.contains("mask") && f.options.at("mask").is_object() && f.options.at("mask").value("p", 1.0) > 0)
+        learns = true;
       validate_level(f.children, f.name, inputs, learns);
       continue;
     }

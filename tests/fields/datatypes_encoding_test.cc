@@ -2,6 +2,8 @@
 // "other", which are errors (naming file, line and field), and the schema errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "data/data_error.h"
 #include "data/record_encoder.h"
 #include "fields/registry.h"
@@ -137,6 +139,13 @@ TEST(DatePartsEncoding, IsoStringsUnixTimesAndPatterns) {
   EXPECT_EQ(pattern.column("t").state[1], kOther);
   EXPECT_EQ(error_of(R"({"t": "dateparts"})", {R"({"t": true})"}),
             "data.jsonl:1: field 'r.t' is a boolean, but the field is a date (a string or Unix time)");
+  auto month = encode(R"({"t": {"type": "dateparts", "parts": ["month_of_year", "day_of_month", "hour_of_day"], "format": "%Y-%m %z", "utc": true}})",
+                      {R"({"t": "2023-07 +0200"})"});
+  // no day in the pattern: the 1st; %z read, so utc moves 1 July 00:00 +02:00 to 30 June 22:00
+  EXPECT_EQ(indices(month.column("t"), 0), (std::vector<int64_t>{5, 29, 22}));
+  EXPECT_NE(error_of(R"({"t": {"type": "dateparts", "parts": ["hour_of_day", "hour_of_day"]}})", {R"({})"})
+                .find("date part \"hour_of_day\" is listed twice"),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"t": {"type": "dateparts", "parts": ["hour"]}})", {R"({})"})
                 .find("unknown date part \"hour\" (allowed: day_of_year, week_of_year, month_of_year"),
             std::string::npos);
@@ -195,6 +204,13 @@ TEST(BranchMaskOption, BadValuesNameTheKeyAndTheRule) {
             std::string::npos);
   EXPECT_NE(error_of(schema(R"({"count": 1, "window": "middle"})"), {R"({})"}).find("window one of random, start, end"),
             std::string::npos);
+}
+
+TEST(NumberEncoding, AHugeValueDoesNotTurnTheFieldIntoNaN) {
+  auto e = encode(R"({"x": "number", "v": {"type": "vector", "n_dim": 1}})",
+                  {R"({"x": 1e300, "v": [1e300]})", R"({"x": -1e300, "v": [-1e300]})", R"({"x": 1, "v": [1]})"});
+  for (const char* name : {"x", "v"})
+    for (float v : e.column(name).values) EXPECT_TRUE(std::isfinite(v)) << name;
 }
 
 }  // namespace

@@ -67,6 +67,9 @@ TEST(ItemMask, AHiddenItemHidesItsSubtreeAndNoBranchMeansNothingHidden) {
   EXPECT_EQ(as_vector(hidden[2]), (std::vector<int64_t>{1, 1, 0, 0}));
   auto plain = tree_of(R"({"e": {"type": "branch", "length": 4, "fields": {"x": "number"}}, "y": {"type": "number", "target": true}})");
   EXPECT_TRUE(hide_items(plain, {torch::ones({2}, torch::kBool), two_lists()}, uniform()).empty());
+  // A mask that never fires is not something to learn.
+  EXPECT_THROW(tree_of(R"({"e": {"type": "branch", "length": 4, "mask": {"count": 1, "p": 0}, "fields": {"x": "number"}}})"),
+               SchemaError);
 }
 
 }  // namespace
