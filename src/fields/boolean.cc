@@ -8,16 +8,10 @@
 #include "fields/option_checks.h"
 #include "fields/registry.h"
 #include "fields/roc_auc.h"
+#include "fields/string_rules.h"
 
 namespace j2v {
 namespace {
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 // The stated rules: true/false; the numbers 1/0; the strings true/false, yes/no, y/n, t/f,
 // 1/0 in any case -> valued. Any other number or string -> other. Object/array -> error.
@@ -33,9 +27,7 @@ CellState parse_boolean(const Scalar& v, bool& out) {
       }
       return CellState::kOther;
     case Scalar::Kind::kString: {
-      std::string_view s = v.text;
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+      std::string_view s = trim_spaces(v.text);
       for (const char* t : {"true", "yes", "y", "t", "1"})
         if (equals_ignore_case(s, t)) return out = true, CellState::kValued;
       for (const char* f : {"false", "no", "n", "f", "0"})

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "fields/field_module.h"
+#include "fields/label_counts.h"
 #include "fields/label_index.h"
 #include "fields/label_text.h"
 #include "fields/roc_auc.h"
@@ -23,20 +24,10 @@ class CategoryStats : public FieldStats {
   void observe(const Scalar& value) override {
     if (value.kind == Scalar::Kind::kMissing || value.kind == Scalar::Kind::kNull) return;
     if (value.kind == Scalar::Kind::kString && value.text == kMaskLiteral) return;
-    int64_t id = labels.insert(label_text(value));
-    if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
-    ++counts[id];
+    counts.add(label_text(value));
   }
-  void merge(const FieldStats& other_base) override {
-    const auto& other = static_cast<const CategoryStats&>(other_base);
-    for (size_t i = 0; i < other.labels.size(); ++i) {
-      int64_t id = labels.insert(other.labels.labels()[i]);
-      if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
-      counts[id] += other.counts[i];
-    }
-  }
-  LabelIndex labels;
-  std::vector<int64_t> counts;
+  void merge(const FieldStats& other) override { counts.merge(static_cast<const CategoryStats&>(other).counts); }
+  LabelCounts counts;
 };
 
 class CategoryField : public Field {
@@ -48,19 +39,11 @@ class CategoryField : public Field {
 
   void fit(const FieldStats& base) override {
     const auto& stats = static_cast<const CategoryStats&>(base);
-    std::vector<size_t> order(stats.labels.size());
-    std::iota(order.begin(), order.end(), 0);
-    // Most frequent first; ties by label so the vocabulary is deterministic.
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      if (stats.counts[a] != stats.counts[b]) return stats.counts[a] > stats.counts[b];
-      return stats.labels.labels()[a] < stats.labels.labels()[b];
-    });
-    size_t keep = std::min(order.size(), static_cast<size_t>(max_vocab_size()));
     std::vector<std::string> vocab;
     std::vector<int64_t> counts;
-    for (size_t i = 0; i < keep; ++i) {
-      vocab.push_back(stats.labels.labels()[order[i]]);
-      counts.push_back(stats.counts[order[i]]);
+    for (auto& [label, count] : stats.counts.most_frequent(static_cast<size_t>(max_vocab_size()))) {
+      vocab.push_back(std::move(label));
+      counts.push_back(count);
     }
     set_vocabulary(vocab, counts);
   }

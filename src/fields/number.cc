@@ -9,6 +9,7 @@
 
 #include "fields/field_module.h"
 #include "fields/registry.h"
+#include "fields/string_rules.h"
 
 namespace j2v {
 namespace {
@@ -16,14 +17,6 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 // Normalised values are clipped so a wild outlier cannot blow up the periodic features.
 constexpr float kClip = 50.0f;
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
 
 // The stated rules for what a number cell can hold:
 //   number -> valued; true/false -> 1/0; a numeric string ("12.5") -> valued;
@@ -39,9 +32,7 @@ CellState parse_number(const Scalar& v, double& out) {
       out = v.boolean ? 1.0 : 0.0;
       return CellState::kValued;
     case Scalar::Kind::kString: {
-      std::string_view s = v.text;
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+      std::string_view s = trim_spaces(v.text);
       if (equals_ignore_case(s, "nan")) return CellState::kNull;
       if (!s.empty() && s.front() == '+') s.remove_prefix(1);
       auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "fields/field_module.h"
+#include "fields/label_counts.h"
 #include "fields/label_index.h"
 #include "fields/label_text.h"
 #include "fields/option_checks.h"
@@ -40,22 +41,10 @@ class SetStats : public FieldStats {
   void observe(const Scalar& value) override {
     if (value.kind == Scalar::Kind::kMissing || value.kind == Scalar::Kind::kNull) return;
     if (value.kind == Scalar::Kind::kString && value.text == kMaskLiteral) return;
-    for_each_label(value, [&](std::string_view label) {
-      int64_t id = labels.insert(label);
-      if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
-      ++counts[id];
-    });
+    for_each_label(value, [&](std::string_view label) { counts.add(label); });
   }
-  void merge(const FieldStats& other_base) override {
-    const auto& other = static_cast<const SetStats&>(other_base);
-    for (size_t i = 0; i < other.labels.size(); ++i) {
-      int64_t id = labels.insert(other.labels.labels()[i]);
-      if (static_cast<size_t>(id) >= counts.size()) counts.push_back(0);
-      counts[id] += other.counts[i];
-    }
-  }
-  LabelIndex labels;
-  std::vector<int64_t> counts;
+  void merge(const FieldStats& other) override { counts.merge(static_cast<const SetStats&>(other).counts); }
+  LabelCounts counts;
 };
 
 // Index layout of a cell's `max_size` indices: 0 = no label in this position,
@@ -70,15 +59,9 @@ class SetField : public Field {
 
   void fit(const FieldStats& base) override {
     const auto& stats = static_cast<const SetStats&>(base);
-    std::vector<size_t> order(stats.labels.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      if (stats.counts[a] != stats.counts[b]) return stats.counts[a] > stats.counts[b];
-      return stats.labels.labels()[a] < stats.labels.labels()[b];
-    });
-    size_t keep = std::min(order.size(), static_cast<size_t>(spec_.options.at("max_vocab_size").get<int64_t>()));
     std::vector<std::string> vocab;
-    for (size_t i = 0; i < keep; ++i) vocab.push_back(stats.labels.labels()[order[i]]);
+    auto limit = static_cast<size_t>(spec_.options.at("max_vocab_size").get<int64_t>());
+    for (auto& [label, count] : stats.counts.most_frequent(limit)) vocab.push_back(std::move(label));
     set_vocabulary(vocab);
   }
   nlohmann::json state_json() const override { return {{"vocabulary", vocabulary_.labels()}}; }

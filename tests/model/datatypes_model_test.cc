@@ -9,19 +9,14 @@
 #include "data/table_data_module.h"
 #include "engine/trainer.h"
 #include "model/model.h"
+#include "model/quiet_trainer.h"
 #include "test_util.h"
 
 namespace j2v {
 namespace {
 
 engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
-  return engine::TrainerOptions()
-      .max_epochs(epochs)
-      .default_root_dir(root.string())
-      .enable_progress_bar(false)
-      .enable_checkpointing(false)
-      .seed(0)
-      .num_threads(2);
+  return testing::quiet_trainer(root, epochs);
 }
 
 std::map<std::string, double> fit_and_test(Model model, const std::vector<std::string>& train,

@@ -8,6 +8,7 @@
 #include "engine/trainer.h"
 #include "model/model.h"
 #include "model/model_impl.h"
+#include "model/quiet_trainer.h"
 #include "test_util.h"
 
 namespace j2v {
@@ -27,12 +28,7 @@ std::vector<std::string> fraud_records(int n, uint64_t seed) {
 }
 
 engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
-  return engine::TrainerOptions()
-      .max_epochs(epochs)
-      .default_root_dir(root.string())
-      .enable_progress_bar(false)
-      .seed(0)
-      .num_threads(2);
+  return testing::quiet_trainer(root, epochs, /*checkpointing=*/true);
 }
 
 TEST(Model, TheIssueExampleTrainsAndPredicts) {

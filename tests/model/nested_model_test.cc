@@ -8,19 +8,14 @@
 #include "engine/trainer.h"
 #include "model/model.h"
 #include "model/model_impl.h"
+#include "model/quiet_trainer.h"
 #include "test_util.h"
 
 namespace j2v {
 namespace {
 
 engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
-  return engine::TrainerOptions()
-      .max_epochs(epochs)
-      .default_root_dir(root.string())
-      .enable_progress_bar(false)
-      .enable_checkpointing(false)
-      .seed(0)
-      .num_threads(2);
+  return testing::quiet_trainer(root, epochs);
 }
 
 std::vector<std::string> orders(int64_t rows, uint64_t seed, bool flatten = false, int64_t max_items = 12) {
