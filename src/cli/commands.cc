@@ -12,6 +12,7 @@
 #include "data/data_error.h"
 #include "data/record_buffer.h"
 #include "data/synthetic_orders.h"
+#include "data/streaming_data_module.h"
 #include "data/table_data_module.h"
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
@@ -112,14 +113,77 @@ Model build_model(const json& cfg) {
   return Model::from_schema(std::move(schema), std::move(options));
 }
 
-TableDataModule build_data(const Model& model, const json& cfg) {
+// data.streaming's keys, each with its type: checked here, as the section's other keys are
+// by the config schema, so a typo names the key and the allowed ones.
+StreamingDataOptions streaming_options(const json& streaming, const json& d) {
+  static const std::vector<std::pair<std::string, std::string>> kKeys = {
+      {"root", "string"},       {"suffix", "string"},       {"train", "string"},         {"validate", "string"},
+      {"test", "string"},       {"predict", "string"},      {"sharding", "string"},      {"chunk_size", "int"},
+      {"shuffle_buffer", "int"}, {"sample_rate", "number"}, {"replacement", "bool"},     {"stats_records", "int"},
+      {"queue_batches", "int"}, {"world_size", "int"},      {"rank", "int"}};
+  if (!streaming.is_object()) throw ConfigError("config key 'data.streaming': expected a mapping (root, suffix, train, ...)");
+  for (const auto& [key, value] : streaming.items()) {
+    auto spec = std::find_if(kKeys.begin(), kKeys.end(), [&](const auto& k) { return k.first == key; });
+    if (spec == kKeys.end()) {
+      std::vector<std::string> names;
+      for (const auto& k : kKeys) names.push_back(k.first);
+      throw ConfigError(fmt::format("unknown config key 'data.streaming.{}'; allowed: {}", key, fmt::join(names, ", ")));
+    }
+    const std::string& type = spec->second;
+    bool ok = value.is_null() || (type == "string" && value.is_string()) ||
+              (type == "int" && value.is_number_integer()) || (type == "number" && value.is_number()) ||
+              (type == "bool" && value.is_boolean());
+    if (!ok) throw ConfigError(fmt::format("config key 'data.streaming.{}': expected {}, got {}", key, type, value.dump()));
+  }
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    if (!streaming.contains(key) || streaming[key].is_null()) return std::nullopt;
+    return streaming[key].get<std::string>();
+  };
+  StreamingDataOptions o;
+  o.root(text("root").value_or(""))
+      .suffix(text("suffix").value_or("jsonl"))
+      .train(text("train"))
+      .validate(text("validate"))
+      .test(text("test"))
+      .predict(text("predict"))
+      .sharding(text("sharding").value_or("chunk"))
+      .batch_size(d["batch_size"].get<int64_t>())
+      .num_workers(d["num_workers"].get<int>())
+      .seed(d["seed"].get<uint64_t>())
+      .validate_fraction(d["validate_fraction"].get<double>());
+  if (!d["shuffle"].get<bool>()) o.shuffle_buffer(0);
+  auto number = [&](const char* key) { return streaming.contains(key) && !streaming[key].is_null(); };
+  if (number("chunk_size")) o.chunk_size(streaming["chunk_size"].get<int64_t>());
+  if (number("shuffle_buffer")) o.shuffle_buffer(streaming["shuffle_buffer"].get<int64_t>());
+  if (number("sample_rate")) o.sample_rate(streaming["sample_rate"].get<double>());
+  if (number("replacement")) o.replacement(streaming["replacement"].get<bool>());
+  if (number("stats_records")) o.stats_records(streaming["stats_records"].get<int64_t>());
+  if (number("queue_batches")) o.queue_batches(streaming["queue_batches"].get<int64_t>());
+  if (number("world_size")) o.world_size(static_cast<int>(streaming["world_size"].get<int64_t>()));
+  if (number("rank")) o.rank(static_cast<int>(streaming["rank"].get<int64_t>()));
+  return o;
+}
+
+std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& cfg) {
   const json& d = cfg["data"];
+  if (!d["streaming"].is_null() && !d["streaming"].empty()) {
+    for (const char* key : {"train", "validate", "test", "predict", "sql"})
+      if (!d[key].is_null())
+        throw ConfigError(fmt::format("config keys 'data.{}' and 'data.streaming' exclude each other: with streaming, "
+                                      "each split is a pattern under data.streaming.root (data.streaming.{})",
+                                      key, key));
+    return std::make_unique<StreamingDataModule>(model, streaming_options(d["streaming"], d));
+  }
   TableSplits splits;
   auto split = [&](const char* key) -> std::optional<RecordSource> {
     if (d[key].is_null()) return std::nullopt;
     return RecordSource::file(d[key].get<std::string>());
   };
   splits.train = split("train");
+  if (!d["sql"].is_null()) {
+    if (splits.train) throw ConfigError("config keys 'data.train' and 'data.sql' exclude each other: both give the training records");
+    splits.train = RecordSource::query(d["sql"].get<std::string>());
+  }
   splits.validate = split("validate");
   splits.test = split("test");
   splits.predict = split("predict");
@@ -129,7 +193,7 @@ TableDataModule build_data(const Model& model, const json& cfg) {
       .shuffle(d["shuffle"].get<bool>())
       .seed(d["seed"].get<uint64_t>())
       .validate_fraction(d["validate_fraction"].get<double>());
-  return TableDataModule(model, std::move(splits), options);
+  return std::make_unique<TableDataModule>(model, std::move(splits), options);
 }
 
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
@@ -292,7 +356,8 @@ int run_command(const Args& args) {
     throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
 
   Model model = build_model(cfg);
-  TableDataModule data = build_data(model, cfg);
+  std::unique_ptr<engine::DataModule> data_module = build_data(model, cfg);
+  engine::DataModule& data = *data_module;
   engine::Trainer trainer(build_trainer_options(cfg, cmd));
   if (cmd == "fit") {
     trainer.fit(model, data, args.ckpt_path);

@@ -719,11 +719,19 @@ const std::vector<KeySpec>& config_keys() {
        "REQUIRED, non-empty: field name -> type (e.g. 'price: number') or options mapping "
        "(e.g. 'price: {type: number, target: true}')"},
 
-      {"data.train", "path?", nullptr, {}, "training records: JSON Lines file, plain or .gz"},
+      {"data.train", "path?", nullptr, {},
+       "training records: a .jsonl/.ndjson file (plain, .gz or .zst), .parquet, .csv/.tsv or .json"},
       {"data.validate", "path?", nullptr, {},
-       "validation records (JSON Lines, plain or .gz); when null, data.validate_fraction of train is held out"},
-      {"data.test", "path?", nullptr, {}, "test records (JSON Lines, plain or .gz)"},
-      {"data.predict", "path?", nullptr, {}, "records to predict (JSON Lines, plain or .gz)"},
+       "validation records (any format of data.train); when null, data.validate_fraction of train is held out"},
+      {"data.test", "path?", nullptr, {}, "test records (any format of data.train)"},
+      {"data.predict", "path?", nullptr, {}, "records to predict (any format of data.train)"},
+      {"data.sql", "path?", nullptr, {},
+       "instead of data.train: a DuckDB query whose rows are the training records, "
+       "e.g. SELECT * FROM read_parquet('events/*.parquet') WHERE day > '2024-01-01'"},
+      {"data.streaming", "map", nullptr, {},
+       "read files as needed instead of loading them: root (directory), suffix (jsonl|ndjson|parquet|csv|json), "
+       "train/validate/test/predict (regexes searched in each path under root), sharding (file|chunk|record), "
+       "chunk_size, shuffle_buffer, sample_rate, replacement, stats_records, queue_batches, world_size, rank"},
       {"data.validate_fraction", "float", 0.1, {},
        "share of train held out for validation when data.validate is null; 0 disables", 0, 1},
       {"data.batch_size", "int", 256, {}, "records per batch", 1, none},

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "data/data_error.h"
+#include "engine/available_cores.h"
 #include "schema/schema.h"
 
 namespace j2v {
@@ -57,7 +58,7 @@ struct RecordEncoder::Trie {
 
 int resolve_threads(int requested) {
   if (requested > 0) return requested;
-  return std::max(1u, std::thread::hardware_concurrency());
+  return available_cores();
 }
 
 RecordEncoder::RecordEncoder(std::vector<std::shared_ptr<Field>> fields, SchemaTree tree)
@@ -321,18 +322,18 @@ void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows
       auto error = doc.get_object().get(object);
       if (error) {
         if (error == simdjson::INCORRECT_TYPE)
-          errors.offer(i, fmt::format("{}:{}: the record is not a JSON object", records.source(), records.line(r)));
+          errors.offer(i, fmt::format("{}: the record is not a JSON object", records.where(r)));
         else
-          errors.offer(i, fmt::format("{}:{}: malformed JSON ({})", records.source(), records.line(r),
+          errors.offer(i, fmt::format("{}: malformed JSON ({})", records.where(r),
                                       simdjson::error_message(error)));
         return;
       }
       walker.walk_object(object, 0, 0);
     } catch (const simdjson::simdjson_error& e) {
-      errors.offer(i, fmt::format("{}:{}: malformed JSON ({})", records.source(), records.line(r), e.what()));
+      errors.offer(i, fmt::format("{}: malformed JSON ({})", records.where(r), e.what()));
       return;
     } catch (const ShapeError& e) {
-      errors.offer(i, fmt::format("{}:{}: {}", records.source(), records.line(r), e.what()));
+      errors.offer(i, fmt::format("{}: {}", records.where(r), e.what()));
       return;
     }
     scratch.resolve_arrays();
@@ -363,7 +364,7 @@ std::vector<std::unique_ptr<FieldStats>> RecordEncoder::collect_stats(const Reco
                         for (int64_t s = 0; s < tree_.branches[b].slots; ++s)
                           if (present[s]) stats[f]->observe(cells[s]);
                       } catch (const EncodeError& e) {
-                        errors.offer(i, fmt::format("{}:{}: field '{}' {}", records.source(), records.line(r),
+                        errors.offer(i, fmt::format("{}: field '{}' {}", records.where(r),
                                                     fields_[f]->address().str(), e.what()));
                         return false;
                       }
@@ -424,7 +425,7 @@ EncodedTable RecordEncoder::encode(std::shared_ptr<const RecordBuffer> records, 
                       try {
                         fields_[f]->encode_record(cells, present, slots, column, i * static_cast<size_t>(slots));
                       } catch (const EncodeError& e) {
-                        errors.offer(i, fmt::format("{}:{}: field '{}' {}", records->source(), records->line(r),
+                        errors.offer(i, fmt::format("{}: field '{}' {}", records->where(r),
                                                     fields_[f]->address().str(), e.what()));
                         return false;
                       }

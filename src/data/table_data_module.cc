@@ -5,6 +5,7 @@
 #include <random>
 
 #include "data/data_error.h"
+#include "data/readers/record_reader.h"
 #include "data/record_batch.h"
 #include "model/model_impl.h"
 
@@ -55,6 +56,7 @@ std::vector<int64_t> all_rows(int64_t n) {
 }
 
 std::shared_ptr<RecordBuffer> load(const RecordSource& source, const std::string& name) {
+  if (source.is_query()) return read_all(open_sql_reader(source.sql, ReaderOptions{}), "data.sql");
   return source.is_file() ? RecordBuffer::from_file(source.path) : RecordBuffer::from_strings(source.records, "<" + name + ">");
 }
 

@@ -12,17 +12,25 @@
 
 namespace j2v {
 
-// Either JSON records in memory or a JSON Lines file (plain or .gz).
+// JSON records in memory, a file (JSON Lines, plain, .gz or .zst; Parquet; CSV; JSON), or
+// a DuckDB query whose rows are the records.
 struct RecordSource {
   std::vector<std::string> records;
   std::string path;
+  std::string sql;
   RecordSource(std::vector<std::string> in_memory) : records(std::move(in_memory)) {}  // NOLINT
   static RecordSource file(std::string path) {
     RecordSource s{std::vector<std::string>{}};
     s.path = std::move(path);
     return s;
   }
+  static RecordSource query(std::string sql) {
+    RecordSource s{std::vector<std::string>{}};
+    s.sql = std::move(sql);
+    return s;
+  }
   bool is_file() const { return !path.empty(); }
+  bool is_query() const { return !sql.empty(); }
 };
 
 struct TableSplits {

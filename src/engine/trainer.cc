@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "engine/available_cores.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/progress_bar.h"
 #include "engine/checkpoint_io.h"
@@ -41,6 +42,14 @@ int64_t BatchLimit::apply(int64_t available) const {
   return available < 0 ? n : std::min(n, available);
 }
 
+// A fraction of a stream is a fraction of its estimate; with no estimate, all of it or none.
+static int64_t batches_to_run(const BatchLimit& limit, const DataLoader& loader) {
+  int64_t available = loader.num_batches();
+  if (available < 0 && limit.is_fraction && limit.value < 1.0) available = loader.estimated_batches();
+  return limit.apply(available);
+}
+
+
 // ---- Module's trainer-facing members -------------------------------------------------
 void Module::log(const std::string& name, double value, LogOptions options) {
   if (trainer_) trainer_->record_log(name, value, options);
@@ -71,7 +80,7 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
 
 void Trainer::set_num_threads() const {
   int64_t n = options_.num_threads();
-  if (n <= 0) n = std::max<unsigned>(1, std::thread::hardware_concurrency());
+  if (n <= 0) n = available_cores();
   // With replicas the parallelism is across them; each runs single-threaded kernels.
   torch::set_num_threads(options_.devices() > 1 ? 1 : static_cast<int>(n));
 }
@@ -158,6 +167,7 @@ void Trainer::save_checkpoint(const std::string& path, Module& module) {
                  {"callbacks", callbacks},
                  {"schedulers", schedulers},
                  {"callback_metrics", callback_metrics_}};
+  if (data_) writer.meta["datamodule"] = data_->state_dict();
   writer.write_module = [&module](torch::serialize::OutputArchive& a) { module.save(a); };
   for (auto& opt : optimizers_)
     writer.write_optimizers.push_back([opt](torch::serialize::OutputArchive& a) { opt.optimizer->save(a); });
@@ -186,6 +196,7 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
         !meta["schedulers"][i].is_null())
       optimizers_[i].scheduler->load_state_dict(meta["schedulers"][i]);
   }
+  if (data_ && meta.contains("datamodule")) data_->load_state_dict(meta["datamodule"]);
   if (meta.contains("callbacks"))
     for (auto& cb : callbacks_)
       if (meta["callbacks"].contains(cb->state_key())) cb->load_state_dict(meta["callbacks"][cb->state_key()]);
@@ -266,7 +277,7 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
   begin_epoch_metrics();
   module.on_train_epoch_start();
   for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
-  int64_t limit = options_.limit_train_batches().apply(loader.num_batches());
+  int64_t limit = batches_to_run(options_.limit_train_batches(), loader);
   num_loop_batches_ = limit;
   if (replicas_) {
     int64_t idx = 0;
@@ -366,7 +377,7 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
   if (stage == Stage::kValidate) module.on_validation_epoch_start();
   else module.on_test_epoch_start();
   const BatchLimit& limit_opt = stage == Stage::kValidate ? options_.limit_val_batches() : options_.limit_test_batches();
-  int64_t limit = limit_opt.apply(loader.num_batches());
+  int64_t limit = batches_to_run(limit_opt, loader);
   num_loop_batches_ = limit;
   for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
     auto batch = loader.next();
@@ -401,13 +412,21 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     preload_module_state(resume_path, module);
   }
   setup_run(module, true);
+  // Checkpoints written during this fit carry the data module's position (a stream's).
+  struct DataScope {
+    DataModule*& slot;
+    ~DataScope() { slot = nullptr; }
+  } data_scope{data_};
+  data_ = &data;
   data.prepare_data();
   data.setup(Stage::kFit);
   module.setup(Stage::kFit);
   auto train_loader = data.train_dataloader();
   if (!train_loader) throw std::invalid_argument("fit needs training data: the data module has no train split");
   auto val_loader = data.val_dataloader();
-  num_training_batches_ = options_.limit_train_batches().apply(train_loader->num_batches());
+  // A stream does not know its length: schedules use its estimate (a count limit wins).
+  int64_t known = train_loader->num_batches();
+  num_training_batches_ = options_.limit_train_batches().apply(known >= 0 ? known : train_loader->estimated_batches());
   optimizers_ = module.configure_optimizers();
   if (!resume_path.empty()) restore(resume_path, module, true);
   replicas_.reset();
@@ -418,7 +437,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
     while (current_epoch_ < options_.max_epochs() && !should_stop) {
       run_train_epoch(module, *train_loader);
-      if (val_loader && options_.limit_val_batches().apply(val_loader->num_batches()) != 0) {
+      if (val_loader && batches_to_run(options_.limit_val_batches(), *val_loader) != 0) {
         for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
         run_eval_loop(module, *val_loader, Stage::kValidate);
         for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
@@ -491,7 +510,7 @@ nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::opt
     for (auto& cb : callbacks_) cb->on_predict_start(*this, module);
     module.on_predict_epoch_start();
     loader->start_epoch(0);
-    int64_t limit = options_.limit_predict_batches().apply(loader->num_batches());
+    int64_t limit = batches_to_run(options_.limit_predict_batches(), *loader);
     num_loop_batches_ = limit;
     for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
       auto batch = loader->next();

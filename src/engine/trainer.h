@@ -95,6 +95,7 @@ class Trainer {
   std::string resolve_checkpoint(const std::string& ckpt_path) const;
 
  private:
+  DataModule* data_ = nullptr;  // during fit only
   void setup_run(Module& module, bool for_fit);
   void restore(const std::string& path, Module& module, bool full);
   void run_train_epoch(Module& module, DataLoader& loader);

@@ -60,7 +60,11 @@ void ModelImpl::fit_fields(const RecordBuffer& records, const std::vector<int64_
   if (built_) return;
   if ((rows ? rows->size() : records.size()) == 0)
     throw std::invalid_argument("no training records in '" + records.source() + "'");
-  auto stats = encoder_->collect_stats(records, rows, threads);
+  fit_fields(encoder_->collect_stats(records, rows, threads));
+}
+
+void ModelImpl::fit_fields(const std::vector<std::unique_ptr<FieldStats>>& stats) {
+  if (built_) return;
   for (size_t f = 0; f < fields_.size(); ++f) fields_[f]->fit(*stats[f]);
   build_network();
 }

@@ -37,6 +37,8 @@ class ModelImpl : public engine::Module {
 
   // Learns vocabularies and statistics from training records, freezes them, builds the network.
   void fit_fields(const RecordBuffer& records, const std::vector<int64_t>* rows, int threads);
+  // The same from statistics gathered elsewhere (a stream, chunk by chunk), one per field.
+  void fit_fields(const std::vector<std::unique_ptr<FieldStats>>& stats);
 
   torch::Tensor training_step(engine::Batch& batch, int64_t batch_idx) override;
   void validation_step(engine::Batch& batch, int64_t batch_idx) override;

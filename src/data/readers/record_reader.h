@@ -1,0 +1,48 @@
+#pragma once
+// Every input format behind one interface: a reader yields a file's records in file order,
+// a chunk (a RecordBuffer of JSON records) at a time, so a stream never holds a whole file.
+// JSON Lines go through simdjson (plain, gzip or zstd, told apart by content); Parquet, CSV
+// and JSON files and SQL queries go through DuckDB, whose rows become JSON objects
+// (STRUCT -> object, LIST -> array), so nested Parquet meets the schema's branches.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/record_buffer.h"
+
+namespace j2v {
+
+enum class FileFormat { kJsonLines, kParquet, kCsv, kJson };
+
+// From the name, ignoring a trailing .gz or .zst: .jsonl/.ndjson -> JSON Lines, .parquet,
+// .csv/.tsv, .json. Throws DataError naming the file and the suffixes it knows.
+FileFormat format_of_path(const std::string& path);
+// "jsonl", "parquet", ...: the values of data.streaming.suffix. Throws naming the allowed values.
+FileFormat format_from_name(const std::string& name);
+const std::vector<std::string>& format_names();
+// True when path ends with one of the suffixes of format (plain, .gz or .zst).
+bool has_format_suffix(const std::string& path, FileFormat format);
+
+struct ReaderOptions {
+  size_t chunk_bytes = size_t{8} << 20;  // JSON Lines: text per chunk
+  size_t chunk_rows = 16384;             // DuckDB formats: rows per chunk
+  int threads = 0;                       // DuckDB's own threads; 0 = all available cores
+};
+
+class RecordReader {
+ public:
+  virtual ~RecordReader() = default;
+  // The next records in file order; nullptr after the last. Throws DataError naming the
+  // file (unreadable, truncated, corrupt) rather than ending early.
+  virtual std::shared_ptr<RecordBuffer> next() = 0;
+};
+
+std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const ReaderOptions& options);
+// The rows of a DuckDB query (`data.sql`), e.g. SELECT * FROM read_parquet('x/*.parquet').
+std::unique_ptr<RecordReader> open_sql_reader(const std::string& sql, const ReaderOptions& options);
+
+// Every record of a reader in one buffer (a table that fits in memory).
+std::shared_ptr<RecordBuffer> read_all(std::unique_ptr<RecordReader> reader, const std::string& source);
+
+}  // namespace j2v

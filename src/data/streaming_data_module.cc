@@ -1,0 +1,132 @@
+#include "data/streaming_data_module.h"
+
+#include <algorithm>
+
+#include "data/data_error.h"
+#include "engine/available_cores.h"
+#include "model/model_impl.h"
+
+namespace j2v {
+
+StreamingDataModule::StreamingDataModule(const Model& model, StreamingDataOptions options)
+    : model_(model), options_(std::move(options)) {
+  const auto& o = options_;
+  if (o.root().empty()) throw std::invalid_argument("data.streaming.root is required");
+  sharding_ = sharding_from_name(o.sharding());
+  try {
+    format_ = format_from_name(o.suffix());
+  } catch (const DataError& e) {
+    throw std::invalid_argument(std::string("data.streaming.suffix: ") + e.what());
+  }
+  if (o.chunk_size() < 1) throw std::invalid_argument("data.streaming.chunk_size must be >= 1");
+  if (o.sample_rate() <= 0 || (!o.replacement() && o.sample_rate() > 1))
+    throw std::invalid_argument("data.streaming.sample_rate must be in (0, 1] (any positive rate with replacement)");
+  if (o.validate_fraction() < 0 || o.validate_fraction() >= 1)
+    throw std::invalid_argument("data.validate_fraction must be in [0, 1)");
+  if (o.world_size() < 1 || o.rank() < 0 || o.rank() >= o.world_size())
+    throw std::invalid_argument("the rank must be in [0, world_size)");
+  if (o.batch_size() && *o.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
+}
+
+int64_t StreamingDataModule::batch_size() const { return options_.batch_size().value_or(model_.options().batch_size()); }
+
+std::vector<DiscoveredFile> StreamingDataModule::files_of(const std::optional<std::string>& pattern,
+                                                          const std::string& key) {
+  if (!pattern) throw std::invalid_argument("data.streaming." + key + " (a regular expression) is needed here");
+  if (all_files_.empty()) all_files_ = list_files(options_.root());
+  return select_files(all_files_, format_, *pattern, "data.streaming." + key);
+}
+
+std::shared_ptr<RecordStream> StreamingDataModule::stream(std::vector<DiscoveredFile> files, bool ordered,
+                                                          Holdout holdout, int64_t estimated_records) const {
+  const auto& o = options_;
+  RecordStreamSpec spec;
+  spec.files = std::move(files);
+  spec.ordered = ordered;
+  spec.sharding = sharding_;
+  spec.chunk_size = o.chunk_size();
+  spec.shuffle_buffer = o.shuffle_buffer();
+  spec.sample_rate = o.sample_rate();
+  spec.replacement = o.replacement();
+  spec.holdout = holdout;
+  spec.world_size = o.world_size();
+  spec.rank = o.rank();
+  spec.workers = o.num_workers() > 0 ? o.num_workers() : std::min(2, available_cores());
+  spec.batch_size = batch_size();
+  spec.queue_batches = o.queue_batches();
+  spec.seed = o.seed();
+  spec.estimated_records = estimated_records;
+  std::shared_ptr<const RecordEncoder> encoder(model_.ptr(), &model_.impl().encoder());
+  return std::make_shared<RecordStream>(std::move(spec), std::move(encoder));
+}
+
+void StreamingDataModule::fit_fields(const std::vector<DiscoveredFile>& files, const Holdout& holdout) {
+  auto& model = model_.impl();
+  const auto& encoder = model.encoder();
+  std::vector<std::unique_ptr<FieldStats>> stats;
+  for (const auto& f : encoder.fields()) stats.push_back(f->new_stats());
+  int threads = options_.num_workers() > 0 ? options_.num_workers() : available_cores();
+  int64_t limit = options_.stats_records() > 0 ? options_.stats_records() : -1;
+  int64_t seen = 0;
+  std::vector<int64_t> rows;
+  for (uint64_t f = 0; f < files.size() && (limit < 0 || seen < limit); ++f) {
+    auto reader = open_record_reader(files[f].path, ReaderOptions{});
+    int64_t in_file = 0;
+    while (auto chunk = reader->next()) {
+      rows.clear();
+      for (size_t i = 0; i < chunk->size(); ++i, ++in_file)
+        if (holdout.keeps(f, in_file) && (limit < 0 || seen + static_cast<int64_t>(rows.size()) < limit))
+          rows.push_back(static_cast<int64_t>(i));
+      seen += static_cast<int64_t>(rows.size());
+      auto chunk_stats = encoder.collect_stats(*chunk, &rows, threads);
+      for (size_t k = 0; k < stats.size(); ++k) stats[k]->merge(*chunk_stats[k]);
+      if (limit >= 0 && seen >= limit) break;
+    }
+  }
+  if (seen == 0) throw DataError("data.streaming.train: the training files hold no records");
+  model.fit_fields(stats);
+  // Per rank and epoch: the records counted (all of them when stats_records did not stop the pass).
+  train_records_ = limit < 0 || seen < limit ? seen / options_.world_size() : -1;
+}
+
+void StreamingDataModule::setup(engine::Stage stage) {
+  auto& model = model_.impl();
+  const auto& o = options_;
+  if (stage == engine::Stage::kFit) {
+    auto train_files = files_of(o.train(), "train");
+    Holdout train_part, held_part;
+    if (!o.validate() && o.validate_fraction() > 0) {
+      train_part = Holdout{o.validate_fraction(), false, o.seed()};
+      held_part = Holdout{o.validate_fraction(), true, o.seed()};
+    }
+    if (!model.built()) fit_fields(train_files, train_part);
+    train_ = stream(train_files, false, train_part, train_records_);
+    if (o.validate())
+      validate_ = stream(files_of(o.validate(), "validate"), true, Holdout{}, -1);
+    else if (o.validate_fraction() > 0)
+      validate_ = stream(train_files, true, held_part, -1);
+    if (pending_state_.contains("train")) train_->load_state_dict(pending_state_["train"]);
+  }
+  if (!model.built()) return;  // the model reports that it needs training
+  if (stage == engine::Stage::kValidate) validate_ = stream(files_of(o.validate(), "validate"), true, Holdout{}, -1);
+  if (stage == engine::Stage::kTest) test_ = stream(files_of(o.test(), "test"), true, Holdout{}, -1);
+  if (stage == engine::Stage::kPredict) predict_ = stream(files_of(o.predict(), "predict"), true, Holdout{}, -1);
+}
+
+std::shared_ptr<engine::DataLoader> StreamingDataModule::train_dataloader() { return train_; }
+std::shared_ptr<engine::DataLoader> StreamingDataModule::val_dataloader() { return validate_; }
+std::shared_ptr<engine::DataLoader> StreamingDataModule::test_dataloader() { return test_; }
+std::shared_ptr<engine::DataLoader> StreamingDataModule::predict_dataloader() { return predict_; }
+
+nlohmann::json StreamingDataModule::state_dict() const {
+  nlohmann::json state = nlohmann::json::object();
+  if (train_) state["train"] = train_->state_dict();
+  return state;
+}
+
+void StreamingDataModule::load_state_dict(const nlohmann::json& state) {
+  pending_state_ = state;
+  if (train_ && state.contains("train")) train_->load_state_dict(state["train"]);
+}
+
+}  // namespace j2v
