@@ -38,7 +38,9 @@ commands:
   test          evaluate on data.test; prints metrics as one JSON line
   predict       write predictions for data.predict to writer.path/rank-0.parquet
   print-config  print the resolved config, defaults filled
-  bench encode  measure encoding throughput: --input FILE (JSON Lines)
+  bench encode  measure encoding throughput: --input FILE (any format data.train takes)
+  bench stream  measure a streamed epoch (read, shuffle, encode, batch) of data.streaming's
+                train split, without training
   generate orders
                 write synthetic nested orders as JSON Lines: [--rows 1000 --seed 0
                 --max_items 32 --flatten true --output FILE] (stdout by default)
@@ -164,6 +166,13 @@ StreamingDataOptions streaming_options(const json& streaming, const json& d) {
   return o;
 }
 
+// The rank of this process among those sharing a stream: its predictions go to rank-N.
+int64_t streaming_rank(const json& cfg) {
+  const json& streaming = cfg["data"]["streaming"];
+  if (!streaming.is_object() || !streaming.contains("rank") || !streaming["rank"].is_number_integer()) return 0;
+  return streaming["rank"].get<int64_t>();
+}
+
 std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& cfg) {
   const json& d = cfg["data"];
   if (!d["streaming"].is_null() && !d["streaming"].empty()) {
@@ -242,7 +251,8 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
     callbacks.push_back(std::make_shared<engine::Writer>(engine::WriterOptions()
                                                              .path(w["path"].get<std::string>())
                                                              .format(w["format"].get<std::string>())
-                                                             .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())));
+                                                             .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())
+                                                             .local_rank(streaming_rank(cfg))));
   }
   o.callbacks(callbacks);
   return o;
@@ -275,6 +285,35 @@ int bench_encode(const Args& args, const json& cfg) {
                     {"seconds", best},
                     {"records_per_second", n / best},
                     {"records_per_second_per_thread", n / best / threads}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
+// One epoch of the training stream, timed: the rate at which batches reach training.
+int bench_stream(const json& cfg) {
+  if (cfg["data"]["streaming"].is_null() || cfg["data"]["streaming"].empty())
+    throw ConfigError("bench stream reads data.streaming (root, suffix, train, ...): set it in the config");
+  Model model = build_model(cfg);
+  auto data = build_data(model, cfg);
+  auto start = std::chrono::steady_clock::now();
+  data->setup(engine::Stage::kFit);
+  double stats_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto loader = data->train_dataloader();
+  if (loader->endless()) throw ConfigError("bench stream needs a stream that ends: data.streaming.replacement is true");
+  start = std::chrono::steady_clock::now();
+  loader->start_epoch(0);
+  int64_t records = 0, batches = 0;
+  while (auto batch = loader->next()) {
+    records += batch->size();
+    ++batches;
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << json{{"records", records},
+                    {"batches", batches},
+                    {"seconds", seconds},
+                    {"records_per_second", static_cast<double>(records) / seconds},
+                    {"fit_fields_seconds", stats_seconds}}
                    .dump()
             << std::endl;
   return 0;
@@ -331,7 +370,7 @@ void save_config(const json& cfg, const std::string& run_dir) {
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "serve", "generate orders"};
+                                                 "print-config", "bench encode", "bench stream", "serve", "generate orders"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
   if (cmd == "generate orders") {
@@ -352,6 +391,7 @@ int run_command(const Args& args) {
     return 0;
   }
   if (cmd == "bench encode") return bench_encode(args, cfg);
+  if (cmd == "bench stream") return bench_stream(cfg);
   if (cmd != "fit" && !args.ckpt_path)
     throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
 

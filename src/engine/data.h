@@ -31,6 +31,8 @@ class DataLoader {
   virtual int64_t num_batches() const = 0;  // -1 when unknown (streams)
   // A stream's best guess at num_batches (for learning-rate schedules and progress), -1 if none.
   virtual int64_t estimated_batches() const { return num_batches(); }
+  // A stream that never ends by itself (sampling with replacement): an epoch is a batch count.
+  virtual bool endless() const { return false; }
   virtual void start_epoch(int64_t epoch) {}
   virtual std::shared_ptr<Batch> next() = 0;  // nullptr after the last batch
 };

@@ -423,6 +423,10 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   module.setup(Stage::kFit);
   auto train_loader = data.train_dataloader();
   if (!train_loader) throw std::invalid_argument("fit needs training data: the data module has no train split");
+  if (train_loader->endless() && options_.limit_train_batches().is_fraction && options_.max_steps() <= 0)
+    throw std::invalid_argument(
+        "the training stream never ends (sampling with replacement): set trainer.limit_train_batches to a number of "
+        "batches per epoch (an integer), or trainer.max_steps");
   auto val_loader = data.val_dataloader();
   // A stream does not know its length: schedules use its estimate (a count limit wins).
   int64_t known = train_loader->num_batches();

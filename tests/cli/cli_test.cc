@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "compress_util.h"
 #include "test_util.h"
 
 namespace {
@@ -156,3 +157,69 @@ TEST_F(Cli, BenchEncodeReportsThroughput) {
 }
 
 }  // namespace
+
+// The transactions example as a directory of files read as a stream: Parquet for training,
+// zstd JSON Lines to predict, with the order of the predictions that of the input.
+TEST_F(Cli, StreamingFitAndPredictFromADirectory) {
+  auto root = dir / "data";
+  fs::create_directories(root / "train");
+  fs::create_directories(root / "predict");
+  std::string train = j2v::testing::source_path("examples/transactions/train.jsonl").string();
+  std::string predict = j2v::testing::source_path("examples/transactions/predict.jsonl").string();
+  std::string sql = "COPY (SELECT * FROM read_json('" + train + "')) TO '" + (root / "train" / "all.parquet").string() +
+                    "' (FORMAT parquet)";
+  {
+    duckdb_database db;
+    duckdb_connection con;
+    duckdb_result result;
+    ASSERT_EQ(duckdb_open(nullptr, &db), DuckDBSuccess);
+    ASSERT_EQ(duckdb_connect(db, &con), DuckDBSuccess);
+    ASSERT_EQ(duckdb_query(con, sql.c_str(), &result), DuckDBSuccess) << duckdb_result_error(&result);
+    duckdb_destroy_result(&result);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
+  }
+  std::string streaming = " --data.train=null --data.test=null --data.predict=null --data.streaming='{root: " +
+                          root.string() + ", suffix: parquet, train: /train/, shuffle_buffer: 1000}'";
+  auto fit = run("fit " + common() + streaming + " --trainer.max_epochs=3", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  EXPECT_GT(fit.last_json().at("record.fraud/validate:accuracy:content").get<double>(), 0.9) << fit.out;
+
+  j2v::testing::write_bytes(root / "predict" / "p.jsonl.zst", j2v::testing::zstd(j2v::testing::read_bytes(predict)));
+  std::string predict_stream = " --data.train=null --data.test=null --data.predict=null --data.streaming='{root: " +
+                               root.string() + ", suffix: jsonl, predict: /predict/, rank: 2, world_size: 3}'";
+  auto out = run("predict " + common() + predict_stream + " --ckpt_path last --data.batch_size=16 --data.num_workers=2", dir);
+  ASSERT_EQ(out.code, 0) << out.err;
+  auto file = dir / "predictions" / "rank-2.parquet";  // the rank names the file
+  ASSERT_TRUE(fs::exists(file)) << out.out;
+  std::string first_input;
+  // 3 ranks x 2 workers = 6 shards of runs of 16 records; rank 2 holds shards 4 and 5, so of
+  // the 200 records it takes runs 4, 5, 10 and 11: 64 records, the first of them record 65.
+  EXPECT_EQ(parquet_rows(file, &first_input), 64);
+  std::ifstream in(predict);
+  std::string line;
+  for (int i = 0; i < 65; ++i) std::getline(in, line);
+  EXPECT_EQ(nlohmann::json::parse(first_input), nlohmann::json::parse(line));
+}
+
+TEST_F(Cli, StreamingMistakesNameTheKey) {
+  auto r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null --data.streaming='{root: /tmp, trian: x}'", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown config key 'data.streaming.trian'; allowed: root, suffix, train"), std::string::npos)
+      << r.err;
+  r = run("fit " + common() + " --data.streaming='{root: /tmp, train: x}'", dir);
+  EXPECT_NE(r.err.find("'data.train' and 'data.streaming' exclude each other"), std::string::npos) << r.err;
+  auto root = dir / "data";
+  fs::create_directories(root / "train");
+  fs::copy_file(j2v::testing::source_path("examples/transactions/train.jsonl"), root / "train" / "a.jsonl");
+  r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null --data.streaming='{root: " +
+              root.string() + ", train: /train/, replacement: true}'",
+          dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("set trainer.limit_train_batches to a number of batches"), std::string::npos) << r.err;
+  r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null --trainer.max_epochs=1 "
+              "--trainer.limit_train_batches=5 --data.streaming='{root: " + root.string() + ", train: /train/, replacement: true}'",
+          dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.last_json()["global_step"], 5.0);
+}
