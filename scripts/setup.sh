@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-openmp
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
-  libcpp-httplib-dev zlib1g-dev libzstd-dev
+  libcpp-httplib-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-sklearn python3-torch python3-numpy
   wrk
@@ -50,8 +50,9 @@ if [ ! -f "$DUCKDB_DIR/lib/libduckdb.so" ] || [ ! -f "$DUCKDB_DIR/include/duckdb
   tar -xzf "$hdr_tgz" -C "$tmp" package/src/duckdb/src/include/duckdb.h
   cp "$tmp/package/src/duckdb/src/include/duckdb.h" "$DUCKDB_DIR/include/"
 fi
-# An independent Parquet reader for the writer's interop tests (pinned by the lock file).
-if [ ! -d tests/io/node_modules/hyparquet ]; then
+# An independent Parquet reader for the writer's interop tests and a local S3 server for the
+# S3 tests (pinned by the lock file).
+if [ ! -d tests/io/node_modules/hyparquet ] || [ ! -d tests/io/node_modules/s3rver ]; then
   npm ci --silent --no-audit --no-fund --prefix tests/io >/dev/null
 fi
 echo "setup: dependencies ready"

@@ -20,6 +20,7 @@
 #include "engine/callbacks/weight_averaging.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
+#include "io/convert_file.h"
 #include "io/row_writer.h"
 #include "model/model_impl.h"
 
@@ -41,6 +42,8 @@ commands:
   bench encode  measure encoding throughput: --input FILE (any format data.train takes)
   bench stream  measure a streamed epoch (read, shuffle, encode, batch) of data.streaming's
                 train split, without training
+  convert       copy records between formats: --input FILE --output FILE (.parquet, .csv,
+                .jsonl, .json; nested values kept), e.g. JSON Lines to Parquet
   generate orders
                 write synthetic nested orders as JSON Lines: [--rows 1000 --seed 0
                 --max_items 32 --flatten true --output FILE] (stdout by default)
@@ -370,9 +373,22 @@ void save_config(const json& cfg, const std::string& run_dir) {
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "bench stream", "serve", "generate orders"};
+                                                 "print-config", "bench encode", "bench stream", "serve", "generate orders",
+                                                 "convert"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
+  if (cmd == "convert") {
+    std::string output;
+    for (const auto& kv : args.overrides) {
+      auto eq = kv.find('=');
+      if (kv.substr(0, eq) == "output") output = kv.substr(eq + 1);
+      else throw ConfigError("convert takes --input FILE --output FILE, not --" + kv.substr(0, eq));
+    }
+    if (!args.input || output.empty()) throw ConfigError("convert needs --input FILE and --output FILE");
+    int64_t rows = io::convert_file(*args.input, output);
+    std::cout << json{{"path", output}, {"rows", rows}}.dump() << std::endl;
+    return 0;
+  }
   if (cmd == "generate orders") {
     if (args.config || args.ckpt_path || args.input) throw ConfigError("generate orders takes only its own options");
     return generate_orders(args);

@@ -6,12 +6,34 @@
 #include <system_error>
 
 #include "data/data_error.h"
+#include "io/s3/s3_client.h"
 
 namespace j2v {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Objects under s3://bucket/prefix/, listed page by page; "folders" are only key prefixes.
+std::vector<DiscoveredFile> list_s3(const std::string& root) {
+  io::S3Location location = io::parse_s3_url(root);
+  std::string prefix = location.key;
+  if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+  io::S3Client client(io::s3_settings_from_environment());
+  std::vector<DiscoveredFile> files;
+  for (const auto& object : client.list(location.bucket, prefix)) {
+    if (object.key.empty() || object.key.back() == '/') continue;  // a console-made "folder"
+    files.push_back({"s3://" + location.bucket + "/" + object.key, "/" + object.key.substr(prefix.size())});
+  }
+  if (files.empty()) throw DataError("data.streaming.root: no objects under '" + root + "'");
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  return files;
+}
+
+}  // namespace
+
 std::vector<DiscoveredFile> list_files(const std::string& root) {
+  if (io::is_s3_url(root)) return list_s3(root);
   std::error_code ec;
   if (!fs::exists(root, ec)) throw DataError("data.streaming.root: '" + root + "' does not exist");
   if (!fs::is_directory(root, ec)) throw DataError("data.streaming.root: '" + root + "' is not a directory");

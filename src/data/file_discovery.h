@@ -15,8 +15,9 @@ struct DiscoveredFile {
   std::string key;   // under the root, from '/': what the split regex sees
 };
 
-// Every regular file under root (a directory, followed recursively), sorted by key.
-// Throws DataError when root does not exist or is not a directory.
+// Every regular file under root (a directory, followed recursively, or an s3://bucket/prefix
+// whose objects are listed), sorted by key. Throws DataError when root does not exist, is
+// not a directory, or (S3) holds nothing.
 std::vector<DiscoveredFile> list_files(const std::string& root);
 
 // The files of one split. `what` names the config key in errors (an invalid regex, or one

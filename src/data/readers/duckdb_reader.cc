@@ -13,7 +13,7 @@ namespace {
 // The alias a row is referred to by: a column could be called `t`, not this.
 constexpr const char* kRowAlias = "j2v_row__";
 
-std::string quoted(const std::string& text) {
+std::string sql_literal(const std::string& text) {
   std::string out = "'";
   for (char c : text) {
     if (c == '\'') out += '\'';
@@ -32,7 +32,7 @@ std::string DuckDbReader::for_file(const std::string& path, FileFormat format) {
     case FileFormat::kJson: function = "read_json"; break;
     case FileFormat::kJsonLines: function = "read_json"; break;
   }
-  return for_query("SELECT * FROM " + function + "(" + quoted(path) + ")");
+  return for_query("SELECT * FROM " + function + "(" + sql_literal(path) + ")");
 }
 
 std::string DuckDbReader::for_query(const std::string& sql) {

@@ -16,9 +16,9 @@ constexpr unsigned char kZstdMagic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 }
 
 JsonLinesReader::JsonLinesReader(std::string path, ReaderOptions options)
-    : path_(std::move(path)), options_(options) {
+    : path_(std::move(path)), name_(options.display_name.empty() ? path_ : options.display_name), options_(options) {
   std::FILE* probe = std::fopen(path_.c_str(), "rb");
-  if (!probe) throw DataError("cannot open '" + path_ + "': " + std::strerror(errno));
+  if (!probe) throw DataError("cannot open '" + name_ + "': " + std::strerror(errno));
   unsigned char magic[4] = {0, 0, 0, 0};
   size_t got = std::fread(magic, 1, 4, probe);
   if (got == 4 && std::memcmp(magic, kZstdMagic, 4) == 0) {
@@ -30,7 +30,7 @@ JsonLinesReader::JsonLinesReader(std::string path, ReaderOptions options)
   }
   std::fclose(probe);
   gz_ = gzopen(path_.c_str(), "rb");
-  if (!gz_) throw DataError("cannot open '" + path_ + "': " + std::strerror(errno));
+  if (!gz_) throw DataError("cannot open '" + name_ + "': " + std::strerror(errno));
   gzbuffer(gz_, 1 << 17);
 }
 
@@ -47,8 +47,8 @@ size_t JsonLinesReader::read_zstd(char* out, size_t n) {
       compressed_size_ = std::fread(compressed_.data(), 1, compressed_.size(), file_);
       compressed_pos_ = 0;
       if (compressed_size_ == 0) {
-        if (std::ferror(file_)) throw DataError("cannot read '" + path_ + "': " + std::strerror(errno));
-        if (frame_left_ != 0) throw DataError("cannot read '" + path_ + "': the zstd stream ends early (truncated file?)");
+        if (std::ferror(file_)) throw DataError("cannot read '" + name_ + "': " + std::strerror(errno));
+        if (frame_left_ != 0) throw DataError("cannot read '" + name_ + "': the zstd stream ends early (truncated file?)");
         return 0;
       }
     }
@@ -56,7 +56,7 @@ size_t JsonLinesReader::read_zstd(char* out, size_t n) {
     size_t left = ZSTD_decompressStream(zstd_, &output, &input);
     compressed_pos_ = input.pos;
     if (ZSTD_isError(left))
-      throw DataError("cannot read '" + path_ + "': " + ZSTD_getErrorName(left) + " (corrupt zstd file?)");
+      throw DataError("cannot read '" + name_ + "': " + ZSTD_getErrorName(left) + " (corrupt zstd file?)");
     frame_left_ = left;
   }
   return output.pos;
@@ -68,7 +68,7 @@ size_t JsonLinesReader::read_some(char* out, size_t n) {
   int err = Z_OK;
   const char* message = gzerror(gz_, &err);
   if (got < 0 || (err != Z_OK && err != Z_STREAM_END))
-    throw DataError("cannot read '" + path_ + "': " + message + " (truncated or corrupt file?)");
+    throw DataError("cannot read '" + name_ + "': " + message + " (truncated or corrupt file?)");
   return static_cast<size_t>(got);
 }
 
@@ -100,7 +100,7 @@ std::shared_ptr<RecordBuffer> JsonLinesReader::next() {
     }
     int64_t first_line = next_line_;
     next_line_ += static_cast<int64_t>(std::count(text.begin(), text.end(), '\n'));
-    auto chunk = RecordBuffer::from_text(std::move(text), path_, first_line);
+    auto chunk = RecordBuffer::from_text(std::move(text), name_, first_line);
     if (chunk->size() > 0) return chunk;  // a chunk of blank lines only: read on
   }
   return nullptr;

@@ -28,6 +28,7 @@ class JsonLinesReader : public RecordReader {
   size_t read_zstd(char* out, size_t n);
 
   std::string path_;
+  std::string name_;  // in errors and record sources
   ReaderOptions options_;
   gzFile_s* gz_ = nullptr;      // plain and gzip files (zlib reads plain ones unchanged)
   std::FILE* file_ = nullptr;   // zstd files

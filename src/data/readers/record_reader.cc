@@ -5,6 +5,8 @@
 #include "data/data_error.h"
 #include "data/readers/duckdb_reader.h"
 #include "data/readers/json_lines_reader.h"
+#include "data/readers/s3_reader.h"
+#include "io/s3/s3_client.h"
 
 namespace j2v {
 
@@ -70,6 +72,7 @@ FileFormat format_of_path(const std::string& path) {
 }
 
 std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const ReaderOptions& options) {
+  if (io::is_s3_url(path)) return std::make_unique<S3Reader>(path, options);
   // Unknown names stay JSON Lines: that has always been the default input.
   FileFormat format = FileFormat::kJsonLines;
   try {
@@ -77,7 +80,8 @@ std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const 
   } catch (const DataError&) {
   }
   if (format == FileFormat::kJsonLines) return std::make_unique<JsonLinesReader>(path, options);
-  return std::make_unique<DuckDbReader>(DuckDbReader::for_file(path, format), path, options);
+  return std::make_unique<DuckDbReader>(DuckDbReader::for_file(path, format),
+                                        options.display_name.empty() ? path : options.display_name, options);
 }
 
 std::unique_ptr<RecordReader> open_sql_reader(const std::string& sql, const ReaderOptions& options) {

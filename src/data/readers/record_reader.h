@@ -28,6 +28,7 @@ struct ReaderOptions {
   size_t chunk_bytes = size_t{8} << 20;  // JSON Lines: text per chunk
   size_t chunk_rows = 16384;             // DuckDB formats: rows per chunk
   int threads = 0;                       // DuckDB's own threads; 0 = all available cores
+  std::string display_name;              // names the records in errors; empty: the path
 };
 
 class RecordReader {
@@ -38,6 +39,8 @@ class RecordReader {
   virtual std::shared_ptr<RecordBuffer> next() = 0;
 };
 
+// A local path or an s3:// address (downloaded in ranged parts to a temporary file first:
+// DuckDB has no S3 of its own here, and a local copy reads at disk speed).
 std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const ReaderOptions& options);
 // The rows of a DuckDB query (`data.sql`), e.g. SELECT * FROM read_parquet('x/*.parquet').
 std::unique_ptr<RecordReader> open_sql_reader(const std::string& sql, const ReaderOptions& options);

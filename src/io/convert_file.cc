@@ -1,0 +1,77 @@
+#include "io/convert_file.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "data/data_error.h"
+#include "data/readers/record_reader.h"
+#include "duckdb.h"
+#include "io/row_writer.h"
+
+namespace j2v::io {
+
+namespace {
+
+std::string sql_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string reader_call(const std::string& path) {
+  switch (format_of_path(path)) {
+    case FileFormat::kParquet: return "read_parquet(" + sql_literal(path) + ")";
+    case FileFormat::kCsv: return "read_csv(" + sql_literal(path) + ")";
+    case FileFormat::kJson:
+    case FileFormat::kJsonLines: return "read_json(" + sql_literal(path) + ")";
+  }
+  return "";
+}
+
+std::string copy_options(const std::string& path) {
+  switch (format_of_path(path)) {
+    case FileFormat::kParquet: return "(FORMAT parquet)";
+    case FileFormat::kCsv: return "(FORMAT csv, HEADER true)";
+    case FileFormat::kJson: return "(FORMAT json, ARRAY true)";
+    case FileFormat::kJsonLines: return "(FORMAT json)";
+  }
+  return "";
+}
+
+}  // namespace
+
+int64_t convert_file(const std::string& input, const std::string& output) {
+  if (!std::filesystem::exists(input)) throw DataError("cannot open '" + input + "': no such file");
+  std::string temp = output + ".partial";
+  std::string sql = "COPY (SELECT * FROM " + reader_call(input) + ") TO " + sql_literal(temp) + " " + copy_options(output);
+  duckdb_database db = nullptr;
+  duckdb_connection con = nullptr;
+  if (duckdb_open(nullptr, &db) == DuckDBError) throw WriteError("cannot start DuckDB to write '" + output + "'");
+  if (duckdb_connect(db, &con) == DuckDBError) {
+    duckdb_close(&db);
+    throw WriteError("cannot connect to DuckDB to write '" + output + "'");
+  }
+  duckdb_result result;
+  bool ok = duckdb_query(con, sql.c_str(), &result) == DuckDBSuccess;
+  std::string error = ok ? "" : duckdb_result_error(&result);
+  int64_t rows = ok ? duckdb_value_int64(&result, 0, 0) : 0;
+  duckdb_destroy_result(&result);
+  duckdb_disconnect(&con);
+  duckdb_close(&db);
+  if (!ok) {
+    std::remove(temp.c_str());
+    throw DataError("cannot convert '" + input + "' to '" + output + "': " + error);
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, output, ec);
+  if (ec) {
+    std::remove(temp.c_str());
+    throw WriteError("cannot write '" + output + "': " + ec.message());
+  }
+  return rows;
+}
+
+}  // namespace j2v::io
