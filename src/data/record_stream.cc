@@ -68,9 +68,25 @@ RecordStream::RecordStream(RecordStreamSpec spec, std::shared_ptr<const RecordEn
     spec_.sample_rate = 1.0;
     spec_.replacement = false;
   }
+  int64_t shards = static_cast<int64_t>(spec_.world_size) * spec_.workers;
+  parquet_rows_.assign(spec_.files.size(), -1);
+  if (spec_.sharding != Sharding::kFile && shards > 1)
+    for (size_t f = 0; f < spec_.files.size(); ++f) parquet_rows_[f] = parquet_row_count(spec_.files[f].path);
 }
 
 RecordStream::~RecordStream() { stop_workers(); }
+
+namespace {
+
+// The SQL condition on file_row_number that keeps a shard's rows of a file whose first row
+// is record `first` of the pass.
+std::string shard_condition(Sharding sharding, int64_t first, int64_t chunk_size, uint64_t shards, uint64_t shard) {
+  std::string index = "(file_row_number + " + std::to_string(first) + ")";
+  if (sharding == Sharding::kChunk) index = "(" + index + " // " + std::to_string(chunk_size) + ")";
+  return index + " % " + std::to_string(shards) + " = " + std::to_string(shard);
+}
+
+}  // namespace
 
 int64_t RecordStream::estimated_batches() const {
   if (spec_.estimated_records < 0) return -1;
@@ -189,12 +205,21 @@ void RecordStream::run_worker(int worker, int64_t epoch) {
       bool any = false;
       for (size_t f = 0; f < s.files.size(); ++f) {
         if (s.sharding == Sharding::kFile && f % shards != shard) continue;
-        auto reader = open_record_reader(s.files[f].path, reader_options);
+        ReaderOptions file_options = reader_options;
+        const int64_t first = global;
+        const bool pushed_down = parquet_rows_[f] >= 0;
+        if (pushed_down) {
+          file_options.parquet_row_filter = shard_condition(s.sharding, first, s.chunk_size, shards, shard);
+          global += parquet_rows_[f];
+        }
+        auto reader = open_record_reader(s.files[f].path, file_options);
         int64_t in_file = 0;
         while (auto chunk = reader->next()) {
           if (stopping_) return;
           for (size_t i = 0; i < chunk->size(); ++i) {
-            int64_t g = global++, r = in_file++;
+            // A pushed-down read skips rows: each row brings its own number.
+            int64_t r = pushed_down ? chunk->line(i) - 1 : in_file++;
+            int64_t g = pushed_down ? first + r : global++;
             if (s.sharding == Sharding::kChunk && static_cast<uint64_t>(g / s.chunk_size) % shards != shard) continue;
             if (s.sharding == Sharding::kRecord && static_cast<uint64_t>(g) % shards != shard) continue;
             if (!s.holdout.keeps(f, r)) continue;

@@ -78,6 +78,9 @@ class RecordStream : public engine::DataLoader {
   void run_worker(int worker, int64_t epoch);
 
   RecordStreamSpec spec_;
+  // Per file: its row count when it is a local Parquet file (else -1). A worker then asks
+  // DuckDB for its shard's rows only, instead of reading every row and skipping most.
+  std::vector<int64_t> parquet_rows_;
   std::shared_ptr<const RecordEncoder> encoder_;
   std::vector<std::unique_ptr<BoundedQueue<Item>>> queues_;
   std::vector<std::thread> threads_;

@@ -84,18 +84,33 @@ std::vector<int> train_ids(const Model& model, StreamingDataOptions o, int64_t e
   return flat(batches_of(*data.train_dataloader(), epoch));
 }
 
+// The same files as Parquet under root/parquet/train (read with a shard's rows chosen by DuckDB).
+void add_parquet_copies(const fs::path& root) {
+  fs::create_directories(root / "parquet" / "train");
+  for (const auto& entry : fs::directory_iterator(root / "train")) {
+    std::string to = (root / "parquet" / "train" / entry.path().stem()).string() + ".parquet";
+    testing::duckdb_exec("COPY (SELECT * FROM read_json('" + entry.path().string() + "')) TO '" + to +
+                         "' (FORMAT parquet, ROW_GROUP_SIZE 64)");
+  }
+}
+
 TEST(Streaming, EveryRecordOnceAcrossRanksAndWorkersWithEachSharding) {
   auto root = make_files("stream_shards");
+  add_parquet_copies(root);
   Model model = make_model();
-  for (const char* sharding : {"file", "chunk", "record"}) {
-    SCOPED_TRACE(sharding);
-    std::map<int, int> seen;
-    for (int rank = 0; rank < 3; ++rank) {
-      auto o = options(root).sharding(sharding).chunk_size(16).shuffle_buffer(50).num_workers(2).world_size(3).rank(rank);
-      for (int id : train_ids(model, o)) ++seen[id];
+  for (const char* suffix : {"jsonl", "parquet"}) {
+    for (const char* sharding : {"file", "chunk", "record"}) {
+      SCOPED_TRACE(std::string(suffix) + ", " + sharding);
+      fs::path format_root = std::string(suffix) == "parquet" ? root / "parquet" : root;
+      std::map<int, int> seen;
+      for (int rank = 0; rank < 3; ++rank) {
+        auto o = options(format_root).suffix(suffix).sharding(sharding).chunk_size(16).shuffle_buffer(50)
+                     .num_workers(2).world_size(3).rank(rank);
+        for (int id : train_ids(model, o)) ++seen[id];
+      }
+      ASSERT_EQ(seen.size(), 801u);
+      for (const auto& [id, count] : seen) ASSERT_EQ(count, 1) << "record " << id;
     }
-    ASSERT_EQ(seen.size(), 801u);
-    for (const auto& [id, count] : seen) ASSERT_EQ(count, 1) << "record " << id;
   }
   fs::remove_all(root);
 }
@@ -125,13 +140,18 @@ TEST(Streaming, PredictKeepsTheInputOrderWithSeveralWorkers) {
     StreamingDataModule fit(model, options(root));
     fit.setup(engine::Stage::kFit);
   }
-  StreamingDataModule data(model, options(root).predict("/train/part-[0-3]").num_workers(3).batch_size(7));
-  data.setup(engine::Stage::kPredict);
-  auto batches = batches_of(*data.predict_dataloader(), 0);
+  add_parquet_copies(root);
   std::vector<int> expected(37 + 250 + 1 + 400);
   std::iota(expected.begin(), expected.end(), 0);
-  EXPECT_EQ(flat(batches), expected);
-  for (size_t b = 0; b + 1 < batches.size(); ++b) EXPECT_EQ(batches[b].size(), 7u);
+  for (const char* suffix : {"jsonl", "parquet"}) {
+    SCOPED_TRACE(suffix);
+    fs::path format_root = std::string(suffix) == "parquet" ? root / "parquet" : root;
+    StreamingDataModule data(model, options(format_root).suffix(suffix).predict("/train/part-[0-3]").num_workers(3).batch_size(7));
+    data.setup(engine::Stage::kPredict);
+    auto batches = batches_of(*data.predict_dataloader(), 0);
+    EXPECT_EQ(flat(batches), expected);
+    for (size_t b = 0; b + 1 < batches.size(); ++b) EXPECT_EQ(batches[b].size(), 7u);
+  }
   fs::remove_all(root);
 }
 

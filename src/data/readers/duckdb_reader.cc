@@ -41,29 +41,87 @@ std::string DuckDbReader::for_query(const std::string& sql) {
   return std::string("SELECT CAST(to_json(") + kRowAlias + ") AS VARCHAR) FROM (" + body + ") AS " + kRowAlias;
 }
 
-DuckDbReader::DuckDbReader(const std::string& query, std::string source, ReaderOptions options)
-    : source_(std::move(source)), options_(options) {
+std::string DuckDbReader::for_parquet_rows(const std::string& path, const std::string& condition) {
+  // The filter runs before to_json, so the rows of other shards are never serialized.
+  return "SELECT CAST(to_json(struct_pack(*COLUMNS(* EXCLUDE (file_row_number)))) AS VARCHAR), file_row_number "
+         "FROM read_parquet(" + sql_literal(path) + ", file_row_number = true) WHERE " + condition;
+}
+
+int64_t DuckDbReader::parquet_row_count(const std::string& path) {
+  DuckDbReader reader("SELECT CAST(count(*) AS VARCHAR) FROM read_parquet(" + sql_literal(path) + ")", path,
+                      ReaderOptions{});
+  auto rows = reader.next();
+  return rows && rows->size() == 1 ? std::stoll(std::string(rows->record(0))) : -1;
+}
+
+namespace {
+
+duckdb_state open_database(int threads, duckdb_database* database, std::string* error) {
   duckdb_config config;
-  if (duckdb_create_config(&config) == DuckDBError) throw DataError("cannot configure DuckDB to read '" + source_ + "'");
-  std::string threads = std::to_string(options_.threads > 0 ? options_.threads : available_cores());
-  bool configured = duckdb_set_config(config, "threads", threads.c_str()) == DuckDBSuccess &&
+  if (duckdb_create_config(&config) == DuckDBError) {
+    *error = "cannot configure DuckDB";
+    return DuckDBError;
+  }
+  std::string thread_count = std::to_string(threads);
+  bool configured = duckdb_set_config(config, "threads", thread_count.c_str()) == DuckDBSuccess &&
                     // json and parquet are built in; never reach for the network.
                     duckdb_set_config(config, "autoinstall_known_extensions", "false") == DuckDBSuccess &&
                     duckdb_set_config(config, "autoload_known_extensions", "false") == DuckDBSuccess;
   char* open_error = nullptr;
-  duckdb_state opened = configured ? duckdb_open_ext(nullptr, &database_, config, &open_error) : DuckDBError;
+  duckdb_state opened = configured ? duckdb_open_ext(nullptr, database, config, &open_error) : DuckDBError;
   duckdb_destroy_config(&config);
   if (opened == DuckDBError) {
-    std::string reason = open_error ? open_error : "invalid configuration";
+    *error = open_error ? open_error : "invalid configuration";
     if (open_error) duckdb_free(open_error);
-    database_ = nullptr;
-    throw DataError("cannot start DuckDB to read '" + source_ + "': " + reason);
+    *database = nullptr;
   }
-  if (duckdb_connect(database_, &connection_) == DuckDBError) {
-    connection_ = nullptr;
-    close();
-    throw DataError("cannot connect to DuckDB to read '" + source_ + "'");
+  return opened;
+}
+
+// A stream's worker reads file after file: starting a DuckDB for each one cost more than
+// reading a small file, so each thread keeps one single-threaded DuckDB for its readers,
+// used by one reader at a time.
+struct ThreadDuckDb {
+  duckdb_database database = nullptr;
+  duckdb_connection connection = nullptr;
+  ~ThreadDuckDb() {
+    if (connection) duckdb_disconnect(&connection);
+    if (database) duckdb_close(&database);
   }
+};
+thread_local std::unique_ptr<ThreadDuckDb> thread_duckdb;
+
+}  // namespace
+
+DuckDbReader::DuckDbReader(const std::string& query, std::string source, ReaderOptions options)
+    : source_(std::move(source)), options_(options) {
+  if (options_.threads == 1) {
+    if (!thread_duckdb) {
+      auto fresh = std::make_unique<ThreadDuckDb>();
+      std::string error;
+      if (open_database(1, &fresh->database, &error) == DuckDBError)
+        throw DataError("cannot start DuckDB to read '" + source_ + "': " + error);
+      if (duckdb_connect(fresh->database, &fresh->connection) == DuckDBError)
+        throw DataError("cannot connect to DuckDB to read '" + source_ + "'");
+      thread_duckdb = std::move(fresh);
+    }
+    borrowed_ = true;
+    database_ = thread_duckdb->database;
+    connection_ = thread_duckdb->connection;
+  } else {
+    std::string error;
+    if (open_database(options_.threads > 0 ? options_.threads : available_cores(), &database_, &error) == DuckDBError)
+      throw DataError("cannot start DuckDB to read '" + source_ + "': " + error);
+    if (duckdb_connect(database_, &connection_) == DuckDBError) {
+      connection_ = nullptr;
+      close();
+      throw DataError("cannot connect to DuckDB to read '" + source_ + "'");
+    }
+  }
+  start(query);
+}
+
+void DuckDbReader::start(const std::string& query) {
   if (duckdb_prepare(connection_, query.c_str(), &statement_) == DuckDBError)
     fail("cannot read", duckdb_prepare_error(statement_));
   // Streaming: rows are produced as they are fetched, so a file larger than memory is fine.
@@ -83,8 +141,12 @@ void DuckDbReader::close() {
   has_result_ = false;
   if (pending_) duckdb_destroy_pending(&pending_);
   if (statement_) duckdb_destroy_prepare(&statement_);
-  if (connection_) duckdb_disconnect(&connection_);
-  if (database_) duckdb_close(&database_);
+  if (!borrowed_) {
+    if (connection_) duckdb_disconnect(&connection_);
+    if (database_) duckdb_close(&database_);
+  }
+  connection_ = nullptr;
+  database_ = nullptr;
 }
 
 void DuckDbReader::fail(const std::string& what, const char* detail) {
@@ -96,6 +158,7 @@ void DuckDbReader::fail(const std::string& what, const char* detail) {
 std::shared_ptr<RecordBuffer> DuckDbReader::next() {
   if (ended_) return nullptr;
   RecordBuffer::Builder rows;
+  rows.reserve(options_.chunk_rows + 2048, (options_.chunk_rows + 2048) * 96);
   while (rows.size() < options_.chunk_rows) {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(result_);
     if (!chunk) {
@@ -112,9 +175,15 @@ std::shared_ptr<RecordBuffer> DuckDbReader::next() {
     }
     duckdb_vector column = duckdb_data_chunk_get_vector(chunk, 0);
     auto* strings = static_cast<duckdb_string_t*>(duckdb_vector_get_data(column));
+    // A second column, when there is one, is the row's own 0-based number in its file.
+    const int64_t* numbers = duckdb_data_chunk_get_column_count(chunk) > 1
+                                 ? static_cast<const int64_t*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, 1)))
+                                 : nullptr;
     for (idx_t i = 0; i < n; ++i) {
       std::string_view json(duckdb_string_t_data(&strings[i]), duckdb_string_t_length(strings[i]));
-      rows.add(json, source_, next_row_++);
+      int64_t row = numbers ? numbers[i] + 1 : next_row_;
+      rows.add(json, source_, row);
+      next_row_ = row + 1;
     }
     duckdb_destroy_data_chunk(&chunk);
   }

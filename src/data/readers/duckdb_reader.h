@@ -16,6 +16,9 @@ class DuckDbReader : public RecordReader {
   static std::string for_file(const std::string& path, FileFormat format);
   // Wraps a user's query so each of its rows comes back as one JSON object.
   static std::string for_query(const std::string& sql);
+  // The rows of a Parquet file that meet a condition on file_row_number, each with its number.
+  static std::string for_parquet_rows(const std::string& path, const std::string& condition);
+  static int64_t parquet_row_count(const std::string& path);
 
   // `source` names the records in errors (the file, or "data.sql").
   DuckDbReader(const std::string& query, std::string source, ReaderOptions options);
@@ -26,13 +29,15 @@ class DuckDbReader : public RecordReader {
   std::shared_ptr<RecordBuffer> next() override;
 
  private:
+  void start(const std::string& query);
   [[noreturn]] void fail(const std::string& what, const char* detail);
   void close();
 
   std::string source_;
   ReaderOptions options_;
-  duckdb_database database_ = nullptr;
+  duckdb_database database_ = nullptr;    // owned unless borrowed_
   duckdb_connection connection_ = nullptr;
+  bool borrowed_ = false;  // a single-threaded reader reuses its thread's DuckDB
   duckdb_prepared_statement statement_ = nullptr;
   duckdb_pending_result pending_ = nullptr;
   duckdb_result result_;

@@ -80,12 +80,20 @@ std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const 
   } catch (const DataError&) {
   }
   if (format == FileFormat::kJsonLines) return std::make_unique<JsonLinesReader>(path, options);
+  if (format == FileFormat::kParquet && !options.parquet_row_filter.empty())
+    return std::make_unique<DuckDbReader>(DuckDbReader::for_parquet_rows(path, options.parquet_row_filter),
+                                          options.display_name.empty() ? path : options.display_name, options);
   return std::make_unique<DuckDbReader>(DuckDbReader::for_file(path, format),
                                         options.display_name.empty() ? path : options.display_name, options);
 }
 
 std::unique_ptr<RecordReader> open_sql_reader(const std::string& sql, const ReaderOptions& options) {
   return std::make_unique<DuckDbReader>(DuckDbReader::for_query(sql), "data.sql", options);
+}
+
+int64_t parquet_row_count(const std::string& path) {
+  if (io::is_s3_url(path) || !has_format_suffix(path, FileFormat::kParquet)) return -1;
+  return DuckDbReader::parquet_row_count(path);
 }
 
 std::shared_ptr<RecordBuffer> read_all(std::unique_ptr<RecordReader> reader, const std::string& source) {

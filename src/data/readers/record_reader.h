@@ -29,7 +29,13 @@ struct ReaderOptions {
   size_t chunk_rows = 16384;             // DuckDB formats: rows per chunk
   int threads = 0;                       // DuckDB's own threads; 0 = all available cores
   std::string display_name;              // names the records in errors; empty: the path
+  // Parquet only: an SQL condition on `file_row_number` (0-based) choosing the rows to read,
+  // so a shard's rows are picked before they are turned into JSON. Rows keep their numbers.
+  std::string parquet_row_filter;
 };
+
+// A Parquet file's row count, from its footer (no data read); -1 for other files or s3://.
+int64_t parquet_row_count(const std::string& path);
 
 class RecordReader {
  public:
