@@ -2,24 +2,26 @@
 // Runs SQL in a throwaway DuckDB, for tests that make Parquet/CSV files or damage them.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "duckdb.h"
 
 namespace j2v::testing {
 
+// Throws on failure, so a test stops before it reads a file that was never made.
 inline void duckdb_exec(const std::string& sql) {
   duckdb_database db = nullptr;
   duckdb_connection con = nullptr;
-  ASSERT_EQ(duckdb_open(nullptr, &db), DuckDBSuccess);
-  ASSERT_EQ(duckdb_connect(db, &con), DuckDBSuccess);
+  if (duckdb_open(nullptr, &db) == DuckDBError || duckdb_connect(db, &con) == DuckDBError)
+    throw std::runtime_error("cannot start DuckDB");
   duckdb_result result;
   duckdb_state state = duckdb_query(con, sql.c_str(), &result);
   std::string error = state == DuckDBError ? duckdb_result_error(&result) : "";
   duckdb_destroy_result(&result);
   duckdb_disconnect(&con);
   duckdb_close(&db);
-  ASSERT_EQ(state, DuckDBSuccess) << sql << ": " << error;
+  if (state == DuckDBError) throw std::runtime_error(sql + ": " + error);
 }
 
 }  // namespace j2v::testing

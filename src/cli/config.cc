@@ -728,7 +728,7 @@ const std::vector<KeySpec>& config_keys() {
       {"data.sql", "path?", nullptr, {},
        "instead of data.train: a DuckDB query whose rows are the training records, "
        "e.g. SELECT * FROM read_parquet('events/*.parquet') WHERE day > '2024-01-01'"},
-      {"data.streaming", "map", nullptr, {},
+      {"data.streaming", "map", json::object(), {},
        "read files as needed instead of loading them: root (directory), suffix (jsonl|ndjson|parquet|csv|json), "
        "train/validate/test/predict (regexes searched in each path under root), sharding (file|chunk|record), "
        "chunk_size, shuffle_buffer, sample_rate, replacement, stats_records, queue_batches, world_size, rank"},

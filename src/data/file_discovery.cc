@@ -42,7 +42,8 @@ std::vector<DiscoveredFile> list_files(const std::string& root) {
   auto options = fs::directory_options::follow_directory_symlink | fs::directory_options::skip_permission_denied;
   for (auto it = fs::recursive_directory_iterator(base, options, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
+    std::error_code entry_error;  // a dangling link is skipped, not a failed listing
+    if (!it->is_regular_file(entry_error)) continue;
     std::string key = "/" + it->path().lexically_relative(base).generic_string();
     files.push_back({it->path().string(), key});
   }

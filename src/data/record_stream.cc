@@ -1,5 +1,7 @@
 #include "data/record_stream.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -48,9 +50,15 @@ Sharding sharding_from_name(const std::string& name) {
   throw DataError("data.streaming.sharding: unknown value '" + name + "'; allowed: file, chunk, record");
 }
 
-bool Holdout::keeps(uint64_t file_index, int64_t record_index) const {
+uint64_t file_id_of(const std::string& key) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+bool Holdout::keeps(uint64_t file_id, int64_t record_index) const {
   if (fraction <= 0) return true;
-  bool held = unit(hash_of({seed, 0x401d0u, file_index, static_cast<uint64_t>(record_index)})) < fraction;
+  bool held = unit(hash_of({seed, 0x401d0u, file_id, static_cast<uint64_t>(record_index)})) < fraction;
   return held == keep_held;
 }
 
@@ -118,7 +126,8 @@ void RecordStream::start_epoch(int64_t epoch) {
     queues_.push_back(std::make_unique<BoundedQueue<Item>>(static_cast<size_t>(std::max<int64_t>(spec_.queue_batches, 1))));
   for (int w = 0; w < spec_.workers; ++w) threads_.emplace_back([this, w, epoch] { run_worker(w, epoch); });
   running_ = true;
-  if (epoch == resume_epoch_) {
+  // An endless stream counts its batches across epochs: it resumes whatever the epoch.
+  if (resume_epoch_ >= 0 && (epoch == resume_epoch_ || spec_.replacement)) {
     // Resuming inside this epoch: the stream is the same, so skip what was already trained on.
     int64_t skip = resume_batches_;
     resume_epoch_ = -1;
@@ -150,9 +159,22 @@ std::shared_ptr<engine::Batch> RecordStream::next() {
   return nullptr;
 }
 
-nlohmann::json RecordStream::state_dict() const { return {{"epoch", epoch_}, {"batches", taken_}}; }
+nlohmann::json RecordStream::state_dict() const {
+  // The stream is a function of these too: resuming with others would skip the wrong batches.
+  return {{"epoch", epoch_}, {"batches", taken_}, {"workers", spec_.workers}, {"world_size", spec_.world_size},
+          {"seed", spec_.seed}};
+}
 
 void RecordStream::load_state_dict(const nlohmann::json& state) {
+  for (const char* key : {"workers", "world_size"}) {
+    int64_t saved = state.value(key, int64_t{-1});
+    int64_t now = std::string(key) == "workers" ? spec_.workers : spec_.world_size;
+    if (saved >= 0 && saved != now)
+      throw std::invalid_argument(fmt::format(
+          "the checkpoint's stream ran with {} {} and this one has {}: resume with the same {} (data.{}) so "
+          "the stream goes on where it stopped",
+          saved, key, now, key, std::string(key) == "workers" ? "num_workers" : "streaming.world_size"));
+  }
   resume_epoch_ = state.value("epoch", int64_t{-1});
   resume_batches_ = state.value("batches", int64_t{0});
 }
@@ -198,8 +220,11 @@ void RecordStream::run_worker(int worker, int64_t epoch) {
       return true;
     };
 
+    std::vector<uint64_t> file_ids;
+    for (const auto& file : s.files) file_ids.push_back(file_id_of(file.key));
     ReaderOptions reader_options;
     reader_options.threads = 1;
+    reader_options.reuse_thread_duckdb = true;
     for (uint64_t pass = 0;; ++pass) {
       int64_t global = 0;
       bool any = false;
@@ -222,7 +247,7 @@ void RecordStream::run_worker(int worker, int64_t epoch) {
             int64_t g = pushed_down ? first + r : global++;
             if (s.sharding == Sharding::kChunk && static_cast<uint64_t>(g / s.chunk_size) % shards != shard) continue;
             if (s.sharding == Sharding::kRecord && static_cast<uint64_t>(g) % shards != shard) continue;
-            if (!s.holdout.keeps(f, r)) continue;
+            if (!s.holdout.keeps(file_ids[f], r)) continue;
             any = true;
             int copies = 1;
             if (s.replacement) {

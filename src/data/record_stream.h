@@ -27,13 +27,15 @@ namespace j2v {
 
 enum class Sharding { kFile, kChunk, kRecord };
 Sharding sharding_from_name(const std::string& name);  // file | chunk | record, else DataError
+uint64_t file_id_of(const std::string& key);           // a stable hash (FNV-1a) of a file's key
 
 // Which records of the files a split keeps when validation is carved out of train by hash.
 struct Holdout {
   double fraction = 0;    // 0: keep every record
   bool keep_held = false; // true: the held-out records (validate); false: the rest (train)
   uint64_t seed = 0;
-  bool keeps(uint64_t file_index, int64_t record_index) const;
+  // file_id: file_id_of(the file's key under the root), so adding files keeps the split.
+  bool keeps(uint64_t file_id, int64_t record_index) const;
 };
 
 struct RecordStreamSpec {

@@ -71,11 +71,12 @@ void StreamingDataModule::fit_fields(const std::vector<DiscoveredFile>& files, c
   std::vector<int64_t> rows;
   for (uint64_t f = 0; f < files.size() && (limit < 0 || seen < limit); ++f) {
     auto reader = open_record_reader(files[f].path, ReaderOptions{});
+    uint64_t file_id = file_id_of(files[f].key);
     int64_t in_file = 0;
     while (auto chunk = reader->next()) {
       rows.clear();
       for (size_t i = 0; i < chunk->size(); ++i, ++in_file)
-        if (holdout.keeps(f, in_file) && (limit < 0 || seen + static_cast<int64_t>(rows.size()) < limit))
+        if (holdout.keeps(file_id, in_file) && (limit < 0 || seen + static_cast<int64_t>(rows.size()) < limit))
           rows.push_back(static_cast<int64_t>(i));
       seen += static_cast<int64_t>(rows.size());
       auto chunk_stats = encoder.collect_stats(*chunk, &rows, threads);
@@ -89,6 +90,25 @@ void StreamingDataModule::fit_fields(const std::vector<DiscoveredFile>& files, c
   train_records_ = limit < 0 || seen < limit ? seen / options_.world_size() : -1;
 }
 
+int64_t StreamingDataModule::count_records(const std::vector<DiscoveredFile>& files, const Holdout& holdout) const {
+  int64_t n = 0;
+  for (const auto& file : files) {
+    // A Parquet footer has the count; the held-out share is then taken as its expectation.
+    int64_t rows = parquet_row_count(file.path);
+    if (rows >= 0) {
+      double kept = holdout.fraction <= 0 ? 1.0 : holdout.keep_held ? holdout.fraction : 1.0 - holdout.fraction;
+      n += static_cast<int64_t>(static_cast<double>(rows) * kept);
+      continue;
+    }
+    auto reader = open_record_reader(file.path, ReaderOptions{});
+    uint64_t file_id = file_id_of(file.key);
+    int64_t in_file = 0;
+    while (auto chunk = reader->next())
+      for (size_t i = 0; i < chunk->size(); ++i) n += holdout.keeps(file_id, in_file++) ? 1 : 0;
+  }
+  return n;
+}
+
 void StreamingDataModule::setup(engine::Stage stage) {
   auto& model = model_.impl();
   const auto& o = options_;
@@ -100,6 +120,9 @@ void StreamingDataModule::setup(engine::Stage stage) {
       held_part = Holdout{o.validate_fraction(), true, o.seed()};
     }
     if (!model.built()) fit_fields(train_files, train_part);
+    // Schedules need the epoch's length: count it when the statistics pass did not (it was
+    // capped by stats_records, or the model came from a checkpoint).
+    if (train_records_ < 0) train_records_ = count_records(train_files, train_part) / o.world_size();
     train_ = stream(train_files, false, train_part, train_records_);
     if (o.validate())
       validate_ = stream(files_of(o.validate(), "validate"), true, Holdout{}, -1);

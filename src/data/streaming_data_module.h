@@ -49,8 +49,8 @@ class StreamingDataModule : public engine::DataModule {
   nlohmann::json state_dict() const override;
   void load_state_dict(const nlohmann::json& state) override;
 
-  // Records of this rank's training stream per epoch, counted by the statistics pass
-  // (before sampling); -1 before fit's setup.
+  // Records of this rank's training stream per epoch (before sampling; Parquet files with a
+  // held-out share are estimated from their row counts); -1 before fit's setup.
   int64_t train_records() const { return train_records_; }
 
  private:
@@ -58,6 +58,7 @@ class StreamingDataModule : public engine::DataModule {
   std::shared_ptr<RecordStream> stream(std::vector<DiscoveredFile> files, bool ordered, Holdout holdout,
                                        int64_t estimated_records) const;
   void fit_fields(const std::vector<DiscoveredFile>& files, const Holdout& holdout);
+  int64_t count_records(const std::vector<DiscoveredFile>& files, const Holdout& holdout) const;
   int64_t batch_size() const;
 
   Model model_;

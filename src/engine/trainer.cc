@@ -42,10 +42,17 @@ int64_t BatchLimit::apply(int64_t available) const {
   return available < 0 ? n : std::min(n, available);
 }
 
-// A fraction of a stream is a fraction of its estimate; with no estimate, all of it or none.
-static int64_t batches_to_run(const BatchLimit& limit, const DataLoader& loader) {
+// A fraction of a stream is a fraction of its estimate; without one, only 1.0 (all) or a count
+// can be honoured.
+static int64_t batches_to_run(const BatchLimit& limit, const DataLoader& loader, const char* key) {
   int64_t available = loader.num_batches();
-  if (available < 0 && limit.is_fraction && limit.value < 1.0) available = loader.estimated_batches();
+  if (available < 0 && limit.is_fraction && limit.value < 1.0) {
+    available = loader.estimated_batches();
+    if (available < 0)
+      throw std::invalid_argument(fmt::format("trainer.{} is a fraction ({}), but the stream's length is unknown: "
+                                              "give a number of batches instead",
+                                              key, limit.value));
+  }
   return limit.apply(available);
 }
 
@@ -116,6 +123,13 @@ void Trainer::setup_run(Module& module, bool for_fit) {
 }
 
 int64_t Trainer::estimated_stepping_batches() const {
+  if (num_training_batches_ < 0) {
+    // An epoch of unknown length: only max_steps bounds the run.
+    if (options_.max_steps() > 0) return options_.max_steps();
+    throw std::invalid_argument(
+        "the number of training batches per epoch is unknown (a stream without an estimate), so the learning-rate "
+        "schedule has no length: set trainer.max_steps, or trainer.limit_train_batches to a number of batches");
+  }
   int64_t per_epoch = (std::max<int64_t>(num_training_batches_, 1) + options_.accumulate_grad_batches() - 1) /
                       options_.accumulate_grad_batches();
   int64_t total = per_epoch * std::max<int64_t>(options_.max_epochs(), 1);
@@ -277,7 +291,7 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
   begin_epoch_metrics();
   module.on_train_epoch_start();
   for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
-  int64_t limit = batches_to_run(options_.limit_train_batches(), loader);
+  int64_t limit = batches_to_run(options_.limit_train_batches(), loader, "limit_train_batches");
   num_loop_batches_ = limit;
   if (replicas_) {
     int64_t idx = 0;
@@ -377,7 +391,7 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
   if (stage == Stage::kValidate) module.on_validation_epoch_start();
   else module.on_test_epoch_start();
   const BatchLimit& limit_opt = stage == Stage::kValidate ? options_.limit_val_batches() : options_.limit_test_batches();
-  int64_t limit = batches_to_run(limit_opt, loader);
+  int64_t limit = batches_to_run(limit_opt, loader, stage == Stage::kValidate ? "limit_val_batches" : "limit_test_batches");
   num_loop_batches_ = limit;
   for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
     auto batch = loader.next();
@@ -441,7 +455,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
     while (current_epoch_ < options_.max_epochs() && !should_stop) {
       run_train_epoch(module, *train_loader);
-      if (val_loader && batches_to_run(options_.limit_val_batches(), *val_loader) != 0) {
+      if (val_loader && batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0) {
         for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
         run_eval_loop(module, *val_loader, Stage::kValidate);
         for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
@@ -514,7 +528,7 @@ nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::opt
     for (auto& cb : callbacks_) cb->on_predict_start(*this, module);
     module.on_predict_epoch_start();
     loader->start_epoch(0);
-    int64_t limit = batches_to_run(options_.limit_predict_batches(), *loader);
+    int64_t limit = batches_to_run(options_.limit_predict_batches(), *loader, "limit_predict_batches");
     num_loop_batches_ = limit;
     for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
       auto batch = loader->next();

@@ -6,27 +6,19 @@
 #include "data/data_error.h"
 #include "data/readers/record_reader.h"
 #include "duckdb.h"
+#include "io/sql_quoting.h"
 #include "io/row_writer.h"
 
 namespace j2v::io {
 
 namespace {
 
-std::string sql_literal(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 std::string reader_call(const std::string& path) {
   switch (format_of_path(path)) {
-    case FileFormat::kParquet: return "read_parquet(" + sql_literal(path) + ")";
-    case FileFormat::kCsv: return "read_csv(" + sql_literal(path) + ")";
+    case FileFormat::kParquet: return "read_parquet(" + quote_string_literal(path) + ")";
+    case FileFormat::kCsv: return "read_csv(" + quote_string_literal(path) + ")";
     case FileFormat::kJson:
-    case FileFormat::kJsonLines: return "read_json(" + sql_literal(path) + ")";
+    case FileFormat::kJsonLines: return "read_json(" + quote_string_literal(path) + ")";
   }
   return "";
 }
@@ -34,7 +26,9 @@ std::string reader_call(const std::string& path) {
 std::string copy_options(const std::string& path) {
   switch (format_of_path(path)) {
     case FileFormat::kParquet: return "(FORMAT parquet)";
-    case FileFormat::kCsv: return "(FORMAT csv, HEADER true)";
+    case FileFormat::kCsv:
+      return path.size() >= 4 && path.compare(path.size() - 4, 4, ".tsv") == 0 ? "(FORMAT csv, HEADER true, DELIMITER '\t')"
+                                                                               : "(FORMAT csv, HEADER true)";
     case FileFormat::kJson: return "(FORMAT json, ARRAY true)";
     case FileFormat::kJsonLines: return "(FORMAT json)";
   }
@@ -45,8 +39,14 @@ std::string copy_options(const std::string& path) {
 
 int64_t convert_file(const std::string& input, const std::string& output) {
   if (!std::filesystem::exists(input)) throw DataError("cannot open '" + input + "': no such file");
+  for (const char* compressed : {".gz", ".zst"}) {
+    std::string suffix = compressed;
+    if (output.size() > suffix.size() && output.compare(output.size() - suffix.size(), suffix.size(), suffix) == 0)
+      throw DataError("convert writes uncompressed files: '" + output + "' ends in " + suffix +
+                      " (Parquet compresses its columns itself)");
+  }
   std::string temp = output + ".partial";
-  std::string sql = "COPY (SELECT * FROM " + reader_call(input) + ") TO " + sql_literal(temp) + " " + copy_options(output);
+  std::string sql = "COPY (SELECT * FROM " + reader_call(input) + ") TO " + quote_string_literal(temp) + " " + copy_options(output);
   duckdb_database db = nullptr;
   duckdb_connection con = nullptr;
   if (duckdb_open(nullptr, &db) == DuckDBError) throw WriteError("cannot start DuckDB to write '" + output + "'");

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "duckdb.h"
+#include "io/sql_quoting.h"
 
 namespace j2v::io {
 namespace {
@@ -37,24 +38,6 @@ constexpr const char* kTableName = "\"rows\"";
 
 std::string temp_path_for(const std::string& path) {
   return path + ".tmp-" + std::to_string(::getpid());
-}
-
-std::string quote_identifier(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string quote_string_literal(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
 }
 
 // "string \"abc\"" for error messages; long values are cut so one bad row cannot flood a log.

@@ -175,6 +175,36 @@ TEST(Streaming, ARestoredStreamGoesOnWhereItStopped) {
   fs::remove_all(root);
 }
 
+TEST(Streaming, ResumingNeedsTheSameWorkersAndStreamsKnowTheirLength) {
+  auto root = make_files("stream_resume_checks");
+  Model model = make_model();
+  StreamingDataModule data(model, options(root).num_workers(2).validate_fraction(0.1).stats_records(50));
+  data.setup(engine::Stage::kFit);
+  // The statistics pass stopped at 50 records; the epoch's length is still counted.
+  auto train = flat(batches_of(*data.train_dataloader(), 0));
+  EXPECT_EQ(data.train_records(), static_cast<int64_t>(train.size()));
+  EXPECT_EQ(data.train_dataloader()->estimated_batches(), (static_cast<int64_t>(train.size()) + 31) / 32);
+  json state = data.state_dict();
+  StreamingDataModule other(model, options(root).num_workers(3).validate_fraction(0.1));
+  other.setup(engine::Stage::kFit);
+  try {
+    other.load_state_dict(state);
+    FAIL() << "a stream resumed with other workers";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("data.num_workers"), std::string::npos) << e.what();
+  }
+  // A fraction of a stream whose length is unknown (predict) is refused, not zero batches.
+  StreamingDataModule predict(model, options(root).predict("/train/"));
+  engine::Trainer trainer(testing::quiet_trainer(root / "runs", 1).limit_predict_batches(engine::BatchLimit::fraction(0.5)));
+  try {
+    trainer.predict(model, predict, std::nullopt, false);
+    FAIL() << "half of an unknown length was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.limit_predict_batches is a fraction"), std::string::npos) << e.what();
+  }
+  fs::remove_all(root);
+}
+
 TEST(Streaming, SampleRateAndAnEndlessStreamWithReplacement) {
   auto root = make_files("stream_sample");
   Model model = make_model();

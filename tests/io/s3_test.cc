@@ -329,7 +329,12 @@ TEST(S3Settings, EnvironmentThenProfileFileAndAClearErrorWithoutCredentials) {
 class S3rver {
  public:
   static fs::path script() { return testing::source_path("tests/io/node_modules/s3rver/bin/s3rver.js"); }
-  static bool available() { return fs::exists(script()) && std::system("node --version > /dev/null 2>&1") == 0; }
+  // Node must also offer DES (s3rver's continuation tokens) through OpenSSL's legacy provider.
+  static bool available() {
+    return fs::exists(script()) &&
+           std::system("node --openssl-legacy-provider -e \"require('crypto').createCipheriv('des', "
+                       "Buffer.alloc(8), Buffer.alloc(8))\" > /dev/null 2>&1") == 0;
+  }
 
   S3rver() : dir_(testing::temp_dir("s3rver")) {
     port_ = 20000 + static_cast<int>(std::random_device{}() % 20000);
@@ -347,10 +352,19 @@ class S3rver {
     posix_spawn_file_actions_destroy(&quiet);
     httplib::Client probe("127.0.0.1", port_);
     for (int i = 0; i < 100 && pid_; ++i) {
-      if (auto r = probe.Get("/")) return;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {  // it exited: the port was taken, or node failed
+        pid_ = 0;
+        return;
+      }
+      if (auto r = probe.Get("/")) {
+        started_ = true;
+        return;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
+  bool started() const { return started_; }
   ~S3rver() {
     if (pid_) {
       kill(pid_, SIGTERM);
@@ -390,14 +404,17 @@ class S3rver {
   fs::path dir_;
   int port_ = 0;
   pid_t pid_ = 0;
+  bool started_ = false;
 };
 
 #define SKIP_WITHOUT_S3RVER()                                                                     \
-  if (!S3rver::available()) GTEST_SKIP() << "s3rver not installed (npm ci --prefix tests/io)"
+  if (!S3rver::available())                                                                       \
+  GTEST_SKIP() << "s3rver not installed (npm ci --prefix tests/io), or Node lacks OpenSSL's legacy DES"
 
 TEST(S3rverIntegration, ListsEveryPageReadsRangesAndRefusesAnUnknownKey) {
   SKIP_WITHOUT_S3RVER();
   S3rver s3;
+  ASSERT_TRUE(s3.started()) << "s3rver did not start";
   for (int i = 0; i < 7; ++i) s3.put("logs/part-" + std::to_string(i) + ".jsonl", sample_object(100 + i));
   s3.put("other/x.jsonl", "{}\n");
   S3Settings settings;
@@ -428,6 +445,7 @@ TEST(S3rverIntegration, ListsEveryPageReadsRangesAndRefusesAnUnknownKey) {
 TEST(S3rverIntegration, StreamsTrainingRecordsFromABucket) {
   SKIP_WITHOUT_S3RVER();
   S3rver s3;
+  ASSERT_TRUE(s3.started()) << "s3rver did not start";
   int id = 0;
   for (int f = 0; f < 4; ++f) {
     std::string text;

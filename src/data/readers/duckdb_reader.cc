@@ -4,6 +4,7 @@
 #include <string>
 
 #include "data/data_error.h"
+#include "io/sql_quoting.h"
 #include "engine/available_cores.h"
 
 namespace j2v {
@@ -12,15 +13,6 @@ namespace {
 
 // The alias a row is referred to by: a column could be called `t`, not this.
 constexpr const char* kRowAlias = "j2v_row__";
-
-std::string sql_literal(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
 
 }  // namespace
 
@@ -32,23 +24,24 @@ std::string DuckDbReader::for_file(const std::string& path, FileFormat format) {
     case FileFormat::kJson: function = "read_json"; break;
     case FileFormat::kJsonLines: function = "read_json"; break;
   }
-  return for_query("SELECT * FROM " + function + "(" + sql_literal(path) + ")");
+  return for_query("SELECT * FROM " + function + "(" + io::quote_string_literal(path) + ")");
 }
 
 std::string DuckDbReader::for_query(const std::string& sql) {
   std::string body = sql;
   while (!body.empty() && (body.back() == ';' || std::isspace(static_cast<unsigned char>(body.back())))) body.pop_back();
-  return std::string("SELECT CAST(to_json(") + kRowAlias + ") AS VARCHAR) FROM (" + body + ") AS " + kRowAlias;
+  // A newline before the closing parenthesis: the query may end in a -- comment.
+  return std::string("SELECT CAST(to_json(") + kRowAlias + ") AS VARCHAR) FROM (" + body + "\n) AS " + kRowAlias;
 }
 
 std::string DuckDbReader::for_parquet_rows(const std::string& path, const std::string& condition) {
   // The filter runs before to_json, so the rows of other shards are never serialized.
   return "SELECT CAST(to_json(struct_pack(*COLUMNS(* EXCLUDE (file_row_number)))) AS VARCHAR), file_row_number "
-         "FROM read_parquet(" + sql_literal(path) + ", file_row_number = true) WHERE " + condition;
+         "FROM read_parquet(" + io::quote_string_literal(path) + ", file_row_number = true) WHERE " + condition;
 }
 
 int64_t DuckDbReader::parquet_row_count(const std::string& path) {
-  DuckDbReader reader("SELECT CAST(count(*) AS VARCHAR) FROM read_parquet(" + sql_literal(path) + ")", path,
+  DuckDbReader reader("SELECT CAST(count(*) AS VARCHAR) FROM read_parquet(" + io::quote_string_literal(path) + ")", path,
                       ReaderOptions{});
   auto rows = reader.next();
   return rows && rows->size() == 1 ? std::stoll(std::string(rows->record(0))) : -1;
@@ -95,7 +88,7 @@ thread_local std::unique_ptr<ThreadDuckDb> thread_duckdb;
 
 DuckDbReader::DuckDbReader(const std::string& query, std::string source, ReaderOptions options)
     : source_(std::move(source)), options_(options) {
-  if (options_.threads == 1) {
+  if (options_.reuse_thread_duckdb) {
     if (!thread_duckdb) {
       auto fresh = std::make_unique<ThreadDuckDb>();
       std::string error;

@@ -76,7 +76,7 @@ std::shared_ptr<RecordBuffer> JsonLinesReader::next() {
   while (!ended_) {
     std::string text = std::move(carry_);
     carry_.clear();
-    size_t want = std::max<size_t>(options_.chunk_bytes, 1 << 16);
+    size_t want = std::max<size_t>(options_.chunk_bytes, 1);
     size_t cut = std::string::npos;
     // Read until the chunk is full and holds a line end (a longer line keeps growing it).
     while (true) {

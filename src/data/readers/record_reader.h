@@ -32,6 +32,10 @@ struct ReaderOptions {
   // Parquet only: an SQL condition on `file_row_number` (0-based) choosing the rows to read,
   // so a shard's rows are picked before they are turned into JSON. Rows keep their numbers.
   std::string parquet_row_filter;
+  // DuckDB formats: borrow this thread's single-threaded DuckDB instead of starting one. For
+  // a thread that reads one file at a time (a stream's worker): two readers open at once on
+  // one thread must not both borrow it.
+  bool reuse_thread_duckdb = false;
 };
 
 // A Parquet file's row count, from its footer (no data read); -1 for other files or s3://.

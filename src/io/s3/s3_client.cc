@@ -81,6 +81,16 @@ std::string s3_error_text(const std::string& body) {
 
 bool retryable(long status) { return status == 429 || status >= 500; }
 
+int64_t parse_size(const std::string& text, const std::string& where) {
+  try {
+    size_t used = 0;
+    int64_t n = std::stoll(text, &used);
+    if (used == text.size() && n >= 0) return n;
+  } catch (const std::exception&) {
+  }
+  throw DataError("s3://" + where + ": S3 sent a size that is not a number ('" + text + "')");
+}
+
 }  // namespace
 
 bool is_s3_url(const std::string& path) { return path.rfind("s3://", 0) == 0; }
@@ -145,6 +155,7 @@ S3Client::Response S3Client::send(const std::string& bucket, const std::string& 
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, settings_.timeout_seconds);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);  // the path as signed: no /./ or /../ folding
   CURLcode code = curl_easy_perform(curl);
   if (code == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_slist_free_all(headers);
@@ -194,10 +205,13 @@ std::vector<S3Object> S3Client::list(const std::string& bucket, const std::strin
     auto keys = xml_values(r.body, "Key"), sizes = xml_values(r.body, "Size");
     if (keys.size() != sizes.size())
       throw DataError("s3://" + bucket + "/" + prefix + ": cannot understand the listing S3 sent");
-    for (size_t i = 0; i < keys.size(); ++i) objects.push_back({keys[i], std::stoll(sizes[i])});
+    for (size_t i = 0; i < keys.size(); ++i) objects.push_back({keys[i], parse_size(sizes[i], bucket)});
     auto truncated = xml_values(r.body, "IsTruncated");
     auto next = xml_values(r.body, "NextContinuationToken");
-    token = !truncated.empty() && truncated[0] == "true" && !next.empty() ? next[0] : "";
+    bool more = !truncated.empty() && truncated[0] == "true";
+    if (more && next.empty())
+      throw DataError("s3://" + bucket + "/" + prefix + ": the listing is cut short and S3 sent no continuation token");
+    token = more ? next[0] : "";
   } while (!token.empty());
   return objects;
 }
@@ -214,7 +228,9 @@ std::string S3Client::get_range(const std::string& bucket, const std::string& ke
   if (total_size) {
     // "bytes 0-99/1234"; a server that ignores Range answers 200 with the whole object.
     size_t slash = r.content_range.rfind('/');
-    *total_size = slash != std::string::npos ? std::stoll(r.content_range.substr(slash + 1))
+    if (r.status == 206 && slash == std::string::npos)
+      throw DataError("cannot read s3://" + bucket + "/" + key + ": a partial answer without its Content-Range");
+    *total_size = slash != std::string::npos ? parse_size(r.content_range.substr(slash + 1), bucket + "/" + key)
                                              : static_cast<int64_t>(r.body.size());
   }
   if (r.status == 200 && offset > 0) r.body = r.body.substr(std::min<size_t>(r.body.size(), offset), length);
