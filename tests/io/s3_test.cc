@@ -143,10 +143,22 @@ class FaultServer {
                         "application/xml");
         return;
       }
+      std::string etag = "\"v" + std::to_string(versions_[it->first]) + "\"";
+      if (req.has_header("If-Match") && req.get_header_value("If-Match") != etag) {
+        res.status = 412;
+        res.set_content("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you "
+                        "specified did not hold</Message></Error>", "application/xml");
+        return;
+      }
       unranged.ranges = ranges;
       // cpp-httplib answers the Range header itself (206, Content-Range) from the whole body.
       ranges_.push_back(req.get_header_value("Range"));
+      res.set_header("ETag", etag);
       res.set_content(it->second, "application/octet-stream");
+      if (replace_after_ > 0 && --replace_after_ == 0) {  // a writer replaces the object mid-download
+        it->second = std::string(it->second.size(), 'x');
+        ++versions_[it->first];
+      }
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -157,6 +169,7 @@ class FaultServer {
     thread_.join();
   }
   void put(const std::string& key, std::string body) { objects_[key] = std::move(body); }
+  void replace_after(int requests) { replace_after_ = requests; }
   void fail_next(int n, int status, std::string code) {
     std::lock_guard<std::mutex> lock(mutex_);
     failures_left_ = n;
@@ -191,6 +204,8 @@ class FaultServer {
   int port_ = 0;
   std::mutex mutex_;
   std::map<std::string, std::string> objects_;
+  std::map<std::string, int> versions_;
+  int replace_after_ = 0;
   int requests_ = 0, failures_left_ = 0, fail_status_ = 503;
   std::string fail_code_ = "SlowDown";
   std::vector<std::string> ranges_, authorizations_;
@@ -219,6 +234,18 @@ TEST(S3Client, DownloadsInSignedRangedPartsAndSurvivesA503Storm) {
   EXPECT_EQ(server.requests(), 3 + 5);
   for (const auto& auth : server.authorizations())
     EXPECT_EQ(auth.rfind("AWS4-HMAC-SHA256 Credential=AKIDTEST/", 0), 0u) << auth;
+
+  // The object is replaced after its first part: the next parts name the first part's ETag,
+  // so the download fails instead of splicing two versions.
+  server.replace_after(1);
+  try {
+    client.download("bucket", "data/a.jsonl", local);
+    FAIL() << "a download mixed two versions of an object";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 412 (PreconditionFailed"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("changed while it was being read"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(local));  // no partial file left behind
   fs::remove_all(dir);
 }
 

@@ -26,17 +26,24 @@ size_t on_body(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
+// The response headers read: where each one goes.
+struct HeaderTargets {
+  std::string* content_range;
+  std::string* etag;
+};
+
 size_t on_header(char* data, size_t size, size_t n, void* out) {
   std::string line(data, size * n);
-  static const std::string name = "content-range:";
-  if (line.size() > name.size()) {
-    std::string head = line.substr(0, name.size());
-    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (head == name) {
-      std::string value = line.substr(name.size());
-      while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
-      *static_cast<std::string*>(out) = value;
-    }
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.pop_back();
+    while (!value.empty() && value.front() == ' ') value.erase(value.begin());
+    auto* targets = static_cast<HeaderTargets*>(out);
+    if (name == "content-range") *targets->content_range = value;
+    if (name == "etag") *targets->etag = value;
   }
   return size * n;
 }
@@ -111,7 +118,7 @@ S3Client::S3Client(S3Settings settings) : settings_(std::move(settings)) {
 
 S3Client::Response S3Client::send(const std::string& bucket, const std::string& key,
                                   const std::vector<std::pair<std::string, std::string>>& query,
-                                  const std::string& range) const {
+                                  const std::string& range, const std::string& if_match) const {
   // Path-style for a custom endpoint (s3rver, MinIO, ...); virtual-hosted for AWS itself.
   std::string base, host, path;
   if (!settings_.endpoint.empty()) {
@@ -131,6 +138,7 @@ S3Client::Response S3Client::send(const std::string& bucket, const std::string& 
   std::string date = amz_now();
   request.headers = {{"host", host}, {"x-amz-content-sha256", kEmptySha256}, {"x-amz-date", date}};
   if (!range.empty()) request.headers.emplace_back("range", range);
+  if (!if_match.empty()) request.headers.emplace_back("if-match", if_match);
   if (!settings_.credentials.session_token.empty())
     request.headers.emplace_back("x-amz-security-token", settings_.credentials.session_token);
   std::string authorization = sigv4_authorization(request, settings_.credentials, settings_.region, "s3", date);
@@ -151,7 +159,8 @@ S3Client::Response S3Client::send(const std::string& bucket, const std::string& 
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.content_range);
+  HeaderTargets targets{&response.content_range, &response.etag};
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &targets);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, settings_.timeout_seconds);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -169,12 +178,12 @@ S3Client::Response S3Client::send(const std::string& bucket, const std::string& 
 
 S3Client::Response S3Client::send_with_retries(const std::string& bucket, const std::string& key,
                                                const std::vector<std::pair<std::string, std::string>>& query,
-                                               const std::string& range) const {
+                                               const std::string& range, const std::string& if_match) const {
   std::mt19937_64 jitter(std::random_device{}());
   std::string what = "s3://" + bucket + "/" + key;
   double wait = settings_.backoff_seconds;
   for (int attempt = 1;; ++attempt) {
-    Response r = send(bucket, key, query, range);
+    Response r = send(bucket, key, query, range, if_match);
     // 416: a range from byte 0 of an empty object; the caller reads it as empty.
     if ((r.status >= 200 && r.status < 300) || (r.status == 416 && !range.empty())) return r;
     std::string detail = r.status == 0 ? r.body : "HTTP " + std::to_string(r.status);
@@ -183,6 +192,7 @@ S3Client::Response S3Client::send_with_retries(const std::string& bucket, const 
     if (r.status != 0 && !retryable(r.status)) {
       std::string hint = r.status == 403   ? ": check the credentials and the region"
                          : r.status == 404 ? ": no such bucket or key"
+                         : r.status == 412 ? ": the object changed while it was being read"
                                            : "";
       throw DataError("cannot read " + what + ": " + detail + hint);
     }
@@ -217,9 +227,10 @@ std::vector<S3Object> S3Client::list(const std::string& bucket, const std::strin
 }
 
 std::string S3Client::get_range(const std::string& bucket, const std::string& key, int64_t offset, int64_t length,
-                                int64_t* total_size) const {
+                                int64_t* total_size, const std::string& if_match, std::string* etag) const {
   std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
-  Response r = send_with_retries(bucket, key, {}, range);
+  Response r = send_with_retries(bucket, key, {}, range, if_match);
+  if (etag) *etag = r.etag;
   if (r.status == 416) {
     if (offset > 0) throw DataError("cannot read s3://" + bucket + "/" + key + ": the object is shorter than expected");
     if (total_size) *total_size = 0;
@@ -244,9 +255,10 @@ void S3Client::download(const std::string& bucket, const std::string& key, const
   bool closed = false;
   try {
     int64_t total = -1, offset = 0;
+    std::string etag;  // of the first part: later parts must come from the same version
     while (total < 0 || offset < total) {
       int64_t want = settings_.part_bytes;
-      std::string part = get_range(bucket, key, offset, want, &total);
+      std::string part = get_range(bucket, key, offset, want, &total, etag, offset == 0 ? &etag : nullptr);
       if (part.empty() && offset < total)
         throw DataError("cannot read s3://" + bucket + "/" + key + ": the object ended at byte " +
                         std::to_string(offset) + " of " + std::to_string(total));

@@ -27,10 +27,12 @@ class S3Client {
   explicit S3Client(S3Settings settings);
 
   std::vector<S3Object> list(const std::string& bucket, const std::string& prefix) const;
-  // Bytes [offset, offset + length) and the object's total size.
+  // Bytes [offset, offset + length) and the object's total size. With if_match (an ETag),
+  // S3 refuses when the object has changed since; etag receives the object's ETag.
   std::string get_range(const std::string& bucket, const std::string& key, int64_t offset, int64_t length,
-                        int64_t* total_size = nullptr) const;
-  // The whole object into a local file, part by part.
+                        int64_t* total_size = nullptr, const std::string& if_match = "",
+                        std::string* etag = nullptr) const;
+  // The whole object into a local file, part by part, every part of the same version.
   void download(const std::string& bucket, const std::string& key, const std::string& path) const;
 
   const S3Settings& settings() const { return settings_; }
@@ -40,12 +42,14 @@ class S3Client {
     long status = 0;
     std::string body;
     std::string content_range;
+    std::string etag;
   };
   Response send(const std::string& bucket, const std::string& key,
-                const std::vector<std::pair<std::string, std::string>>& query, const std::string& range) const;
+                const std::vector<std::pair<std::string, std::string>>& query, const std::string& range,
+                const std::string& if_match) const;
   Response send_with_retries(const std::string& bucket, const std::string& key,
-                             const std::vector<std::pair<std::string, std::string>>& query,
-                             const std::string& range) const;
+                             const std::vector<std::pair<std::string, std::string>>& query, const std::string& range,
+                             const std::string& if_match = "") const;
 
   S3Settings settings_;
 };
