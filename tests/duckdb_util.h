@@ -24,4 +24,10 @@ inline void duckdb_exec(const std::string& sql) {
   if (state == DuckDBError) throw std::runtime_error(sql + ": " + error);
 }
 
+// A JSON Lines file as Parquet (row groups of row_group_size rows when > 0, to make several).
+inline void jsonl_to_parquet(const std::string& from, const std::string& to, int row_group_size = 0) {
+  std::string options = row_group_size > 0 ? ", ROW_GROUP_SIZE " + std::to_string(row_group_size) : "";
+  duckdb_exec("COPY (SELECT * FROM read_json('" + from + "')) TO '" + to + "' (FORMAT parquet" + options + ")");
+}
+
 }  // namespace j2v::testing

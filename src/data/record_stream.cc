@@ -166,14 +166,19 @@ nlohmann::json RecordStream::state_dict() const {
 }
 
 void RecordStream::load_state_dict(const nlohmann::json& state) {
-  for (const char* key : {"workers", "world_size"}) {
-    int64_t saved = state.value(key, int64_t{-1});
-    int64_t now = std::string(key) == "workers" ? spec_.workers : spec_.world_size;
-    if (saved >= 0 && saved != now)
+  struct Setting {
+    const char* key;
+    int64_t now;
+    const char* config_key;
+  };
+  for (const Setting& s : {Setting{"workers", spec_.workers, "data.num_workers"},
+                           Setting{"world_size", spec_.world_size, "data.streaming.world_size"}}) {
+    int64_t saved = state.value(s.key, int64_t{-1});
+    if (saved >= 0 && saved != s.now)
       throw std::invalid_argument(fmt::format(
-          "the checkpoint's stream ran with {} {} and this one has {}: resume with the same {} (data.{}) so "
+          "the checkpoint's stream ran with {} {} and this one has {}: resume with the same {} ({}) so "
           "the stream goes on where it stopped",
-          saved, key, now, key, std::string(key) == "workers" ? "num_workers" : "streaming.world_size"));
+          saved, s.key, s.now, s.key, s.config_key));
   }
   resume_epoch_ = state.value("epoch", int64_t{-1});
   resume_batches_ = state.value("batches", int64_t{0});

@@ -6,22 +6,14 @@
 #include "data/data_error.h"
 #include "data/readers/record_reader.h"
 #include "duckdb.h"
-#include "io/sql_quoting.h"
+#include "engine/available_cores.h"
+#include "io/duckdb_open.h"
 #include "io/row_writer.h"
+#include "io/sql_quoting.h"
 
 namespace j2v::io {
 
 namespace {
-
-std::string reader_call(const std::string& path) {
-  switch (format_of_path(path)) {
-    case FileFormat::kParquet: return "read_parquet(" + quote_string_literal(path) + ")";
-    case FileFormat::kCsv: return "read_csv(" + quote_string_literal(path) + ")";
-    case FileFormat::kJson:
-    case FileFormat::kJsonLines: return "read_json(" + quote_string_literal(path) + ")";
-  }
-  return "";
-}
 
 std::string copy_options(const std::string& path) {
   switch (format_of_path(path)) {
@@ -46,10 +38,14 @@ int64_t convert_file(const std::string& input, const std::string& output) {
                       " (Parquet compresses its columns itself)");
   }
   std::string temp = output + ".partial";
-  std::string sql = "COPY (SELECT * FROM " + reader_call(input) + ") TO " + quote_string_literal(temp) + " " + copy_options(output);
+  std::string sql = "COPY (SELECT * FROM " + duckdb_table_function(input) + ") TO " + quote_string_literal(temp) + " " + copy_options(output);
   duckdb_database db = nullptr;
   duckdb_connection con = nullptr;
-  if (duckdb_open(nullptr, &db) == DuckDBError) throw WriteError("cannot start DuckDB to write '" + output + "'");
+  std::string open_error;
+  DuckDbSettings settings;
+  settings.threads = available_cores();
+  if (open_duckdb(settings, &db, &open_error) == DuckDBError)
+    throw WriteError("cannot start DuckDB to write '" + output + "': " + open_error);
   if (duckdb_connect(db, &con) == DuckDBError) {
     duckdb_close(&db);
     throw WriteError("cannot connect to DuckDB to write '" + output + "'");

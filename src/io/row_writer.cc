@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "duckdb.h"
+#include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
 
 namespace j2v::io {
@@ -33,7 +34,7 @@ constexpr size_t kJsonlBufferBytes = size_t{4} << 20;
 constexpr const char* kDuckdbMemoryLimit = "128MB";
 // The Parquet encoder's row-group buffers live outside memory_limit, about 100MB per thread in
 // the same measurement, so the thread count is capped rather than left at one per core.
-constexpr const char* kDuckdbThreads = "2";
+constexpr int kDuckdbThreads = 2;
 constexpr const char* kTableName = "\"rows\"";
 
 std::string temp_path_for(const std::string& path) {
@@ -708,23 +709,13 @@ class ParquetRowWriter final : public RowWriter {
     if (fd < 0) throw WriteError("cannot create '" + temp_path_ + "': " + errno_text());
     ::close(fd);
 
-    duckdb_config config;
-    if (duckdb_create_config(&config) == DuckDBError) throw WriteError("cannot configure DuckDB");
-    bool configured = duckdb_set_config(config, "memory_limit", kDuckdbMemoryLimit) == DuckDBSuccess &&
-                      duckdb_set_config(config, "threads", kDuckdbThreads) == DuckDBSuccess &&
-                      duckdb_set_config(config, "temp_directory", spill_dir_.c_str()) == DuckDBSuccess &&
-                      // json and parquet are built in; never reach for the network.
-                      duckdb_set_config(config, "autoinstall_known_extensions", "false") == DuckDBSuccess &&
-                      duckdb_set_config(config, "autoload_known_extensions", "false") == DuckDBSuccess;
-    char* open_error = nullptr;
-    duckdb_state opened = configured ? duckdb_open_ext(nullptr, &database_, config, &open_error) : DuckDBError;
-    duckdb_destroy_config(&config);
-    if (opened == DuckDBError) {
-      std::string reason = open_error ? open_error : "invalid configuration";
-      if (open_error) duckdb_free(open_error);
-      database_ = nullptr;
-      throw WriteError("cannot start DuckDB to write '" + path_ + "': " + reason);
-    }
+    DuckDbSettings settings;
+    settings.threads = kDuckdbThreads;
+    settings.memory_limit = kDuckdbMemoryLimit;
+    settings.temp_directory = spill_dir_;
+    std::string open_error;
+    if (open_duckdb(settings, &database_, &open_error) == DuckDBError)
+      throw WriteError("cannot start DuckDB to write '" + path_ + "': " + open_error);
     if (duckdb_connect(database_, &connection_) == DuckDBError) {
       connection_ = nullptr;
       throw WriteError("cannot connect to DuckDB to write '" + path_ + "'");

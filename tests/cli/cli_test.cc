@@ -166,19 +166,9 @@ TEST_F(Cli, StreamingFitAndPredictFromADirectory) {
   fs::create_directories(root / "predict");
   std::string train = j2v::testing::source_path("examples/transactions/train.jsonl").string();
   std::string predict = j2v::testing::source_path("examples/transactions/predict.jsonl").string();
-  std::string sql = "COPY (SELECT * FROM read_json('" + train + "')) TO '" + (root / "train" / "all.parquet").string() +
-                    "' (FORMAT parquet)";
-  {
-    duckdb_database db;
-    duckdb_connection con;
-    duckdb_result result;
-    ASSERT_EQ(duckdb_open(nullptr, &db), DuckDBSuccess);
-    ASSERT_EQ(duckdb_connect(db, &con), DuckDBSuccess);
-    ASSERT_EQ(duckdb_query(con, sql.c_str(), &result), DuckDBSuccess) << duckdb_result_error(&result);
-    duckdb_destroy_result(&result);
-    duckdb_disconnect(&con);
-    duckdb_close(&db);
-  }
+  // Made as a user would: with json2vec convert.
+  auto converted = run("convert --input " + train + " --output " + (root / "train" / "all.parquet").string(), dir);
+  ASSERT_EQ(converted.code, 0) << converted.err;
   std::string streaming = " --data.train=null --data.test=null --data.predict=null --data.streaming='{root: " +
                           root.string() + ", suffix: parquet, train: /train/, shuffle_buffer: 1000}'";
   auto fit = run("fit " + common() + streaming + " --trainer.max_epochs=3", dir);

@@ -17,7 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::duckdb_exec;
 
 using testing::gzip;
 using testing::read_bytes;
@@ -112,8 +111,7 @@ TEST(Readers, NestedParquetBecomesTheSameJsonRecords) {
   auto dir = testing::temp_dir("readers_parquet");
   auto records = nested_records();
   testing::write_lines(dir / "orders.jsonl", records);
-  duckdb_exec("COPY (SELECT * FROM read_json('" + (dir / "orders.jsonl").string() + "')) TO '" +
-              (dir / "orders.parquet").string() + "' (FORMAT parquet, ROW_GROUP_SIZE 100)");
+  testing::jsonl_to_parquet((dir / "orders.jsonl").string(), (dir / "orders.parquet").string(), 100);
   ReaderOptions options;
   options.chunk_rows = 64;
   Read r = read(open_record_reader((dir / "orders.parquet").string(), options));
@@ -158,8 +156,7 @@ TEST(Readers, SqlQueriesSelectAndReshapeRecords) {
   auto dir = testing::temp_dir("readers_sql");
   auto records = nested_records();
   testing::write_lines(dir / "orders.jsonl", records);
-  duckdb_exec("COPY (SELECT * FROM read_json('" + (dir / "orders.jsonl").string() + "')) TO '" +
-              (dir / "orders.parquet").string() + "' (FORMAT parquet)");
+  testing::jsonl_to_parquet((dir / "orders.jsonl").string(), (dir / "orders.parquet").string());
   std::string sql = "SELECT id, customer.tier AS tier, len(items) AS n_items FROM read_parquet('" +
                     (dir / "orders.parquet").string() + "') WHERE id % 10 = 3 ORDER BY id;";
   Read r = read(open_sql_reader(sql, ReaderOptions{}));
@@ -179,7 +176,7 @@ TEST(Readers, ACorruptParquetFooterIsAnErrorNamingTheFile) {
   auto dir = testing::temp_dir("readers_corrupt");
   testing::write_lines(dir / "r.jsonl", nested_records());
   std::string good = (dir / "r.parquet").string();
-  duckdb_exec("COPY (SELECT * FROM read_json('" + (dir / "r.jsonl").string() + "')) TO '" + good + "' (FORMAT parquet)");
+  testing::jsonl_to_parquet((dir / "r.jsonl").string(), good);
   std::string bytes = read_bytes(good);
   std::string footer_cut = bytes.substr(0, bytes.size() - 6);          // magic bytes gone
   std::string scrambled = bytes;                                        // metadata overwritten

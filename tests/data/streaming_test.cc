@@ -89,8 +89,7 @@ void add_parquet_copies(const fs::path& root) {
   fs::create_directories(root / "parquet" / "train");
   for (const auto& entry : fs::directory_iterator(root / "train")) {
     std::string to = (root / "parquet" / "train" / entry.path().stem()).string() + ".parquet";
-    testing::duckdb_exec("COPY (SELECT * FROM read_json('" + entry.path().string() + "')) TO '" + to +
-                         "' (FORMAT parquet, ROW_GROUP_SIZE 64)");
+    testing::jsonl_to_parquet(entry.path().string(), to, 64);
   }
 }
 
@@ -294,7 +293,7 @@ TEST(StreamingModel, LearnsFromParquetFilesReadAsNeeded) {
   for (int f = 0; f < 3; ++f) {
     std::string from = (root / "train" / ("part-" + std::to_string(f) + ".jsonl")).string();
     std::string to = (root / "parquet" / "train" / ("part-" + std::to_string(f) + ".parquet")).string();
-    testing::duckdb_exec("COPY (SELECT * FROM read_json('" + from + "')) TO '" + to + "' (FORMAT parquet)");
+    testing::jsonl_to_parquet(from, to);
   }
   Model model = make_model();
   StreamingDataModule data(

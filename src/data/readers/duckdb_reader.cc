@@ -4,6 +4,7 @@
 #include <string>
 
 #include "data/data_error.h"
+#include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
 #include "engine/available_cores.h"
 
@@ -16,15 +17,8 @@ constexpr const char* kRowAlias = "j2v_row__";
 
 }  // namespace
 
-std::string DuckDbReader::for_file(const std::string& path, FileFormat format) {
-  std::string function;
-  switch (format) {
-    case FileFormat::kParquet: function = "read_parquet"; break;
-    case FileFormat::kCsv: function = "read_csv"; break;
-    case FileFormat::kJson: function = "read_json"; break;
-    case FileFormat::kJsonLines: function = "read_json"; break;
-  }
-  return for_query("SELECT * FROM " + function + "(" + io::quote_string_literal(path) + ")");
+std::string DuckDbReader::for_file(const std::string& path) {
+  return for_query("SELECT * FROM " + io::duckdb_table_function(path));
 }
 
 std::string DuckDbReader::for_query(const std::string& sql) {
@@ -41,35 +35,16 @@ std::string DuckDbReader::for_parquet_rows(const std::string& path, const std::s
 }
 
 int64_t DuckDbReader::parquet_row_count(const std::string& path) {
+  // A footer read: the calling thread's DuckDB serves every count instead of one per file.
+  ReaderOptions options;
+  options.reuse_thread_duckdb = true;
   DuckDbReader reader("SELECT CAST(count(*) AS VARCHAR) FROM read_parquet(" + io::quote_string_literal(path) + ")", path,
-                      ReaderOptions{});
+                      options);
   auto rows = reader.next();
   return rows && rows->size() == 1 ? std::stoll(std::string(rows->record(0))) : -1;
 }
 
 namespace {
-
-duckdb_state open_database(int threads, duckdb_database* database, std::string* error) {
-  duckdb_config config;
-  if (duckdb_create_config(&config) == DuckDBError) {
-    *error = "cannot configure DuckDB";
-    return DuckDBError;
-  }
-  std::string thread_count = std::to_string(threads);
-  bool configured = duckdb_set_config(config, "threads", thread_count.c_str()) == DuckDBSuccess &&
-                    // json and parquet are built in; never reach for the network.
-                    duckdb_set_config(config, "autoinstall_known_extensions", "false") == DuckDBSuccess &&
-                    duckdb_set_config(config, "autoload_known_extensions", "false") == DuckDBSuccess;
-  char* open_error = nullptr;
-  duckdb_state opened = configured ? duckdb_open_ext(nullptr, database, config, &open_error) : DuckDBError;
-  duckdb_destroy_config(&config);
-  if (opened == DuckDBError) {
-    *error = open_error ? open_error : "invalid configuration";
-    if (open_error) duckdb_free(open_error);
-    *database = nullptr;
-  }
-  return opened;
-}
 
 // A stream's worker reads file after file: starting a DuckDB for each one cost more than
 // reading a small file, so each thread keeps one single-threaded DuckDB for its readers,
@@ -92,7 +67,7 @@ DuckDbReader::DuckDbReader(const std::string& query, std::string source, ReaderO
     if (!thread_duckdb) {
       auto fresh = std::make_unique<ThreadDuckDb>();
       std::string error;
-      if (open_database(1, &fresh->database, &error) == DuckDBError)
+      if (io::open_duckdb(io::DuckDbSettings{}, &fresh->database, &error) == DuckDBError)
         throw DataError("cannot start DuckDB to read '" + source_ + "': " + error);
       if (duckdb_connect(fresh->database, &fresh->connection) == DuckDBError)
         throw DataError("cannot connect to DuckDB to read '" + source_ + "'");
@@ -103,7 +78,9 @@ DuckDbReader::DuckDbReader(const std::string& query, std::string source, ReaderO
     connection_ = thread_duckdb->connection;
   } else {
     std::string error;
-    if (open_database(options_.threads > 0 ? options_.threads : available_cores(), &database_, &error) == DuckDBError)
+    io::DuckDbSettings settings;
+    settings.threads = options_.threads > 0 ? options_.threads : available_cores();
+    if (io::open_duckdb(settings, &database_, &error) == DuckDBError)
       throw DataError("cannot start DuckDB to read '" + source_ + "': " + error);
     if (duckdb_connect(database_, &connection_) == DuckDBError) {
       connection_ = nullptr;

@@ -12,8 +12,8 @@ namespace j2v {
 
 class DuckDbReader : public RecordReader {
  public:
-  // The query that reads one file of the given format.
-  static std::string for_file(const std::string& path, FileFormat format);
+  // The query that reads one file (its format from its suffix).
+  static std::string for_file(const std::string& path);
   // Wraps a user's query so each of its rows comes back as one JSON object.
   static std::string for_query(const std::string& sql);
   // The rows of a Parquet file that meet a condition on file_row_number, each with its number.

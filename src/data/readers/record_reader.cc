@@ -83,7 +83,7 @@ std::unique_ptr<RecordReader> open_record_reader(const std::string& path, const 
   if (format == FileFormat::kParquet && !options.parquet_row_filter.empty())
     return std::make_unique<DuckDbReader>(DuckDbReader::for_parquet_rows(path, options.parquet_row_filter),
                                           options.display_name.empty() ? path : options.display_name, options);
-  return std::make_unique<DuckDbReader>(DuckDbReader::for_file(path, format),
+  return std::make_unique<DuckDbReader>(DuckDbReader::for_file(path),
                                         options.display_name.empty() ? path : options.display_name, options);
 }
 
@@ -97,12 +97,18 @@ int64_t parquet_row_count(const std::string& path) {
 }
 
 std::shared_ptr<RecordBuffer> read_all(std::unique_ptr<RecordReader> reader, const std::string& source) {
+  auto first = reader->next();
+  if (!first) return RecordBuffer::from_strings({}, source);
+  auto second = reader->next();
+  if (!second) return first;  // a file of one chunk is already one buffer: no copy
   RecordBuffer::Builder all;
-  while (auto chunk = reader->next())
-    for (size_t i = 0; i < chunk->size(); ++i) all.add(chunk->record(i), chunk->source(i), chunk->line(i));
-  auto buffer = all.finish();
-  if (buffer->size() == 0) return RecordBuffer::from_strings({}, source);
-  return buffer;
+  auto add = [&all](const RecordBuffer& chunk) {
+    for (size_t i = 0; i < chunk.size(); ++i) all.add(chunk.record(i), chunk.source(i), chunk.line(i));
+  };
+  add(*first);
+  add(*second);
+  while (auto chunk = reader->next()) add(*chunk);
+  return all.finish();
 }
 
 }  // namespace j2v
