@@ -197,6 +197,11 @@ TEST_F(Cli, StreamingMistakesNameTheKey) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown config key 'data.streaming.trian'; allowed: root, suffix, train"), std::string::npos)
       << r.err;
+  r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null "
+          "--data.streaming='{root: /tmp, chunk_size: many}'", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("config key 'data.streaming.chunk_size': expected int, got \"many\""), std::string::npos)
+      << r.err;
   r = run("fit " + common() + " --data.streaming='{root: /tmp, train: x}'", dir);
   EXPECT_NE(r.err.find("'data.train' and 'data.streaming' exclude each other"), std::string::npos) << r.err;
   auto root = dir / "data";
@@ -252,6 +257,14 @@ TEST_F(Cli, ConvertWritesParquetThatReadsBackAsTheSameRecords) {
   r = run("convert --input " + generated.string() + " --output " + (dir / "x.parquet.gz").string(), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("convert writes uncompressed files"), std::string::npos) << r.err;
+  // A malformed input: an error naming it, and neither the output nor its temporary file left.
+  auto broken = dir / "broken.jsonl";
+  j2v::testing::write_lines(broken, {R"({"a": 1})", R"({"a": )"});
+  r = run("convert --input " + broken.string() + " --output " + (dir / "z.parquet").string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot convert '" + broken.string() + "'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "z.parquet"));
+  EXPECT_FALSE(fs::exists(dir / "z.parquet.partial"));
   r = run("convert --input " + (dir / "missing.jsonl").string() + " --output " + (dir / "y.parquet").string(), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no such file"), std::string::npos) << r.err;
