@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iostream>
 
+#include <unistd.h>
+
 #include "cli/commands_serve.h"
 #include "cli/config.h"
 #include "data/data_error.h"
@@ -17,7 +19,10 @@
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/prediction_writer.h"
+#include "engine/available_cores.h"
 #include "engine/callbacks/weight_averaging.h"
+#include "engine/components.h"
+#include "engine/stop_signal.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "io/convert_file.h"
@@ -42,6 +47,8 @@ commands:
   bench encode  measure encoding throughput: --input FILE (any format data.train takes)
   bench stream  measure a streamed epoch (read, shuffle, encode, batch) of data.streaming's
                 train split, without training
+  bench engine  measure the engine's own time per step: one epoch of fit against a bare
+                training loop over the same batches
   convert       copy records between formats: --input FILE --output FILE (.parquet, .csv,
                 .jsonl, .json; nested values kept), e.g. JSON Lines to Parquet
   generate orders
@@ -208,6 +215,65 @@ std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& c
   return std::make_unique<TableDataModule>(model, std::move(splits), options);
 }
 
+// The engine's registries, as the config resolver sees them.
+const ComponentCatalog& component_catalog() {
+  static const ComponentCatalog catalog{[](const std::string& kind, const std::string& class_path, const json& init_args,
+                                           const std::string& where) -> json {
+    if (kind == "model") return engine::modules().complete(class_path, init_args, where);
+    if (kind == "data") return engine::data_modules().complete(class_path, init_args, where);
+    if (kind == "optimizer") return engine::optimizers().complete(class_path, init_args, where);
+    if (kind == "lr_scheduler") return engine::schedulers().complete(class_path, init_args, where);
+    if (kind == "callback") return engine::callbacks().complete(class_path, init_args, where);
+    if (kind == "logger") return engine::loggers().complete(class_path, init_args, where);
+    throw std::logic_error("unknown component kind " + kind);
+  }};
+  return catalog;
+}
+
+// Writes the resolved config into the run directory as soon as fit has made it (after
+// Lightning's SaveConfigCallback), so a crashed run still says how it was started.
+class SaveConfig : public engine::Callback {
+ public:
+  explicit SaveConfig(json config) : config_(std::move(config)) {}
+  std::string state_key() const override { return "SaveConfig"; }
+  void on_fit_start(engine::Trainer& trainer, engine::Module&) override {
+    if (trainer.run_dir().empty()) return;
+    std::string path = (fs::path(trainer.run_dir()) / "config.yaml").string();
+    std::ofstream out(path + ".tmp");
+    out << to_yaml(config_);
+    out.close();
+    fs::rename(path + ".tmp", path);
+  }
+
+ private:
+  json config_;
+};
+
+// An optimizer (and lr_scheduler) given in the config replaces the module's own
+// configure_optimizers, as in LightningCLI.
+void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
+  const json& optimizer = cfg["optimizer"];
+  const json& scheduler = cfg["lr_scheduler"];
+  bool optimizer_component = optimizer.contains("class_path");
+  if (!optimizer_component && scheduler.is_null()) return;
+  std::string optimizer_class;
+  json optimizer_args;
+  if (optimizer_component) {
+    optimizer_class = optimizer["class_path"].get<std::string>();
+    optimizer_args = optimizer["init_args"];
+  } else {  // json2vec's shorthand optimizer section, with a scheduler from the registry
+    optimizer_class = optimizer["name"].get<std::string>();
+    optimizer_args = {{"lr", optimizer["lr"]}, {"weight_decay", optimizer["weight_decay"]}};
+    if (optimizer_class == "sgd") optimizer_args["momentum"] = optimizer["momentum"];
+  }
+  std::string scheduler_class = scheduler.is_null() ? "" : scheduler["class_path"].get<std::string>();
+  json scheduler_args = scheduler.is_null() ? json::object() : scheduler["init_args"];
+  trainer.set_optimizer_factory([=, &trainer](engine::Module& module) {
+    return std::vector<engine::OptimizerConfig>{
+        engine::make_optimizer_config(optimizer_class, optimizer_args, scheduler_class, scheduler_args, module, trainer)};
+  });
+}
+
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
   const json& t = cfg["trainer"];
   engine::TrainerOptions o;
@@ -226,9 +292,24 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .default_root_dir(t["default_root_dir"].get<std::string>())
       .enable_progress_bar(t["enable_progress_bar"].get<bool>())
       .enable_checkpointing(t["enable_checkpointing"].get<bool>())
-      .logger(t["logger"].get<bool>())
-      .log_every_n_steps(t["log_every_n_steps"].get<int64_t>());
+      .logger(!t["logger"].is_boolean() || t["logger"].get<bool>())
+      .log_every_n_steps(t["log_every_n_steps"].get<int64_t>())
+      .precision(t["precision"].get<std::string>())
+      .gradient_clip_algorithm(t["gradient_clip_algorithm"].get<std::string>())
+      .overfit_batches(limit_of(t["overfit_batches"]))
+      .val_check_interval(limit_of(t["val_check_interval"]))
+      .check_val_every_n_epoch(t["check_val_every_n_epoch"].get<int64_t>())
+      .deterministic(t["deterministic"].get<bool>())
+      .profiler(t["profiler"].get<std::string>() == "none" ? "" : t["profiler"].get<std::string>())
+      .config(cfg);
+  if (t["logger"].is_array()) {
+    std::vector<std::shared_ptr<engine::Logger>> loggers;
+    for (const auto& logger : t["logger"])
+      loggers.push_back(engine::loggers().make(logger["class_path"].get<std::string>(), logger["init_args"]));
+    o.loggers(loggers);
+  }
   std::vector<std::shared_ptr<engine::Callback>> callbacks;
+  if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(cfg));
   if (command == "fit" && t["weight_averaging"].get<double>() > 0)
     callbacks.push_back(std::make_shared<engine::WeightAveraging>(
         engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));
@@ -257,6 +338,8 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
                                                              .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())
                                                              .local_rank(streaming_rank(cfg))));
   }
+  for (const auto& callback : t["callbacks"])
+    callbacks.push_back(engine::callbacks().make(callback["class_path"].get<std::string>(), callback["init_args"]));
   o.callbacks(callbacks);
   return o;
 }
@@ -322,6 +405,92 @@ int bench_stream(const json& cfg) {
   return 0;
 }
 
+// Marks the training epoch's span, from the first batch to the end of the epoch's callbacks
+// (checkpoints included), so data setup and field statistics stay out of the figure.
+class EpochSpan : public engine::Callback {
+ public:
+  std::string state_key() const override { return "EpochSpan"; }
+  void on_train_batch_start(engine::Trainer&, engine::Module&, engine::Batch&, int64_t) override {
+    if (!started_) start_ = std::chrono::steady_clock::now();
+    started_ = true;
+  }
+  void on_train_epoch_end(engine::Trainer&, engine::Module&) override { end_ = std::chrono::steady_clock::now(); }
+  double seconds() const { return std::chrono::duration<double>(end_ - start_).count(); }
+
+ private:
+  bool started_ = false;
+  std::chrono::steady_clock::time_point start_, end_;
+};
+
+// The engine's own cost per step: one epoch of fit (callbacks, logging, checkpoints,
+// scheduler) against a bare loop of the same steps on the same batches.
+int bench_engine(const json& cfg) {
+  int threads = static_cast<int>(cfg["trainer"]["num_threads"].get<int64_t>() > 0
+                                     ? cfg["trainer"]["num_threads"].get<int64_t>()
+                                     : available_cores());
+  auto bare = [&]() {
+    Model model = build_model(cfg);
+    auto data = build_data(model, cfg);
+    data->setup(engine::Stage::kFit);
+    engine::Module& module = model;
+    torch::set_num_threads(threads);
+    torch::manual_seed(0);
+    auto configs = module.configure_optimizers();
+    auto loader = data->train_dataloader();
+    loader->start_epoch(0);
+    module.train();
+    double clip = cfg["trainer"]["gradient_clip_val"].get<double>();
+    int64_t steps = 0;
+    auto start = std::chrono::steady_clock::now();
+    while (auto batch = loader->next()) {
+      auto loss = module.training_step(*batch, steps);
+      if (!loss.defined()) continue;
+      loss.backward();
+      if (clip > 0) torch::nn::utils::clip_grad_norm_(module.parameters(), clip);
+      for (auto& c : configs) {
+        c.optimizer->step();
+        c.optimizer->zero_grad();
+        if (c.scheduler) c.scheduler->step();
+      }
+      ++steps;
+    }
+    return std::make_pair(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), steps);
+  };
+  auto with_engine = [&]() {
+    Model model = build_model(cfg);
+    auto data = build_data(model, cfg);
+    auto options = build_trainer_options(cfg, "fit");
+    auto span = std::make_shared<EpochSpan>();
+    auto callbacks = options.callbacks();
+    callbacks.push_back(span);
+    std::string root = (fs::temp_directory_path() / ("j2v_bench_engine_" + std::to_string(::getpid()))).string();
+    options.callbacks(callbacks).max_epochs(1).limit_val_batches(engine::BatchLimit::count(0)).default_root_dir(root)
+        .enable_progress_bar(false).handle_signals(false);
+    engine::Trainer trainer(options);
+    trainer.fit(model, *data);
+    fs::remove_all(root);
+    return std::make_pair(span->seconds(), trainer.global_step());
+  };
+  // Interleaved rounds, best of each: this machine's other load only ever adds time.
+  double best_bare = 1e300, best_engine = 1e300;
+  int64_t steps = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto [b, n] = bare();
+    auto [e, m] = with_engine();
+    if (n != m) throw std::logic_error(fmt::format("bench engine: {} bare steps but {} engine steps", n, m));
+    best_bare = std::min(best_bare, b / n);
+    best_engine = std::min(best_engine, e / m);
+    steps = n;
+  }
+  std::cout << json{{"steps_per_epoch", steps},
+                    {"bare_ms_per_step", 1000 * best_bare},
+                    {"engine_ms_per_step", 1000 * best_engine},
+                    {"overhead_percent", 100 * (best_engine - best_bare) / best_bare}}
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
 int generate_orders(const Args& args) {
   SyntheticOrdersOptions o;
   std::string output;
@@ -364,16 +533,93 @@ int generate_orders(const Args& args) {
   return 0;
 }
 
-void save_config(const json& cfg, const std::string& run_dir) {
-  if (run_dir.empty()) return;
-  std::ofstream out(fs::path(run_dir) / "config.yaml");
-  out << to_yaml(cfg);
+// Runs fit and prints its final metrics as one JSON line; an interrupted fit says where its
+// resumable checkpoint is and exits with 128 + the signal, as a shell expects.
+int run_fit(engine::Trainer& trainer, engine::Module& module, engine::DataModule& data,
+            const std::optional<std::string>& ckpt_path) {
+  trainer.fit(module, data, ckpt_path);
+  json out = json::object();
+  for (const auto& [k, v] : trainer.callback_metrics())
+    if (k.find("/validate") != std::string::npos || k.find("/train") != std::string::npos) out[k] = v;
+  out["epoch"] = trainer.current_epoch();
+  out["global_step"] = trainer.global_step();
+  if (trainer.interrupted_by()) {
+    out["interrupted"] = engine::signal_name(trainer.interrupted_by());
+    out["checkpoint"] = trainer.interrupt_checkpoint();
+    std::cout << out.dump() << std::endl;
+    return 128 + trainer.interrupted_by();
+  }
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
+// A run whose model and data module come from the registries (class_path), with
+// link_arguments applied when they are built.
+int run_component_command(const Args& args, json cfg) {
+  const std::string& cmd = args.command;
+  if (cmd != "fit" && !args.ckpt_path) throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
+  const json& d = cfg["data"];
+  auto data = engine::data_modules().find(d["class_path"].get<std::string>()).make(d["init_args"]);
+  for (const auto& link : cfg["link_arguments"]) {
+    std::string source = link["source"].get<std::string>().substr(5);
+    std::string target = link["target"].get<std::string>().substr(16);
+    json value;
+    try {
+      value = data->property(source);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(fmt::format("link_arguments: source 'data.{}': {}", source, e.what()));
+    }
+    cfg["model"]["init_args"][target] = value;
+  }
+  const json& m = cfg["model"];
+  json model_args;
+  try {
+    model_args = engine::modules().complete(m["class_path"].get<std::string>(), m["init_args"], "model.init_args");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(fmt::format("link_arguments: {}", e.what()));
+  }
+  cfg["model"]["init_args"] = model_args;
+  auto model = engine::modules().find(m["class_path"].get<std::string>()).make(model_args);
+  engine::Trainer trainer(build_trainer_options(cfg, cmd));
+  use_configured_optimizer(cfg, trainer);
+  if (cmd == "fit") return run_fit(trainer, *model, *data, args.ckpt_path);
+  if (cmd == "validate") print_metrics(trainer.validate(*model, *data, args.ckpt_path));
+  else if (cmd == "test") print_metrics(trainer.test(*model, *data, args.ckpt_path));
+  else {
+    auto rows = trainer.predict(*model, *data, args.ckpt_path, false);
+    for (auto& cb : trainer.callbacks())
+      if (auto* writer = dynamic_cast<engine::Writer*>(cb.get()))
+        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+  }
+  return 0;
+}
+
+std::string components_help() {
+  std::string out = "\ncomponents (class_path, or _target_, in model, data, optimizer, lr_scheduler, trainer.callbacks, "
+                    "trainer.logger):\n";
+  auto list = [&](const char* kind, const auto& registry) {
+    out += fmt::format("  {}:\n", kind);
+    for (const auto& name : registry.names()) {
+      const auto& entry = registry.find(name);
+      out += fmt::format("    {:<20} {}\n", name, entry.help);
+      if (!entry.defaults.empty()) out += fmt::format("    {:<20} init_args: {}\n", "", entry.defaults.dump());
+    }
+  };
+  list("model", engine::modules());
+  list("data", engine::data_modules());
+  list("optimizer", engine::optimizers());
+  list("lr_scheduler", engine::schedulers());
+  list("trainer.callbacks", engine::callbacks());
+  list("trainer.logger", engine::loggers());
+  out += "  link_arguments: [{source: data.PROPERTY, target: model.init_args.NAME}] sets a model argument from its "
+         "data module when both are built\n";
+  return out;
 }
 
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "bench stream", "serve", "generate orders",
+                                                 "print-config", "bench encode", "bench stream", "bench engine", "serve", "generate orders",
                                                  "convert"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
@@ -401,13 +647,19 @@ int run_command(const Args& args) {
     return run_serve(args.ckpt_path, args.overrides);
   }
   bool print_only = cmd == "print-config" || args.print_config;
-  json cfg = resolve_config(args.config, args.overrides, !print_only);
+  json cfg = resolve_config(args.config, args.overrides, !print_only, &component_catalog());
   if (print_only) {
     std::cout << to_yaml(cfg);
     return 0;
   }
+  if (cfg["model"].contains("class_path")) {
+    if (cmd != "fit" && cmd != "validate" && cmd != "test" && cmd != "predict")
+      throw ConfigError(cmd + " works on json2vec's own model (model.fields), not on model.class_path");
+    return run_component_command(args, cfg);
+  }
   if (cmd == "bench encode") return bench_encode(args, cfg);
   if (cmd == "bench stream") return bench_stream(cfg);
+  if (cmd == "bench engine") return bench_engine(cfg);
   if (cmd != "fit" && !args.ckpt_path)
     throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
 
@@ -415,15 +667,9 @@ int run_command(const Args& args) {
   std::unique_ptr<engine::DataModule> data_module = build_data(model, cfg);
   engine::DataModule& data = *data_module;
   engine::Trainer trainer(build_trainer_options(cfg, cmd));
+  use_configured_optimizer(cfg, trainer);
   if (cmd == "fit") {
-    trainer.fit(model, data, args.ckpt_path);
-    save_config(cfg, trainer.run_dir());
-    std::map<std::string, double> final_metrics;
-    for (const auto& [k, v] : trainer.callback_metrics())
-      if (k.find("/validate") != std::string::npos || k.find("/train") != std::string::npos) final_metrics[k] = v;
-    final_metrics["epoch"] = static_cast<double>(trainer.current_epoch());
-    final_metrics["global_step"] = static_cast<double>(trainer.global_step());
-    print_metrics(final_metrics);
+    return run_fit(trainer, model, data, args.ckpt_path);
   } else if (cmd == "validate") {
     print_metrics(trainer.validate(model, data, args.ckpt_path));
   } else if (cmd == "test") {
@@ -450,7 +696,7 @@ int run_cli(int argc, char** argv) {
     if (args.help || args.command.empty()) {
       std::cout << kUsage << "\nfield types: " << fmt::format("{}", fmt::join(datatype_names(), ", "))
                 << ", branch (a list of sub-records: fields, length, overflow, n_layers, attention, n_kv_heads)\n\n"
-                << config_help();
+                << config_help() << components_help();
       return args.command.empty() && !args.help ? 2 : 0;
     }
     return run_command(args);

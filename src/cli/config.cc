@@ -42,6 +42,9 @@ const std::vector<SectionInfo>& sections() {
 }
 
 constexpr const char* kFieldsKey = "model.fields";
+// Top-level keys outside the sections: LightningCLI's lr_scheduler component and links.
+constexpr const char* kSchedulerComponent = "lr_scheduler";
+constexpr const char* kLinks = "link_arguments";
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;
@@ -430,6 +433,40 @@ std::optional<std::int64_t> as_int64(const json& value) {
   return std::nullopt;
 }
 
+// A component is {class_path: NAME, init_args: {...}} (LightningCLI), {_target_: NAME, ...args}
+// (Lighter), or just NAME; all become the first form.
+json normalize_component(const json& value, const std::string& where, const std::string& origin) {
+  if (value.is_string()) return {{"class_path", value}, {"init_args", json::object()}};
+  if (!value.is_object())
+    throw ConfigError(fmt::format("config key '{}': expected a component (class_path and init_args, or _target_), got {}{}",
+                                  where, describe(value), origin));
+  if (value.contains("_target_")) {
+    if (!value["_target_"].is_string())
+      throw ConfigError(fmt::format("config key '{}._target_': expected a class name, got {}{}", where,
+                                    describe(value["_target_"]), origin));
+    json args = value;
+    args.erase("_target_");
+    return {{"class_path", value["_target_"]}, {"init_args", args}};
+  }
+  if (!value.contains("class_path") || !value["class_path"].is_string())
+    throw ConfigError(fmt::format("config key '{}': a component needs class_path (a registered name) or _target_{}",
+                                  where, origin));
+  for (const auto& [key, _] : value.items())
+    if (key != "class_path" && key != "init_args")
+      throw ConfigError(fmt::format("unknown config key '{}.{}' (a component has class_path and init_args){}", where, key,
+                                    origin));
+  json init_args = value.value("init_args", json::object());
+  if (init_args.is_null()) init_args = json::object();
+  if (!init_args.is_object())
+    throw ConfigError(fmt::format("config key '{}.init_args': expected a mapping, got {}{}", where, describe(init_args),
+                                  origin));
+  return {{"class_path", value["class_path"]}, {"init_args", init_args}};
+}
+
+bool is_component(const json& value) {
+  return value.is_object() && (value.contains("class_path") || value.contains("_target_"));
+}
+
 json coerce(const KeySpec& spec, const json& value, const std::string& origin) {
   auto mismatch = [&](const std::string& expected) {
     return ConfigError(
@@ -511,6 +548,18 @@ json coerce(const KeySpec& spec, const json& value, const std::string& origin) {
     }
     return value;
   }
+  if (type == "components" || type == "bool_or_components") {
+    if (type == "bool_or_components" && value.is_boolean()) return value;
+    if (value.is_null()) return json::array();
+    // One component alone stands for a list of one.
+    if (!value.is_array() && !value.is_object() && !value.is_string())
+      throw mismatch("a list of components (class_path and init_args)");
+    json list = value.is_array() ? value : json::array({value});
+    json out = json::array();
+    for (size_t i = 0; i < list.size(); ++i)
+      out.push_back(normalize_component(list[i], fmt::format("{}[{}]", spec.key, i), origin));
+    return out;
+  }
   throw std::logic_error("config schema: unknown type '" + type + "' for " + spec.key);
 }
 
@@ -521,6 +570,8 @@ std::string type_label(const KeySpec& spec) {
   if (spec.type == "path?") return "path or null";
   if (spec.type == "int_or_float") return "int or float";
   if (spec.type == "map") return "mapping";
+  if (spec.type == "components") return "list of components";
+  if (spec.type == "bool_or_components") return "bool or list of components";
   return spec.type;
 }
 
@@ -532,6 +583,8 @@ class Resolver {
       auto dot = spec.key.find('.');
       config_[spec.key.substr(0, dot)][spec.key.substr(dot + 1)] = spec.default_value;
     }
+    config_[kSchedulerComponent] = nullptr;
+    config_[kLinks] = json::array();
   }
 
   void apply_document(const json& document, const std::string& origin) {
@@ -571,7 +624,22 @@ class Resolver {
       apply_section(path[0], value, suffix);
       return;
     }
+    // json2vec's own model and data (json2vec.Model, json2vec.DataModule) take their init_args as plain keys.
+    if (path.size() > 2 && path[1] == "init_args" && is_section(path[0]) && !config_[path[0]].contains("class_path"))
+      path.erase(path.begin() + 1);
+    if (is_component_slot(path[0]) && (path[1] == "class_path" || path[1] == "init_args")) {
+      override_component(path, value, suffix);
+      return;
+    }
+    if (path[0] == kSchedulerComponent || path[0] == kLinks)
+      throw ConfigError(fmt::format("config override '--{}': set {} as a whole or through .class_path / .init_args.KEY{}",
+                                    text, path[0], ""));
     if (!is_section(path[0])) throw_unknown_section(path[0], suffix);
+    if (config_[path[0]].contains("class_path"))
+      throw ConfigError(fmt::format("config key '{}': '{}' is given by class_path ({}); set its arguments as "
+                                    "--{}.init_args.{}{}",
+                                    dotted, path[0], config_[path[0]]["class_path"].get<std::string>(), path[0],
+                                    path[1], suffix));
     const std::string key = path[0] + "." + path[1];
     const KeySpec* spec = find_spec(key);
     if (!spec) throw_unknown_key(path[0], path[1], suffix);
@@ -586,8 +654,19 @@ class Resolver {
     set_inside_map(*spec, std::vector<std::string>(path.begin() + 2, path.end()), value, suffix);
   }
 
-  json finish(bool require_fields) {
+  json finish(bool require_fields, const ComponentCatalog* catalog) {
+    complete_components(catalog);
     const json& model = config_["model"];
+    if (model.contains("class_path")) {
+      if (!config_["data"].contains("class_path"))
+        throw ConfigError(fmt::format("config section 'data': the model is given by class_path ({}), so the data "
+                                      "module must be too (data: {{class_path: ..., init_args: ...}})",
+                                      model["class_path"].get<std::string>()));
+      return config_;
+    }
+    if (config_["data"].contains("class_path"))
+      throw ConfigError("config section 'data' is given by class_path, but the model is json2vec's own (model.fields): "
+                        "json2vec's model reads its records through data.train/validate/test/predict");
     if (require_fields && model["fields"].empty()) {
       throw ConfigError(
           "config key 'model.fields' is required: map each field name to a type or options mapping, "
@@ -606,8 +685,20 @@ class Resolver {
 
  private:
   void apply_section(const std::string& section, const json& body, const std::string& suffix) {
+    if (section == kSchedulerComponent) {
+      config_[section] = body.is_null() ? json(nullptr) : normalize_component(body, section, suffix);
+      return;
+    }
+    if (section == kLinks) {
+      config_[section] = links(body, suffix);
+      return;
+    }
     if (!is_section(section)) throw_unknown_section(section, suffix);
     if (body.is_null()) return;  // "writer:" with nothing under it keeps the defaults
+    if (is_component_slot(section) && (is_component(body) || body.is_string())) {
+      set_component(section, normalize_component(body, section, suffix), suffix);
+      return;
+    }
     if (!body.is_object()) {
       throw ConfigError(
           fmt::format("config section '{}': expected a mapping, got {}{}", section, describe(body), suffix));
@@ -617,6 +708,128 @@ class Resolver {
       if (!spec) throw_unknown_key(section, leaf, suffix);
       set(*spec, value, suffix);
     }
+  }
+
+  static bool is_component_slot(const std::string& section) {
+    return section == "model" || section == "data" || section == "optimizer" || section == kSchedulerComponent;
+  }
+
+  // json2vec's own model and data module by class path are the shorthand sections.
+  static bool is_builtin(const std::string& section, const std::string& class_path) {
+    return (section == "model" && (class_path == "json2vec.Model" || class_path == "j2v.Model")) ||
+           (section == "data" && (class_path == "json2vec.DataModule" || class_path == "j2v.DataModule"));
+  }
+
+  void set_component(const std::string& section, const json& component, const std::string& suffix) {
+    const std::string class_path = component["class_path"].get<std::string>();
+    if (is_builtin(section, class_path)) {
+      if (config_[section].contains("class_path")) restore_defaults(section);
+      apply_section(section, component["init_args"], suffix);
+      return;
+    }
+    config_[section] = component;
+  }
+
+  void restore_defaults(const std::string& section) {
+    config_[section] = json::object();
+    for (const auto& spec : config_keys())
+      if (spec.key.compare(0, section.size() + 1, section + ".") == 0)
+        config_[section][spec.key.substr(section.size() + 1)] = spec.default_value;
+  }
+
+  void override_component(const std::vector<std::string>& path, const json& value, const std::string& suffix) {
+    const std::string& section = path[0];
+    json current = config_[section];
+    bool was_component = current.is_object() && current.contains("class_path");
+    if (path[1] == "class_path") {
+      if (!value.is_string())
+        throw ConfigError(fmt::format("config key '{}.class_path': expected a registered name, got {}{}", section,
+                                      describe(value), suffix));
+      bool same = was_component && current["class_path"] == value;
+      set_component(section, {{"class_path", value}, {"init_args", same ? current["init_args"] : json::object()}},
+                    suffix);
+      return;
+    }
+    if (!was_component)
+      throw ConfigError(fmt::format("config key '{}.init_args': '{}' has no class_path; set --{}.class_path first{}",
+                                    section, section, section, suffix));
+    json init_args = current["init_args"];
+    json* node = &init_args;
+    for (size_t i = 2; i + 1 < path.size(); ++i) {
+      json& child = (*node)[path[i]];
+      if (child.is_null()) child = json::object();
+      if (!child.is_object())
+        throw ConfigError(fmt::format("config key '{}': cannot set '{}' inside {}{}", fmt::join(path, "."),
+                                      path[i + 1], describe(child), suffix));
+      node = &child;
+    }
+    if (path.size() == 2) {
+      if (!value.is_object() && !value.is_null())
+        throw ConfigError(fmt::format("config key '{}.init_args': expected a mapping{}", section, suffix));
+      init_args = value.is_null() ? json::object() : value;
+    } else if (value.is_null()) {
+      node->erase(path.back());
+    } else {
+      (*node)[path.back()] = value;
+    }
+    current["init_args"] = init_args;
+    config_[section] = current;
+  }
+
+  static json links(const json& body, const std::string& suffix) {
+    if (body.is_null()) return json::array();
+    if (!body.is_array())
+      throw ConfigError(fmt::format("config key '{}': expected a list of {{source: data.NAME, target: "
+                                    "model.init_args.NAME}}, got {}{}",
+                                    kLinks, describe(body), suffix));
+    for (size_t i = 0; i < body.size(); ++i) {
+      const json& link = body[i];
+      auto text = [&](const char* key) -> std::string {
+        if (!link.is_object() || !link.contains(key) || !link[key].is_string())
+          throw ConfigError(fmt::format("config key '{}[{}].{}': expected a dotted name (source: data.NAME, target: "
+                                        "model.init_args.NAME){}",
+                                        kLinks, i, key, suffix));
+        return link[key].get<std::string>();
+      };
+      std::string source = text("source"), target = text("target");
+      if (source.rfind("data.", 0) != 0 || source.size() <= 5)
+        throw ConfigError(fmt::format("config key '{}[{}].source': '{}' must name a property of the data module "
+                                      "(data.NAME){}",
+                                      kLinks, i, source, suffix));
+      if (target.rfind("model.init_args.", 0) != 0 || target.size() <= 16)
+        throw ConfigError(fmt::format("config key '{}[{}].target': '{}' must name an argument of the model "
+                                      "(model.init_args.NAME){}",
+                                      kLinks, i, target, suffix));
+      for (const auto& [key, _] : link.items())
+        if (key != "source" && key != "target" && key != "apply_on")
+          throw ConfigError(fmt::format("unknown config key '{}[{}].{}' (allowed: source, target, apply_on){}", kLinks,
+                                        i, key, suffix));
+      if (link.contains("apply_on") && link["apply_on"] != "instantiate")
+        throw ConfigError(fmt::format("config key '{}[{}].apply_on': only 'instantiate' is supported{}", kLinks, i,
+                                      suffix));
+    }
+    return body;
+  }
+
+  // Fills every component's init_args with its registered defaults, checking names and types.
+  void complete_components(const ComponentCatalog* catalog) {
+    if (!catalog) return;
+    auto complete = [&](const std::string& kind, json& component, const std::string& where) {
+      try {
+        component["init_args"] = catalog->complete(kind, component["class_path"].get<std::string>(),
+                                                   component["init_args"], where + ".init_args");
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(fmt::format("config key '{}': {}", where, e.what()));
+      }
+    };
+    for (const char* section : {"model", "data", "optimizer", kSchedulerComponent})
+      if (config_[section].is_object() && config_[section].contains("class_path"))
+        complete(section, config_[section], section);
+    json& callbacks = config_["trainer"]["callbacks"];
+    for (size_t i = 0; i < callbacks.size(); ++i) complete("callback", callbacks[i], fmt::format("trainer.callbacks[{}]", i));
+    json& loggers = config_["trainer"]["logger"];
+    if (loggers.is_array())
+      for (size_t i = 0; i < loggers.size(); ++i) complete("logger", loggers[i], fmt::format("trainer.logger[{}]", i));
   }
 
   json& slot(const KeySpec& spec) {
@@ -773,7 +986,23 @@ const std::vector<KeySpec>& config_keys() {
       {"trainer.default_root_dir", "string", "runs", {}, "directory for logs and checkpoints"},
       {"trainer.enable_progress_bar", "bool", true, {}, "show a progress bar"},
       {"trainer.enable_checkpointing", "bool", true, {}, "save checkpoints (see the checkpoint section)"},
-      {"trainer.logger", "bool", true, {}, "write metrics to a CSV log in the run directory"},
+      {"trainer.logger", "bool_or_components", true, {},
+       "true: a CSV log in the run directory; or a list of loggers, e.g. [CSVLogger, TensorBoardLogger]"},
+      {"trainer.callbacks", "components", json::array(), {},
+       "further callbacks by class_path and init_args, e.g. [{class_path: LearningRateMonitor}, "
+       "{class_path: Timer, init_args: {duration: '00:01:00:00'}}, RollbackToBest]"},
+      {"trainer.precision", "enum", "32-true", {"32-true", "bf16-mixed"},
+       "32-true, or bf16-mixed: steps run under CPU autocast to bfloat16, weights stay float32"},
+      {"trainer.gradient_clip_algorithm", "enum", "norm", {"norm", "value"},
+       "clip the gradients' global norm, or each gradient value, to trainer.gradient_clip_val"},
+      {"trainer.overfit_batches", "int_or_float", 0, {},
+       "train and validate on the same first batches (an int count or a float fraction); 0 = off", 0, none},
+      {"trainer.val_check_interval", "int_or_float", 1.0, {},
+       "validate within each epoch: a float is a fraction of the epoch, an int a number of batches", 0, none},
+      {"trainer.check_val_every_n_epoch", "int", 1, {}, "validate after every this many epochs", 1, none},
+      {"trainer.deterministic", "bool", false, {}, "use deterministic algorithms only (an error where none exists)"},
+      {"trainer.profiler", "enum", "none", {"none", "simple"},
+       "simple: time each hook and step, printed and written to <run dir>/fit-profiler.txt"},
       {"trainer.log_every_n_steps", "int", 50, {}, "log training metrics every this many optimizer steps", 1, none},
 
       {"checkpoint.monitor", "string", "loss/validate", {}, "metric that ranks checkpoints"},
@@ -829,11 +1058,11 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
 }
 
 nlohmann::json resolve_config(const std::optional<std::string>& path, const std::vector<std::string>& overrides,
-                              bool require_fields) {
+                              bool require_fields, const ComponentCatalog* catalog) {
   Resolver resolver;
   if (path) resolver.apply_document(load_document(*path), "'" + *path + "'");
   for (const auto& text : overrides) resolver.apply_override(text);
-  return resolver.finish(require_fields);
+  return resolver.finish(require_fields, catalog);
 }
 
 std::string to_yaml(const nlohmann::json& config) {
@@ -849,6 +1078,11 @@ std::string to_yaml(const nlohmann::json& config) {
   }
   for (const auto& section : section_order) {
     const json& body = config.at(section);
+    if (body.is_array() && !body.empty()) {
+      out << yaml_string(section) << ":\n";
+      emit_sequence(out, body, 2);
+      continue;
+    }
     if (!body.is_object() || body.empty()) {
       out << yaml_string(section) << ": " << yaml_scalar(body) << "\n";
       continue;

@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -46,8 +47,18 @@ const std::vector<KeySpec>& config_keys();
 // a null there removes the entry. require_fields=false skips the check that
 // model.fields is non-empty, for commands such as print-config that must work
 // on a partial configuration.
+//
+// Components (model, data, optimizer, lr_scheduler, trainer.callbacks, trainer.logger) may be
+// given by class_path and init_args (LightningCLI) or by _target_ (Lighter); with a catalog
+// their init_args are checked against the registered defaults and completed.
+struct ComponentCatalog {
+  // kind: model | data | optimizer | lr_scheduler | callback | logger. Throws std::invalid_argument.
+  std::function<nlohmann::json(const std::string& kind, const std::string& class_path, const nlohmann::json& init_args,
+                               const std::string& where)>
+      complete;
+};
 nlohmann::json resolve_config(const std::optional<std::string>& path, const std::vector<std::string>& overrides,
-                              bool require_fields = true);
+                              bool require_fields = true, const ComponentCatalog* catalog = nullptr);
 
 // YAML text for print-config; resolve_config() of that text (as a file)
 // yields the same configuration.

@@ -20,6 +20,7 @@ class Callback {
   virtual void on_fit_start(Trainer&, Module&) {}
   virtual void on_fit_end(Trainer&, Module&) {}
   virtual void on_train_epoch_start(Trainer&, Module&) {}
+  virtual void on_train_batch_start(Trainer&, Module&, Batch&, int64_t batch_idx) {}
   virtual void on_train_batch_end(Trainer&, Module&, const torch::Tensor& loss, Batch&, int64_t batch_idx) {}
   virtual void on_train_epoch_end(Trainer&, Module&) {}
   virtual void on_validation_start(Trainer&, Module&) {}
@@ -34,6 +35,9 @@ class Callback {
 
   virtual nlohmann::json state_dict() const { return nlohmann::json::object(); }
   virtual void load_state_dict(const nlohmann::json&) {}
+  // Tensors too large or too many for the JSON state (weight averages), in the checkpoint's archive.
+  virtual void save_tensors(torch::serialize::OutputArchive&) const {}
+  virtual void load_tensors(torch::serialize::InputArchive&) {}
 };
 
 }  // namespace j2v::engine

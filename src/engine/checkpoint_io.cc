@@ -39,6 +39,11 @@ void write_checkpoint_atomically(const std::string& path, const CheckpointWriter
       writer.write_optimizers[i](optimizer_archive);
       root.write("optimizer_" + std::to_string(i), optimizer_archive);
     }
+    for (const auto& [name, write] : writer.write_extra) {
+      torch::serialize::OutputArchive extra;
+      write(extra);
+      root.write(name, extra);
+    }
     root.save_to(tmp);
     fsync_path(tmp);
     fs::rename(tmp, target);

@@ -15,6 +15,8 @@ struct CheckpointWriter {
   nlohmann::json meta;
   std::function<void(torch::serialize::OutputArchive&)> write_module;
   std::vector<std::function<void(torch::serialize::OutputArchive&)>> write_optimizers;
+  // Further named archives (random generator state, callbacks' tensors).
+  std::vector<std::pair<std::string, std::function<void(torch::serialize::OutputArchive&)>>> write_extra;
 };
 void write_checkpoint_atomically(const std::string& path, const CheckpointWriter& writer);
 

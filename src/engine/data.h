@@ -48,6 +48,11 @@ class DataModule {
   virtual std::shared_ptr<DataLoader> predict_dataloader() { return nullptr; }
   virtual nlohmann::json state_dict() const { return nlohmann::json::object(); }
   virtual void load_state_dict(const nlohmann::json& state) {}
+  // Values a model can be built from (LightningCLI's link_arguments: data.NAME ->
+  // model.init_args.NAME), e.g. a class count found in the data; computed when asked.
+  virtual nlohmann::json property(const std::string& name) {
+    throw std::invalid_argument("the data module has no property '" + name + "' to link");
+  }
 };
 
 }  // namespace j2v::engine

@@ -13,6 +13,8 @@ class Logger {
   virtual ~Logger() = default;
   virtual void log_metrics(const std::map<std::string, double>& metrics, int64_t step) = 0;
   virtual void log_hyperparams(const nlohmann::json& params) {}
+  // The run's directory, once the Trainer has made it; loggers without a directory of their own use it.
+  virtual void set_run_dir(const std::string& run_dir) {}
   virtual void save() {}
   virtual void finalize() { save(); }
 };
@@ -21,7 +23,10 @@ class Logger {
 // in the run directory.
 class CSVLogger : public Logger {
  public:
-  explicit CSVLogger(std::string directory) : directory_(std::move(directory)) {}
+  explicit CSVLogger(std::string directory = "") : directory_(std::move(directory)) {}
+  void set_run_dir(const std::string& run_dir) override {
+    if (directory_.empty()) directory_ = run_dir;
+  }
   void log_metrics(const std::map<std::string, double>& metrics, int64_t step) override;
   void log_hyperparams(const nlohmann::json& params) override;
   void save() override;

@@ -29,6 +29,9 @@ struct OptimizerConfig {
   std::shared_ptr<Scheduler> scheduler;  // optional
   std::string interval = "step";         // step | epoch
   int64_t frequency = 1;
+  // A scheduler that reacts to a metric (ReduceLROnPlateau) is stepped with this logged value.
+  std::string monitor;
+  std::string name;  // shown by LearningRateMonitor; default "optimizer_<i>"
 };
 
 class Module : public torch::nn::Module {
@@ -58,6 +61,14 @@ class Module : public torch::nn::Module {
   virtual void on_test_epoch_end() {}
   virtual void on_predict_epoch_start() {}
   virtual void on_predict_epoch_end() {}
+  virtual void on_train_start() {}
+  virtual void on_train_end() {}
+  virtual void on_validation_start() {}
+  virtual void on_validation_end() {}
+  virtual void on_train_batch_start(Batch& batch, int64_t batch_idx) {}
+  virtual void on_train_batch_end(const torch::Tensor& loss, Batch& batch, int64_t batch_idx) {}
+  virtual void on_before_optimizer_step(torch::optim::Optimizer& optimizer) {}
+  virtual void on_before_zero_grad(torch::optim::Optimizer& optimizer) {}
   virtual void on_before_backward(const torch::Tensor& loss) {}
   virtual void on_after_backward() {}
   // Extra state to keep in a checkpoint beside the weights (schema, vocabularies, ...).
@@ -75,7 +86,17 @@ class Module : public torch::nn::Module {
 
   // Stored in every checkpoint, like LightningModule.save_hyperparameters().
   void save_hyperparameters(nlohmann::json hparams) { hparams_ = std::move(hparams); }
+  void save_hyperparameters(const std::string& name, nlohmann::json value) { hparams_[name] = std::move(value); }
   const nlohmann::json& hparams() const { return hparams_; }
+
+  // Manual optimization (set automatic_optimization = false in the constructor): the Trainer
+  // only calls training_step; the module calls manual_backward and steps its optimizers().
+  bool automatic_optimization = true;
+  void manual_backward(const torch::Tensor& loss);
+  std::vector<torch::optim::Optimizer*> optimizers() const;
+  std::vector<Scheduler*> lr_schedulers() const;
+  // Steps optimizer i and counts it in global_step, as Lightning's optimizer.step() does.
+  void optimizer_step(size_t i);
 
   Trainer* trainer() const { return trainer_; }
   int64_t current_epoch() const;

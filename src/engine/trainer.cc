@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <iostream>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,9 @@
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/progress_bar.h"
 #include "engine/checkpoint_io.h"
+#include "engine/precision.h"
+#include "engine/profiler.h"
+#include "engine/stop_signal.h"
 #include "engine/thread_replicas.h"
 
 namespace j2v::engine {
@@ -21,6 +26,34 @@ namespace fs = std::filesystem;
 namespace {
 // The rows of the batch whose step is logging, per thread: replicas log concurrently.
 thread_local int64_t tl_batch_size = 1;
+
+// overfit_batches: the same few batches, in the same order, for training and validation.
+class CachedLoader : public DataLoader {
+ public:
+  explicit CachedLoader(std::vector<std::shared_ptr<Batch>> batches) : batches_(std::move(batches)) {}
+  int64_t num_batches() const override { return static_cast<int64_t>(batches_.size()); }
+  void start_epoch(int64_t) override { cursor_ = 0; }
+  std::shared_ptr<Batch> next() override { return cursor_ < batches_.size() ? batches_[cursor_++] : nullptr; }
+
+ private:
+  std::vector<std::shared_ptr<Batch>> batches_;
+  size_t cursor_ = 0;
+};
+
+// Archive names must be identifiers; callback state keys are free text.
+std::string archive_key(const std::string& prefix, const std::string& key) {
+  std::string out = prefix;
+  for (char c : key) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return out;
+}
+
+void check_loss(const torch::Tensor& loss, int64_t epoch, int64_t idx) {
+  double value = loss.item<double>();
+  if (!std::isfinite(value))
+    throw std::runtime_error(fmt::format("loss is {} at epoch {}, batch {}: training diverged (lower optimizer.lr "
+                                         "or set trainer.gradient_clip_val)",
+                                         value, epoch, idx));
+}
 }  // namespace
 
 const char* stage_name(Stage stage) {
@@ -67,6 +100,32 @@ void Module::log(const std::string& name, const torch::Tensor& value, LogOptions
 void Module::log_dict(const std::map<std::string, double>& values, LogOptions options) {
   for (const auto& [k, v] : values) log(k, v, options);
 }
+void Module::manual_backward(const torch::Tensor& loss) {
+  on_before_backward(loss);
+  loss.backward();
+  on_after_backward();
+}
+std::vector<torch::optim::Optimizer*> Module::optimizers() const {
+  std::vector<torch::optim::Optimizer*> out;
+  if (trainer_)
+    for (auto& config : trainer_->optimizers()) out.push_back(config.optimizer.get());
+  return out;
+}
+std::vector<Scheduler*> Module::lr_schedulers() const {
+  std::vector<Scheduler*> out;
+  if (trainer_)
+    for (auto& config : trainer_->optimizers()) out.push_back(config.scheduler.get());
+  return out;
+}
+void Module::optimizer_step(size_t i) {
+  if (!trainer_ || i >= trainer_->optimizers().size())
+    throw std::logic_error("optimizer_step: no optimizer " + std::to_string(i) + " (configure_optimizers returned " +
+                           std::to_string(trainer_ ? trainer_->optimizers().size() : 0) + ")");
+  auto& optimizer = *trainer_->optimizers()[i].optimizer;
+  on_before_optimizer_step(optimizer);
+  optimizer.step();
+  trainer_->count_manual_step();
+}
 int64_t Module::current_epoch() const { return trainer_ ? trainer_->current_epoch() : 0; }
 int64_t Module::global_step() const { return trainer_ ? trainer_->global_step() : 0; }
 
@@ -77,6 +136,16 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
   if (options_.devices() < 1) throw std::invalid_argument("trainer.devices must be >= 1");
   if (options_.devices() > 1 && options_.accumulate_grad_batches() > 1)
     throw std::invalid_argument("trainer.accumulate_grad_batches > 1 is not supported with trainer.devices > 1");
+  if (options_.gradient_clip_algorithm() != "norm" && options_.gradient_clip_algorithm() != "value")
+    throw std::invalid_argument("trainer.gradient_clip_algorithm: '" + options_.gradient_clip_algorithm() +
+                                "' is not allowed (allowed: norm, value)");
+  if (options_.profiler() != "" && options_.profiler() != "simple")
+    throw std::invalid_argument("trainer.profiler: '" + options_.profiler() + "' is not allowed (allowed: simple, or none)");
+  if (options_.check_val_every_n_epoch() < 1) throw std::invalid_argument("trainer.check_val_every_n_epoch must be >= 1");
+  if (options_.val_check_interval().value <= 0)
+    throw std::invalid_argument("trainer.val_check_interval must be a fraction in (0, 1] or a number of batches >= 1");
+  is_mixed_precision(options_.precision());  // validates
+  profiler_ = std::make_unique<Profiler>(options_.profiler() == "simple");
   callbacks_ = options_.callbacks();
   loggers_ = options_.loggers();
   if (options_.fast_dev_run()) {
@@ -96,6 +165,7 @@ void Trainer::setup_run(Module& module, bool for_fit) {
   module.trainer_ = this;
   set_num_threads();
   if (options_.seed()) torch::manual_seed(static_cast<uint64_t>(*options_.seed()));
+  if (options_.deterministic()) at::globalContext().setDeterministicAlgorithms(true, false);
   callback_metrics_.clear();
   progress_bar_metrics_.clear();
   if (!for_fit || options_.fast_dev_run()) return;
@@ -112,6 +182,7 @@ void Trainer::setup_run(Module& module, bool for_fit) {
     }
   }
   if (options_.logger() && loggers_.empty()) loggers_.push_back(std::make_shared<CSVLogger>(run_dir_));
+  for (auto& logger : loggers_) logger->set_run_dir(run_dir_);
   bool has_checkpoint = false, has_bar = false;
   for (auto& cb : callbacks_) {
     if (dynamic_cast<ModelCheckpoint*>(cb.get())) has_checkpoint = true;
@@ -132,6 +203,11 @@ int64_t Trainer::estimated_stepping_batches() const {
   }
   int64_t per_epoch = (std::max<int64_t>(num_training_batches_, 1) + options_.accumulate_grad_batches() - 1) /
                       options_.accumulate_grad_batches();
+  if (options_.max_epochs() < 0) {
+    if (options_.max_steps() > 0) return options_.max_steps();
+    throw std::invalid_argument("trainer.max_epochs is -1 (no limit), so the learning-rate schedule has no length: "
+                                "set trainer.max_steps");
+  }
   int64_t total = per_epoch * std::max<int64_t>(options_.max_epochs(), 1);
   if (options_.max_steps() > 0) total = std::min(total, options_.max_steps());
   return std::max<int64_t>(total, 1);
@@ -180,13 +256,51 @@ void Trainer::save_checkpoint(const std::string& path, Module& module) {
                  {"hparams", module.hparams()},
                  {"callbacks", callbacks},
                  {"schedulers", schedulers},
-                 {"callback_metrics", callback_metrics_}};
+                 {"callback_metrics", callback_metrics_},
+                 {"batch_in_epoch", batches_in_epoch_}};
+  // A checkpoint inside an epoch (an interrupted fit) resumes that epoch's running means too.
+  if (batches_in_epoch_ > 0) writer.meta["epoch_metrics"] = accumulators_json();
+  if (!options_.config().is_null()) writer.meta["config"] = options_.config();
   if (data_) writer.meta["datamodule"] = data_->state_dict();
   writer.write_module = [&module](torch::serialize::OutputArchive& a) { module.save(a); };
   for (auto& opt : optimizers_)
     writer.write_optimizers.push_back([opt](torch::serialize::OutputArchive& a) { opt.optimizer->save(a); });
+  // Dropout masks after a resume continue the interrupted run's random sequence.
+  writer.write_extra.emplace_back("rng", [](torch::serialize::OutputArchive& a) {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    a.write("cpu", generator.get_state());
+  });
+  for (auto& cb : callbacks_)
+    writer.write_extra.emplace_back(archive_key("callback_", cb->state_key()),
+                                    [cb](torch::serialize::OutputArchive& a) { cb->save_tensors(a); });
+  auto timer = profiler_->scope("save_checkpoint");
   write_checkpoint_atomically(path, writer);
 }
+
+nlohmann::json Trainer::accumulators_json() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, acc] : epoch_accumulators_)
+    out[name] = {{"sum", acc.sum}, {"weight", acc.weight}, {"extreme", acc.extreme}, {"reduce", acc.reduce},
+                 {"prog_bar", acc.prog_bar}, {"logger", acc.logger}};
+  return out;
+}
+
+void Trainer::load_accumulators(const nlohmann::json& state) {
+  epoch_accumulators_.clear();
+  for (const auto& [name, a] : state.items()) {
+    Accumulator acc;
+    acc.sum = a.value("sum", 0.0);
+    acc.weight = a.value("weight", 0.0);
+    acc.extreme = a.value("extreme", 0.0);
+    acc.reduce = a.value("reduce", "mean");
+    acc.prog_bar = a.value("prog_bar", false);
+    acc.logger = a.value("logger", true);
+    epoch_accumulators_[name] = acc;
+  }
+}
+
+void Trainer::load_weights(const std::string& path, Module& module) { restore(path, module, false); }
 
 void Trainer::restore(const std::string& path, Module& module, bool full) {
   CheckpointReader reader(path);
@@ -213,7 +327,23 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
   if (data_ && meta.contains("datamodule")) data_->load_state_dict(meta["datamodule"]);
   if (meta.contains("callbacks"))
     for (auto& cb : callbacks_)
-      if (meta["callbacks"].contains(cb->state_key())) cb->load_state_dict(meta["callbacks"][cb->state_key()]);
+      if (meta["callbacks"].contains(cb->state_key())) {
+        cb->load_state_dict(meta["callbacks"][cb->state_key()]);
+        torch::serialize::InputArchive tensors;
+        if (reader.read_nested(archive_key("callback_", cb->state_key()), tensors)) cb->load_tensors(tensors);
+      }
+  resume_batch_ = meta.value("batch_in_epoch", int64_t{0});
+  batches_in_epoch_ = resume_batch_;
+  if (resume_batch_ > 0 && meta.contains("epoch_metrics")) load_accumulators(meta["epoch_metrics"]);
+  torch::serialize::InputArchive rng;
+  if (reader.read_nested("rng", rng)) {
+    torch::Tensor state;
+    if (rng.try_read("cpu", state)) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(state);
+    }
+  }
 }
 
 // Reads only the module's own state (schema, vocabularies) so the module can build itself
@@ -267,81 +397,203 @@ std::map<std::string, double> Trainer::end_epoch_metrics() {
 
 void Trainer::send_to_loggers(const std::map<std::string, double>& metrics) {
   if (metrics.empty() || options_.fast_dev_run()) return;
+  auto timer = profiler_->scope("log_metrics");
   auto with_epoch = metrics;
   with_epoch["epoch"] = static_cast<double>(current_epoch_);
   for (auto& logger : loggers_) logger->log_metrics(with_epoch, global_step_);
 }
 
-void Trainer::optimizer_step(Module& module) {
-  if (options_.gradient_clip_val() > 0)
+void Trainer::clip_gradients(Module& module) {
+  if (options_.gradient_clip_val() <= 0) return;
+  if (options_.gradient_clip_algorithm() == "value")
+    torch::nn::utils::clip_grad_value_(module.parameters(), options_.gradient_clip_val());
+  else
     torch::nn::utils::clip_grad_norm_(module.parameters(), options_.gradient_clip_val());
-  for (auto& opt : optimizers_) {
-    opt.optimizer->step();
-    opt.optimizer->zero_grad();
-  }
-  ++global_step_;
-  for (auto& opt : optimizers_)
-    if (opt.scheduler && opt.interval == "step" && global_step_ % std::max<int64_t>(opt.frequency, 1) == 0)
-      opt.scheduler->step();
 }
 
-void Trainer::run_train_epoch(Module& module, DataLoader& loader) {
+void Trainer::step_schedulers(const std::string& interval, int64_t counter) {
+  for (auto& opt : optimizers_) {
+    if (!opt.scheduler || opt.interval != interval || counter % std::max<int64_t>(opt.frequency, 1) != 0) continue;
+    if (opt.monitor.empty()) {
+      opt.scheduler->step();
+      continue;
+    }
+    auto it = callback_metrics_.find(opt.monitor);
+    if (it == callback_metrics_.end())
+      throw std::invalid_argument(fmt::format(
+          "the learning-rate scheduler monitors '{}', which was not logged (logged: {}): set its monitor to a logged "
+          "metric, or validate before it steps",
+          opt.monitor, [&] {
+            std::vector<std::string> names;
+            for (const auto& [k, _] : callback_metrics_) names.push_back(k);
+            return fmt::format("{}", fmt::join(names, ", "));
+          }()));
+    opt.scheduler->step(it->second);
+  }
+}
+
+void Trainer::optimizer_step(Module& module) {
+  clip_gradients(module);
+  {
+    auto timer = profiler_->scope("optimizer_step");
+    for (auto& opt : optimizers_) {
+      module.on_before_optimizer_step(*opt.optimizer);
+      opt.optimizer->step();
+      module.on_before_zero_grad(*opt.optimizer);
+      opt.optimizer->zero_grad();
+    }
+  }
+  ++global_step_;
+  step_schedulers("step", global_step_);
+}
+
+bool Trainer::stop_requested() {
+  if (!interrupted_by_) interrupted_by_ = StopSignalScope::received();
+  return interrupted_by_ != 0;
+}
+
+void Trainer::write_interrupt_checkpoint(Module& module) {
+  if (options_.fast_dev_run() || run_dir_.empty()) return;
+  for (auto& cb : callbacks_)
+    if (auto* checkpoint = dynamic_cast<ModelCheckpoint*>(cb.get())) {
+      interrupt_checkpoint_ = checkpoint->save_last(*this, module);
+      break;
+    }
+  if (interrupt_checkpoint_.empty()) {
+    interrupt_checkpoint_ = (fs::path(run_dir_) / "interrupted.ckpt").string();
+    save_checkpoint(interrupt_checkpoint_, module);
+  }
+  std::cerr << fmt::format("{} received: stopped after step {} (epoch {}, batch {}); resumable checkpoint {}\n",
+                           signal_name(interrupted_by_), global_step_, current_epoch_, batches_in_epoch_,
+                           interrupt_checkpoint_);
+}
+
+bool Trainer::run_train_batch(Module& module, Batch& batch, int64_t idx, int64_t accumulate, bool& pending_grads,
+                              torch::Tensor& loss) {
+  {
+    PrecisionScope precision(is_mixed_precision(options_.precision()));
+    auto timer = profiler_->scope("training_step");
+    in_training_step_ = true;
+    loss = module.training_step(batch, idx);
+    in_training_step_ = false;
+  }
+  if (!module.automatic_optimization) {
+    if (!loss.defined()) loss = torch::zeros({});
+    return true;
+  }
+  if (!loss.defined()) return false;  // the module skipped this batch
+  check_loss(loss, current_epoch_, idx);
+  module.on_before_backward(loss);
+  {
+    auto timer = profiler_->scope("backward");
+    (accumulate > 1 ? loss / static_cast<double>(accumulate) : loss).backward();
+  }
+  module.on_after_backward();
+  pending_grads = true;
+  if ((idx + 1) % accumulate == 0) {
+    optimizer_step(module);
+    pending_grads = false;
+  }
+  return true;
+}
+
+// Batches between validations inside an epoch of `limit` batches; 0: only at the epoch's end.
+static int64_t validation_stride(const BatchLimit& interval, int64_t limit) {
+  if (!interval.is_fraction) return static_cast<int64_t>(interval.value);
+  if (interval.value >= 1.0 || limit <= 0) return 0;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(limit * interval.value)));
+}
+
+void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* val_loader) {
   module.train();
-  loader.start_epoch(current_epoch_);
-  begin_epoch_metrics();
+  {
+    auto timer = profiler_->scope("train_dataloader_start_epoch");
+    loader.start_epoch(current_epoch_);
+  }
+  int64_t first = resume_batch_;
+  resume_batch_ = 0;
+  if (first == 0) begin_epoch_metrics();  // a resumed epoch keeps its restored running means
   module.on_train_epoch_start();
   for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
   int64_t limit = batches_to_run(options_.limit_train_batches(), loader, "limit_train_batches");
   num_loop_batches_ = limit;
-  if (replicas_) {
-    int64_t idx = 0;
-    while (!should_stop && run_replica_step(module, loader, idx, limit)) {
-      if (!pending_step_metrics_.empty() && global_step_ % std::max<int64_t>(options_.log_every_n_steps(), 1) == 0)
-        send_to_loggers(pending_step_metrics_);
-      pending_step_metrics_.clear();
-      if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) should_stop = true;
+  // A data module that saves its position skips what was trained on itself; otherwise the
+  // epoch's order is replayed and the trained batches dropped.
+  if (first > 0 && data_ && data_->state_dict().empty())
+    for (int64_t i = 0; i < first && loader.next(); ++i) {
     }
-    module.on_train_epoch_end();
-    send_to_loggers(end_epoch_metrics());
-    return;
-  }
-  int64_t accumulate = std::max<int64_t>(options_.accumulate_grad_batches(), 1);
-  int64_t idx = 0;
-  bool pending_grads = false;
-  for (; limit < 0 || idx < limit; ++idx) {
-    auto batch = loader.next();
-    if (!batch) break;
-    batch_index_ = idx;
-    tl_batch_size = batch->size();
-    in_training_step_ = true;
-    torch::Tensor loss = module.training_step(*batch, idx);
-    in_training_step_ = false;
-    if (!loss.defined()) continue;  // the module skipped this batch
-    if (!std::isfinite(loss.item<double>()))
-      throw std::runtime_error(fmt::format("loss is {} at epoch {}, batch {}: training diverged (lower optimizer.lr "
-                                           "or set trainer.gradient_clip_val)",
-                                           loss.item<double>(), current_epoch_, idx));
-    module.on_before_backward(loss);
-    (accumulate > 1 ? loss / static_cast<double>(accumulate) : loss).backward();
-    module.on_after_backward();
-    pending_grads = true;
-    if ((idx + 1) % accumulate == 0) {
-      optimizer_step(module);
-      pending_grads = false;
+  bool validate_this_epoch = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0;
+  int64_t stride = validation_stride(options_.val_check_interval(), limit);
+  auto maybe_validate_inside_epoch = [&](int64_t done) {
+    if (validate_this_epoch && stride > 0 && done % stride == 0 && (limit < 0 || done < limit)) {
+      run_validation(module, *val_loader);
+      module.train();
     }
-    for (auto& cb : callbacks_) cb->on_train_batch_end(*this, module, loss, *batch, idx);
+  };
+  auto log_step_metrics = [&] {
     if (!pending_step_metrics_.empty() && global_step_ % std::max<int64_t>(options_.log_every_n_steps(), 1) == 0)
       send_to_loggers(pending_step_metrics_);
     pending_step_metrics_.clear();
-    if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) {
-      should_stop = true;
-      break;
+  };
+  batches_in_epoch_ = first;
+  if (replicas_) {
+    int64_t idx = first;
+    while (!should_stop && run_replica_step(module, loader, idx, limit)) {
+      batches_in_epoch_ = idx;
+      log_step_metrics();
+      if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) should_stop = true;
+      maybe_validate_inside_epoch(idx);
+      if (stop_requested()) break;
     }
-    if (should_stop) break;
+  } else {
+    int64_t accumulate = std::max<int64_t>(options_.accumulate_grad_batches(), 1);
+    bool pending_grads = false;
+    for (int64_t idx = first; limit < 0 || idx < limit; ++idx) {
+      std::shared_ptr<Batch> batch;
+      {
+        auto timer = profiler_->scope("train_dataloader_next");
+        batch = loader.next();
+      }
+      if (!batch) break;
+      batch_index_ = idx;
+      tl_batch_size = batch->size();
+      module.on_train_batch_start(*batch, idx);
+      for (auto& cb : callbacks_) cb->on_train_batch_start(*this, module, *batch, idx);
+      torch::Tensor loss;
+      bool ran = run_train_batch(module, *batch, idx, accumulate, pending_grads, loss);
+      batches_in_epoch_ = idx + 1;
+      if (ran) {
+        module.on_train_batch_end(loss, *batch, idx);
+        auto timer = profiler_->scope("callbacks.on_train_batch_end");
+        for (auto& cb : callbacks_) cb->on_train_batch_end(*this, module, loss, *batch, idx);
+      }
+      log_step_metrics();
+      if (options_.max_steps() > 0 && global_step_ >= options_.max_steps()) {
+        should_stop = true;
+        break;
+      }
+      if (should_stop) break;
+      if (!pending_grads) {
+        maybe_validate_inside_epoch(idx + 1);
+        if (stop_requested()) break;
+      }
+    }
+    if (pending_grads && !interrupted_by_) optimizer_step(module);  // the epoch's last, partial accumulation
   }
-  if (pending_grads) optimizer_step(module);  // the epoch's last, partial accumulation
-  module.on_train_epoch_end();
-  send_to_loggers(end_epoch_metrics());
+  // The epoch ends (on_train_epoch_end, its means logged) in fit, after its validation, as in Lightning.
+}
+
+void Trainer::run_validation(Module& module, DataLoader& loader) {
+  auto timer = profiler_->scope("run_validation");
+  // Validation keeps its own running means: the training epoch's must survive a check inside it.
+  auto training_means = std::move(epoch_accumulators_);
+  epoch_accumulators_.clear();
+  for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
+  module.on_validation_start();
+  run_eval_loop(module, loader, Stage::kValidate);
+  module.on_validation_end();
+  for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
+  epoch_accumulators_ = std::move(training_means);
 }
 
 bool Trainer::run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit) {
@@ -356,15 +608,17 @@ bool Trainer::run_replica_step(Module& module, DataLoader& loader, int64_t& idx,
   std::vector<torch::Tensor> losses(batches.size());
   batch_index_ = idx;
   in_training_step_ = true;
+  bool mixed = is_mixed_precision(options_.precision());
   replicas_->run([&](Module& replica, int64_t r) {
     if (r >= static_cast<int64_t>(batches.size())) return;
     tl_batch_size = batches[r]->size();
-    torch::Tensor loss = replica.training_step(*batches[r], idx + r);
+    torch::Tensor loss;
+    {
+      PrecisionScope precision(mixed);
+      loss = replica.training_step(*batches[r], idx + r);
+    }
     if (!loss.defined()) return;
-    if (!std::isfinite(loss.item<double>()))
-      throw std::runtime_error(fmt::format("loss is {} at epoch {}, batch {}: training diverged (lower optimizer.lr "
-                                           "or set trainer.gradient_clip_val)",
-                                           loss.item<double>(), current_epoch_, idx + r));
+    check_loss(loss, current_epoch_, idx + r);
     replica.on_before_backward(loss);
     loss.backward();
     replica.on_after_backward();
@@ -393,13 +647,18 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
   const BatchLimit& limit_opt = stage == Stage::kValidate ? options_.limit_val_batches() : options_.limit_test_batches();
   int64_t limit = batches_to_run(limit_opt, loader, stage == Stage::kValidate ? "limit_val_batches" : "limit_test_batches");
   num_loop_batches_ = limit;
+  bool mixed = is_mixed_precision(options_.precision());
   for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
     auto batch = loader.next();
     if (!batch) break;
     batch_index_ = idx;
     tl_batch_size = batch->size();
+    PrecisionScope precision(mixed);
     if (stage == Stage::kValidate) {
-      module.validation_step(*batch, idx);
+      {
+        auto timer = profiler_->scope("validation_step");
+        module.validation_step(*batch, idx);
+      }
       for (auto& cb : callbacks_) cb->on_validation_batch_end(*this, module, *batch, idx);
     } else {
       module.test_step(*batch, idx);
@@ -420,6 +679,11 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   stage_ = Stage::kFit;
   current_epoch_ = 0;
   global_step_ = 0;
+  resume_batch_ = 0;
+  batches_in_epoch_ = 0;
+  interrupted_by_ = 0;
+  interrupt_checkpoint_.clear();
+  auto fit_start = std::chrono::steady_clock::now();
   std::string resume_path;
   if (ckpt_path) {
     resume_path = resolve_checkpoint(*ckpt_path);
@@ -442,33 +706,54 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
         "the training stream never ends (sampling with replacement): set trainer.limit_train_batches to a number of "
         "batches per epoch (an integer), or trainer.max_steps");
   auto val_loader = data.val_dataloader();
+  if (options_.overfit_batches().value > 0) {
+    int64_t n = batches_to_run(options_.overfit_batches(), *train_loader, "overfit_batches");
+    std::vector<std::shared_ptr<Batch>> batches;
+    train_loader->start_epoch(0);
+    while (static_cast<int64_t>(batches.size()) < n)
+      if (auto batch = train_loader->next()) batches.push_back(std::move(batch));
+      else break;
+    overfit_loader_ = std::make_shared<CachedLoader>(std::move(batches));
+    train_loader = val_loader = overfit_loader_;
+  }
   // A stream does not know its length: schedules use its estimate (a count limit wins).
   int64_t known = train_loader->num_batches();
   num_training_batches_ = options_.limit_train_batches().apply(known >= 0 ? known : train_loader->estimated_batches());
-  optimizers_ = module.configure_optimizers();
+  optimizers_ = optimizer_factory_ ? optimizer_factory_(module) : module.configure_optimizers();
   if (!resume_path.empty()) restore(resume_path, module, true);
   replicas_.reset();
   if (options_.devices() > 1) replicas_ = std::make_unique<ThreadReplicas>(module, options_.devices(), this);
   for (auto& logger : loggers_) logger->log_hyperparams(module.hparams());
+  StopSignalScope signals(options_.handle_signals() && !options_.fast_dev_run());
   try {
     module.on_fit_start();
     for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
-    while (current_epoch_ < options_.max_epochs() && !should_stop) {
-      run_train_epoch(module, *train_loader);
-      if (val_loader && batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0) {
-        for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
-        run_eval_loop(module, *val_loader, Stage::kValidate);
-        for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
-      }
+    module.on_train_start();
+    while ((options_.max_epochs() < 0 || current_epoch_ < options_.max_epochs()) && !should_stop) {
+      run_train_epoch(module, *train_loader, val_loader.get());
+      if (interrupted_by_) break;
+      bool validate = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0 &&
+                      batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0;
+      if (validate) run_validation(module, *val_loader);
+      module.on_train_epoch_end();
+      send_to_loggers(end_epoch_metrics());
       ++current_epoch_;  // the checkpoint written below resumes at the next epoch
-      for (auto& opt : optimizers_)
-        if (opt.scheduler && opt.interval == "epoch" && current_epoch_ % std::max<int64_t>(opt.frequency, 1) == 0)
-          opt.scheduler->step();
-      for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
+      batches_in_epoch_ = 0;
+      step_schedulers("epoch", current_epoch_);
+      {
+        auto timer = profiler_->scope("callbacks.on_train_epoch_end");
+        for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
+      }
       for (auto& logger : loggers_) logger->save();
+      if (stop_requested()) break;  // the epoch's own checkpoint is the resumable one
     }
-    module.on_fit_end();
-    for (auto& cb : callbacks_) cb->on_fit_end(*this, module);
+    if (interrupted_by_) {
+      write_interrupt_checkpoint(module);
+    } else {
+      module.on_train_end();
+      module.on_fit_end();
+      for (auto& cb : callbacks_) cb->on_fit_end(*this, module);
+    }
     for (auto& logger : loggers_) logger->finalize();
   } catch (const std::exception& e) {
     for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
@@ -476,7 +761,14 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     throw;
   }
   replicas_.reset();
+  overfit_loader_.reset();
   module.teardown(Stage::kFit);
+  if (profiler_->enabled()) {
+    std::string report =
+        profiler_->report(std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count());
+    std::cerr << "fit profile (wall time per action):\n" << report;
+    if (!run_dir_.empty()) std::ofstream(fs::path(run_dir_) / "fit-profiler.txt") << report;
+  }
 }
 
 std::map<std::string, double> Trainer::validate(Module& module, DataModule& data,

@@ -4,6 +4,7 @@
 // loggers, checkpoints and resuming.
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,21 @@ struct TrainerOptions {
   J2V_ARG(int64_t, log_every_n_steps) = 50;
   J2V_ARG(std::vector<std::shared_ptr<Callback>>, callbacks) = {};
   J2V_ARG(std::vector<std::shared_ptr<Logger>>, loggers) = {};
+  // "32-true" | "bf16-mixed" (training and evaluation steps run under CPU autocast to bfloat16).
+  J2V_ARG(std::string, precision) = "32-true";
+  J2V_ARG(std::string, gradient_clip_algorithm) = "norm";  // norm | value
+  // Train and validate on the same first batches of the training data, to check that the
+  // model can learn at all: a count or a fraction of the training batches; 0 = off.
+  J2V_ARG(BatchLimit, overfit_batches) = BatchLimit::count(0);
+  // How often to validate within an epoch: a fraction of the epoch or a count of batches.
+  J2V_ARG(BatchLimit, val_check_interval) = {};
+  J2V_ARG(int64_t, check_val_every_n_epoch) = 1;
+  J2V_ARG(bool, deterministic) = false;  // refuse nondeterministic kernels
+  J2V_ARG(std::string, profiler) = "";   // "" | "simple": time per hook, written to <run dir>/fit-profiler.txt
+  // SIGINT / SIGTERM during fit finish the step, write a resumable checkpoint and return.
+  J2V_ARG(bool, handle_signals) = true;
+  // The resolved run configuration, kept in every checkpoint (meta "config").
+  J2V_ARG(nlohmann::json, config) = nullptr;
 };
 
 class CheckpointError : public std::runtime_error {
@@ -86,11 +102,24 @@ class Trainer {
   // Optimizer steps a fit will take at most (for schedulers), like Lightning's property.
   int64_t estimated_stepping_batches() const;
   const std::string& run_dir() const { return run_dir_; }
+  const std::vector<std::shared_ptr<Logger>>& loggers() const { return loggers_; }
+  class Profiler& profiler() { return *profiler_; }
+  // Set when fit stopped on SIGINT/SIGTERM: the signal and the resumable checkpoint written.
+  int interrupted_by() const { return interrupted_by_; }
+  const std::string& interrupt_checkpoint() const { return interrupt_checkpoint_; }
+  // Replaces Module::configure_optimizers (the CLI builds optimizers from the config this way).
+  void set_optimizer_factory(std::function<std::vector<OptimizerConfig>(Module&)> factory) {
+    optimizer_factory_ = std::move(factory);
+  }
+  // For manual optimization: counts an optimizer step taken by the module itself.
+  void count_manual_step() { ++global_step_; }
   std::vector<std::shared_ptr<Callback>>& callbacks() { return callbacks_; }
   std::vector<OptimizerConfig>& optimizers() { return optimizers_; }
 
   // Writes a complete, resumable checkpoint atomically.
   void save_checkpoint(const std::string& path, Module& module);
+  // Loads only the module's weights from a checkpoint (e.g. rolling back to the best one).
+  void load_weights(const std::string& path, Module& module);
   // Resolves "last" / "best" / a path to a checkpoint file; throws CheckpointError.
   std::string resolve_checkpoint(const std::string& ckpt_path) const;
 
@@ -98,13 +127,21 @@ class Trainer {
   DataModule* data_ = nullptr;  // during fit only
   void setup_run(Module& module, bool for_fit);
   void restore(const std::string& path, Module& module, bool full);
-  void run_train_epoch(Module& module, DataLoader& loader);
+  void run_train_epoch(Module& module, DataLoader& loader, DataLoader* val_loader);
+  // Runs one training batch (automatic or manual optimization); false when the module skipped it.
+  bool run_train_batch(Module& module, Batch& batch, int64_t idx, int64_t accumulate, bool& pending_grads,
+                       torch::Tensor& loss);
+  void run_validation(Module& module, DataLoader& loader);
+  bool stop_requested();
+  void write_interrupt_checkpoint(Module& module);
   // One optimizer-step's worth of work on the replicas; returns false when the loader ran out.
   bool run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit);
   std::map<std::string, double> run_eval_loop(Module& module, DataLoader& loader, Stage stage);
   std::map<std::string, double> evaluate(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
                                          Stage stage);
   void optimizer_step(Module& module);
+  void clip_gradients(Module& module);
+  void step_schedulers(const std::string& interval, int64_t counter);
   void begin_epoch_metrics();
   std::map<std::string, double> end_epoch_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics);
@@ -133,6 +170,15 @@ class Trainer {
     bool prog_bar = false, logger = true;
   };
   std::map<std::string, Accumulator> epoch_accumulators_;
+  nlohmann::json accumulators_json() const;
+  void load_accumulators(const nlohmann::json& state);
+  std::function<std::vector<OptimizerConfig>(Module&)> optimizer_factory_;
+  std::unique_ptr<class Profiler> profiler_;
+  int64_t resume_batch_ = 0;        // batches of current_epoch_ already trained (a mid-epoch resume)
+  int64_t batches_in_epoch_ = 0;    // batches of current_epoch_ trained so far
+  int interrupted_by_ = 0;
+  std::string interrupt_checkpoint_;
+  std::shared_ptr<DataLoader> overfit_loader_;
 };
 
 }  // namespace j2v::engine

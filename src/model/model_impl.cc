@@ -263,7 +263,8 @@ torch::Tensor ModelImpl::loss(const Outputs& out, const std::vector<FieldTensors
     auto idx = d.rows.nonzero().squeeze(1);
     if (idx.numel() == 0) continue;
     auto& module = field_modules_[d.field];
-    auto logits = module->head(out.decoded[k].index_select(0, idx));
+    // Under bf16-mixed the head runs in bfloat16; losses, metrics and payloads take float32.
+    auto logits = module->head(out.decoded[k].index_select(0, idx)).to(torch::kFloat32);
     auto true_state = truth[d.field].state.index_select(0, idx);
     auto field_loss = torch::nn::functional::cross_entropy(logits.narrow(1, 0, kNumCellStates), true_state);
     auto valued = true_state == kValued;
@@ -366,7 +367,7 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   for (size_t k = 0; k < decode.size(); ++k) {
     const auto& d = decode[k];
     auto& module = field_modules_[d.field];
-    auto logits = module->head(out.decoded[k]);
+    auto logits = module->head(out.decoded[k]).to(torch::kFloat32);
     cells[d.field].states = torch::softmax(logits.narrow(1, 0, kNumCellStates), 1).contiguous();
     cells[d.field].content = logits.narrow(1, kNumCellStates, module->content_width()).contiguous();
     cells[d.field].wanted = d.rows.contiguous();

@@ -119,9 +119,10 @@ TEST(Trainer, FitsAHandWrittenModuleAndRunsHooksInOrder) {
   Trainer trainer(quiet(root).max_epochs(2));
   trainer.fit(module, data);
   EXPECT_EQ(data.calls, (std::vector<std::string>{"prepare_data", "setup:fit"}));
-  EXPECT_EQ(module.hooks, (std::vector<std::string>{"on_fit_start", "on_train_epoch_start", "on_train_epoch_end",
-                                                    "on_validation_epoch_end", "on_train_epoch_start",
-                                                    "on_train_epoch_end", "on_validation_epoch_end", "on_fit_end"}));
+  // Lightning's order: the epoch's validation runs before on_train_epoch_end.
+  EXPECT_EQ(module.hooks, (std::vector<std::string>{"on_fit_start", "on_train_epoch_start", "on_validation_epoch_end",
+                                                    "on_train_epoch_end", "on_train_epoch_start",
+                                                    "on_validation_epoch_end", "on_train_epoch_end", "on_fit_end"}));
   EXPECT_EQ(trainer.global_step(), 16);  // 256 / 32 batches x 2 epochs
   EXPECT_EQ(module.backward_calls, 16);
   auto metrics = trainer.callback_metrics();

@@ -29,6 +29,7 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
   const auto& metrics = trainer.callback_metrics();
   auto it = metrics.find(options_.monitor());
   std::string name = fmt::format("epoch={}-step={}.ckpt", trainer.current_epoch() - 1, trainer.global_step());
+  std::string saved_this_epoch;
   if (options_.save_top_k() != 0 && it != metrics.end() && std::isfinite(it->second)) {
     double score = it->second;
     bool keep = options_.save_top_k() < 0 || static_cast<int64_t>(kept_.size()) < options_.save_top_k() ||
@@ -36,6 +37,7 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
     if (keep) {
       std::string path = (fs::path(dirpath_) / name).string();
       trainer.save_checkpoint(path, module);
+      saved_this_epoch = path;
       kept_.emplace_back(score, path);
       std::stable_sort(kept_.begin(), kept_.end(), [&](auto& a, auto& b) { return better(a.first, b.first); });
       while (options_.save_top_k() > 0 && static_cast<int64_t>(kept_.size()) > options_.save_top_k()) {
@@ -53,10 +55,33 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
   }
   if (options_.save_last()) {
     last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
-    trainer.save_checkpoint(last_model_path_, module);
+    // The epoch's ranked checkpoint is the same state: link it instead of writing it twice
+    // (checkpoint files are only ever replaced by rename, never changed in place).
+    if (saved_this_epoch.empty() || !link_as(saved_this_epoch, last_model_path_))
+      trainer.save_checkpoint(last_model_path_, module);
   }
   if (best_model_path_.empty()) best_model_path_ = last_model_path_;
   write_index();
+}
+
+bool ModelCheckpoint::link_as(const std::string& existing, const std::string& target) {
+  std::error_code error;
+  std::string tmp = target + ".link-tmp";
+  fs::remove(tmp, error);
+  fs::create_hard_link(existing, tmp, error);
+  if (error) return false;
+  fs::rename(tmp, target, error);
+  if (error) fs::remove(tmp, error);
+  return !error;
+}
+
+std::string ModelCheckpoint::save_last(Trainer& trainer, Module& module) {
+  if (dirpath_.empty()) dirpath_ = (fs::path(trainer.run_dir()) / "checkpoints").string();
+  last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
+  trainer.save_checkpoint(last_model_path_, module);
+  if (best_model_path_.empty()) best_model_path_ = last_model_path_;
+  write_index();
+  return last_model_path_;
 }
 
 void ModelCheckpoint::write_index() const {

@@ -26,6 +26,8 @@ class ModelCheckpoint : public Callback {
   nlohmann::json state_dict() const override;
   void load_state_dict(const nlohmann::json&) override;
 
+  // Writes last.ckpt now (an interrupted fit) and returns its path.
+  std::string save_last(Trainer&, Module&);
   const std::string& best_model_path() const { return best_model_path_; }
   double best_model_score() const { return best_model_score_; }
   const std::string& last_model_path() const { return last_model_path_; }
@@ -34,6 +36,7 @@ class ModelCheckpoint : public Callback {
  private:
   bool better(double candidate, double reference) const;
   void write_index() const;
+  static bool link_as(const std::string& existing, const std::string& target);
   ModelCheckpointOptions options_;
   std::string dirpath_;
   std::vector<std::pair<double, std::string>> kept_;  // (score, path), best first

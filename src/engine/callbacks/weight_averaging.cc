@@ -14,9 +14,43 @@ void WeightAveraging::on_fit_start(Trainer&, Module& module) {
   torch::NoGradGuard no_grad;
   params_ = module.parameters();
   average_.clear();
-  for (auto& p : params_) average_.push_back(p.detach().clone());
+  raw_.clear();
   updates_ = 0;
   swapped_ = false;
+  if (restored_.size() == params_.size() && !restored_.empty()) {
+    updates_ = restored_updates_;
+    if (restored_swapped_) {  // the checkpoint's module weights are the average
+      for (auto& p : params_) average_.push_back(p.detach().clone());
+      raw_ = restored_;
+      swapped_ = true;
+    } else {
+      average_ = restored_;
+    }
+    restored_.clear();
+    return;
+  }
+  for (auto& p : params_) average_.push_back(p.detach().clone());
+}
+
+void WeightAveraging::on_validation_end(Trainer&, Module&) { swap_out(); }
+
+void WeightAveraging::load_state_dict(const nlohmann::json& s) {
+  restored_updates_ = s.value("updates", int64_t{0});
+  restored_swapped_ = s.value("swapped", false);
+}
+
+void WeightAveraging::save_tensors(torch::serialize::OutputArchive& archive) const {
+  const auto& aside = swapped_ ? raw_ : average_;
+  for (size_t i = 0; i < aside.size(); ++i) archive.write("w" + std::to_string(i), aside[i]);
+}
+
+void WeightAveraging::load_tensors(torch::serialize::InputArchive& archive) {
+  restored_.clear();
+  for (size_t i = 0;; ++i) {
+    torch::Tensor t;
+    if (!archive.try_read("w" + std::to_string(i), t)) break;
+    restored_.push_back(t);
+  }
 }
 
 void WeightAveraging::on_train_batch_end(Trainer& trainer, Module&, const torch::Tensor&, Batch&, int64_t) {

@@ -22,6 +22,14 @@ class WeightAveraging : public Callback {
   // Checkpoints written at the end of an epoch hold the average (list this callback first).
   void on_train_epoch_end(Trainer&, Module&) override { swap_in(); }
   void on_train_epoch_start(Trainer&, Module&) override { swap_out(); }
+  // A validation inside an epoch hands the raw weights back to training.
+  void on_validation_end(Trainer&, Module&) override;
+  nlohmann::json state_dict() const override { return {{"updates", updates_}, {"swapped", swapped_}}; }
+  void load_state_dict(const nlohmann::json& s) override;
+  // The weights not in the module (the average, or the raw weights while the average is
+  // swapped in), so a resumed fit goes on from exactly where it stopped.
+  void save_tensors(torch::serialize::OutputArchive&) const override;
+  void load_tensors(torch::serialize::InputArchive&) override;
   void on_fit_end(Trainer&, Module&) override { swap_in(); }
   void on_exception(Trainer&, Module&, const std::exception&) override { swap_out(); }
 
@@ -32,6 +40,9 @@ class WeightAveraging : public Callback {
   std::vector<torch::Tensor> params_, average_, raw_;
   int64_t updates_ = 0;
   bool swapped_ = false;
+  std::vector<torch::Tensor> restored_;  // from a checkpoint, taken up at on_fit_start
+  bool restored_swapped_ = false;
+  int64_t restored_updates_ = 0;
 };
 
 }  // namespace j2v::engine

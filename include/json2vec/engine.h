@@ -1,0 +1,14 @@
+#pragma once
+// The training engine alone, for any LibTorch model (after PyTorch Lightning): Module,
+// DataModule, Trainer, callbacks, loggers, schedulers, the component registries, and the
+// CLI to run a program's own registered components from a config file.
+#include "cli/commands.h"
+#include "engine/callbacks/early_stopping.h"
+#include "engine/callbacks/learning_rate_monitor.h"
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/prediction_writer.h"
+#include "engine/callbacks/rollback_to_best.h"
+#include "engine/callbacks/timer.h"
+#include "engine/components.h"
+#include "engine/loggers/tensorboard_logger.h"
+#include "engine/trainer.h"

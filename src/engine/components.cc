@@ -1,0 +1,277 @@
+#include "engine/components.h"
+
+#include "engine/callbacks/early_stopping.h"
+#include "engine/callbacks/learning_rate_monitor.h"
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/prediction_writer.h"
+#include "engine/callbacks/progress_bar.h"
+#include "engine/callbacks/rollback_to_best.h"
+#include "engine/callbacks/timer.h"
+#include "engine/callbacks/weight_averaging.h"
+#include "engine/loggers/tensorboard_logger.h"
+#include "engine/trainer.h"
+
+namespace j2v::engine {
+
+namespace {
+using json = nlohmann::json;
+
+// A logger whose directory defaults to the run's, which exists only once fit starts.
+class RunDirectoryLogger : public Logger {
+ public:
+  explicit RunDirectoryLogger(std::function<std::shared_ptr<Logger>(const std::string&)> make)
+      : make_(std::move(make)) {}
+  void set_run_dir(const std::string& run_dir) override {
+    if (!inner_) inner_ = make_(run_dir);
+  }
+  void log_metrics(const std::map<std::string, double>& metrics, int64_t step) override {
+    if (inner_) inner_->log_metrics(metrics, step);
+  }
+  void log_hyperparams(const json& params) override {
+    if (inner_) inner_->log_hyperparams(params);
+  }
+  void save() override {
+    if (inner_) inner_->save();
+  }
+  void finalize() override {
+    if (inner_) inner_->finalize();
+  }
+
+ private:
+  std::function<std::shared_ptr<Logger>(const std::string&)> make_;
+  std::shared_ptr<Logger> inner_;
+};
+
+std::string directory_or(const json& args, const std::string& run_dir) {
+  return args["save_dir"].is_null() ? run_dir : args["save_dir"].get<std::string>();
+}
+
+void register_callbacks(CallbackRegistry& r) {
+  r.add({"ModelCheckpoint", "keep the best save_top_k checkpoints by a monitored metric, and last.ckpt",
+         {{"dirpath", ""}, {"monitor", "loss/validate"}, {"mode", "min"}, {"save_top_k", 1}, {"save_last", true}},
+         [](const json& a) {
+           return std::make_shared<ModelCheckpoint>(ModelCheckpointOptions()
+                                                        .dirpath(a["dirpath"].get<std::string>())
+                                                        .monitor(a["monitor"].get<std::string>())
+                                                        .mode(a["mode"].get<std::string>())
+                                                        .save_top_k(a["save_top_k"].get<int64_t>())
+                                                        .save_last(a["save_last"].get<bool>()));
+         },
+         {"lightning.pytorch.callbacks.ModelCheckpoint"}});
+  r.add({"EarlyStopping", "stop when a monitored metric stops improving",
+         {{"monitor", "loss/validate"}, {"mode", "min"}, {"patience", 3}, {"min_delta", 0.0}},
+         [](const json& a) {
+           return std::make_shared<EarlyStopping>(EarlyStoppingOptions()
+                                                      .monitor(a["monitor"].get<std::string>())
+                                                      .mode(a["mode"].get<std::string>())
+                                                      .patience(a["patience"].get<int64_t>())
+                                                      .min_delta(a["min_delta"].get<double>()));
+         },
+         {"lightning.pytorch.callbacks.EarlyStopping"}});
+  r.add({"LearningRateMonitor", "log each optimizer's learning rate as lr-<name>",
+         {{"logging_interval", "step"}},
+         [](const json& a) {
+           return std::make_shared<LearningRateMonitor>(
+               LearningRateMonitorOptions().logging_interval(a["logging_interval"].get<std::string>()));
+         },
+         {"lightning.pytorch.callbacks.LearningRateMonitor"}});
+  r.add({"Timer", "stop fit after a wall-clock budget: duration \"DD:HH:MM:SS\" or seconds",
+         {{"duration", nullptr}, {"interval", "step"}},
+         [](const json& a) {
+           if (a["duration"].is_null()) throw std::invalid_argument("Timer needs init_args.duration, e.g. \"00:01:00:00\"");
+           double seconds = a["duration"].is_number() ? a["duration"].get<double>()
+                                                      : parse_duration(a["duration"].get<std::string>());
+           return std::make_shared<Timer>(
+               TimerOptions().duration_seconds(seconds).interval(a["interval"].get<std::string>()));
+         },
+         {"lightning.pytorch.callbacks.Timer"}});
+  r.add({"RollbackToBest", "at the end of fit, load the best checkpoint's weights back into the model", json::object(),
+         [](const json&) { return std::make_shared<RollbackToBest>(); }});
+  r.add({"WeightAveraging", "an exponential moving average of the weights for validation and checkpoints",
+         {{"decay", 0.998}},
+         [](const json& a) {
+           return std::make_shared<WeightAveraging>(WeightAveragingOptions().decay(a["decay"].get<double>()));
+         }});
+  r.add({"ProgressBar", "a one-line progress bar on a terminal", json::object(),
+         [](const json&) { return std::make_shared<ProgressBar>(); }});
+  r.add({"PredictionWriter", "write predict's rows to Parquet or JSON Lines",
+         {{"path", "predictions"}, {"format", "parquet"}, {"flush_every_n_batches", 100}},
+         [](const json& a) {
+           return std::make_shared<Writer>(WriterOptions()
+                                               .path(a["path"].get<std::string>())
+                                               .format(a["format"].get<std::string>())
+                                               .flush_every_n_batches(a["flush_every_n_batches"].get<int64_t>()));
+         },
+         {"lightning.pytorch.callbacks.BasePredictionWriter"}});
+}
+
+void register_loggers(LoggerRegistry& r) {
+  r.add({"CSVLogger", "metrics.csv and hparams.yaml (in the run directory unless save_dir is set)",
+         {{"save_dir", nullptr}},
+         [](const json& a) -> std::shared_ptr<Logger> {
+           return std::make_shared<RunDirectoryLogger>(
+               [a](const std::string& run_dir) { return std::make_shared<CSVLogger>(directory_or(a, run_dir)); });
+         },
+         {"lightning.pytorch.loggers.CSVLogger"}});
+  r.add({"TensorBoardLogger", "TensorBoard event files (in the run directory unless save_dir is set)",
+         {{"save_dir", nullptr}},
+         [](const json& a) -> std::shared_ptr<Logger> {
+           return std::make_shared<RunDirectoryLogger>([a](const std::string& run_dir) {
+             return std::make_shared<TensorBoardLogger>(directory_or(a, run_dir));
+           });
+         },
+         {"lightning.pytorch.loggers.TensorBoardLogger"}});
+}
+
+void register_optimizers(OptimizerRegistry& r) {
+  r.add({"Adam", "Adam",
+         {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.0}, {"amsgrad", false}},
+         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
+           return std::make_shared<torch::optim::Adam>(
+               params, torch::optim::AdamOptions(a["lr"].get<double>())
+                           .betas({a["betas"][0].get<double>(), a["betas"][1].get<double>()})
+                           .eps(a["eps"].get<double>())
+                           .weight_decay(a["weight_decay"].get<double>())
+                           .amsgrad(a["amsgrad"].get<bool>()));
+         },
+         {"torch.optim.Adam", "adam"}});
+  r.add({"AdamW", "Adam with decoupled weight decay",
+         {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.01}, {"amsgrad", false}},
+         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
+           return std::make_shared<torch::optim::AdamW>(
+               params, torch::optim::AdamWOptions(a["lr"].get<double>())
+                           .betas({a["betas"][0].get<double>(), a["betas"][1].get<double>()})
+                           .eps(a["eps"].get<double>())
+                           .weight_decay(a["weight_decay"].get<double>())
+                           .amsgrad(a["amsgrad"].get<bool>()));
+         },
+         {"torch.optim.AdamW", "adamw"}});
+  r.add({"SGD", "stochastic gradient descent with momentum",
+         {{"lr", 0.01}, {"momentum", 0.0}, {"dampening", 0.0}, {"weight_decay", 0.0}, {"nesterov", false}},
+         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
+           return std::make_shared<torch::optim::SGD>(params, torch::optim::SGDOptions(a["lr"].get<double>())
+                                                                  .momentum(a["momentum"].get<double>())
+                                                                  .dampening(a["dampening"].get<double>())
+                                                                  .weight_decay(a["weight_decay"].get<double>())
+                                                                  .nesterov(a["nesterov"].get<bool>()));
+         },
+         {"torch.optim.SGD", "sgd"}});
+}
+
+// Every scheduler's defaults carry how the Trainer steps it.
+json stepping(json defaults, const char* interval, json monitor = nullptr) {
+  defaults["interval"] = interval;
+  defaults["frequency"] = 1;
+  defaults["monitor"] = std::move(monitor);
+  return defaults;
+}
+
+void register_schedulers(SchedulerRegistry& r) {
+  r.add({"StepLR", "multiply the lr by gamma every step_size steps (of its interval)",
+         stepping({{"step_size", nullptr}, {"gamma", 0.1}}, "epoch"),
+         [](const json& a, torch::optim::Optimizer& o, Trainer&) -> std::shared_ptr<Scheduler> {
+           if (a["step_size"].is_null()) throw std::invalid_argument("StepLR needs init_args.step_size");
+           return std::make_shared<StepScheduler>(o, a["step_size"].get<int64_t>(), a["gamma"].get<double>());
+         },
+         {"torch.optim.lr_scheduler.StepLR"}});
+  r.add({"OneCycleLR", "the 1cycle policy; max_lr defaults to the optimizer's lr, total_steps to the fit's length",
+         stepping({{"max_lr", nullptr}, {"total_steps", nullptr}, {"pct_start", 0.3}, {"div_factor", 25.0},
+                   {"final_div_factor", 1e4}},
+                  "step"),
+         [](const json& a, torch::optim::Optimizer& o, Trainer& t) -> std::shared_ptr<Scheduler> {
+           double max_lr = a["max_lr"].is_null() ? o.param_groups()[0].options().get_lr() : a["max_lr"].get<double>();
+           int64_t total = a["total_steps"].is_null() ? t.estimated_stepping_batches() : a["total_steps"].get<int64_t>();
+           return std::make_shared<OneCycleScheduler>(o, max_lr, total, a["pct_start"].get<double>(),
+                                                      a["div_factor"].get<double>(), a["final_div_factor"].get<double>());
+         },
+         {"torch.optim.lr_scheduler.OneCycleLR"}});
+  r.add({"ReduceLROnPlateau", "multiply the lr by factor when the monitored metric stops improving",
+         stepping({{"mode", "min"}, {"factor", 0.1}, {"patience", 10}, {"threshold", 1e-4}, {"cooldown", 0},
+                   {"min_lr", 0.0}},
+                  "epoch", "loss/validate"),
+         [](const json& a, torch::optim::Optimizer& o, Trainer&) -> std::shared_ptr<Scheduler> {
+           return std::make_shared<ReduceOnPlateauScheduler>(
+               o, a["mode"].get<std::string>(), a["factor"].get<double>(), a["patience"].get<int64_t>(),
+               a["threshold"].get<double>(), a["cooldown"].get<int64_t>(), a["min_lr"].get<double>());
+         },
+         {"torch.optim.lr_scheduler.ReduceLROnPlateau"}});
+  r.add({"WarmupCosine", "linear warmup over warmup_fraction of the fit, then cosine decay to min_lr_ratio x lr",
+         stepping({{"warmup_fraction", 0.05}, {"min_lr_ratio", 0.01}}, "step"),
+         [](const json& a, torch::optim::Optimizer& o, Trainer& t) -> std::shared_ptr<Scheduler> {
+           int64_t total = t.estimated_stepping_batches();
+           return std::make_shared<WarmupCosineScheduler>(
+               o, static_cast<int64_t>(a["warmup_fraction"].get<double>() * total), total,
+               a["min_lr_ratio"].get<double>());
+         },
+         {"warmup_cosine"}});
+  r.add({"ConstantLR", "the optimizer's lr throughout", stepping(json::object(), "step"),
+         [](const json&, torch::optim::Optimizer& o, Trainer&) -> std::shared_ptr<Scheduler> {
+           return std::make_shared<ConstantScheduler>(o);
+         },
+         {"constant"}});
+}
+}  // namespace
+
+ModuleRegistry& modules() {
+  static ModuleRegistry registry("model");
+  return registry;
+}
+DataModuleRegistry& data_modules() {
+  static DataModuleRegistry registry("data module");
+  return registry;
+}
+CallbackRegistry& callbacks() {
+  static CallbackRegistry registry = [] {
+    CallbackRegistry r("callback");
+    register_callbacks(r);
+    return r;
+  }();
+  return registry;
+}
+LoggerRegistry& loggers() {
+  static LoggerRegistry registry = [] {
+    LoggerRegistry r("logger");
+    register_loggers(r);
+    return r;
+  }();
+  return registry;
+}
+OptimizerRegistry& optimizers() {
+  static OptimizerRegistry registry = [] {
+    OptimizerRegistry r("optimizer");
+    register_optimizers(r);
+    return r;
+  }();
+  return registry;
+}
+SchedulerRegistry& schedulers() {
+  static SchedulerRegistry registry = [] {
+    SchedulerRegistry r("lr_scheduler");
+    register_schedulers(r);
+    return r;
+  }();
+  return registry;
+}
+
+OptimizerConfig make_optimizer_config(const std::string& optimizer_class, const json& optimizer_args,
+                                      const std::string& scheduler_class, const json& scheduler_args, Module& module,
+                                      Trainer& trainer) {
+  OptimizerConfig config;
+  const auto& entry = optimizers().find(optimizer_class);
+  config.optimizer = entry.make(optimizers().complete(optimizer_class, optimizer_args, "optimizer.init_args"),
+                                module.parameters());
+  config.name = entry.name;
+  if (scheduler_class.empty()) return config;
+  json args = schedulers().complete(scheduler_class, scheduler_args, "lr_scheduler.init_args");
+  config.interval = args["interval"].get<std::string>();
+  if (config.interval != "step" && config.interval != "epoch")
+    throw std::invalid_argument("lr_scheduler.init_args.interval: '" + config.interval +
+                                "' is not allowed (allowed: step, epoch)");
+  config.frequency = args["frequency"].get<int64_t>();
+  if (config.frequency < 1) throw std::invalid_argument("lr_scheduler.init_args.frequency must be >= 1");
+  if (!args["monitor"].is_null()) config.monitor = args["monitor"].get<std::string>();
+  config.scheduler = schedulers().find(scheduler_class).make(args, *config.optimizer, trainer);
+  return config;
+}
+
+}  // namespace j2v::engine
