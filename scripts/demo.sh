@@ -26,3 +26,9 @@ build/json2vec test --config "$ORDERS" --ckpt_path best
 echo "== nested predictions: one per order, one per item (record.items.returned)"
 build/json2vec predict --config "$ORDERS" --ckpt_path best --writer.format=jsonl >/dev/null
 head -n 1 predictions/orders/rank-0.jsonl | cut -c 1-600
+
+# The engine on a model of one's own: an MLP on a CSV file, registered by name, its
+# arguments linked from the data (examples/mlp_csv/config.yaml).
+echo "== the engine on another model: MLP on a CSV, fit then test"
+build/mlp_csv fit --config examples/mlp_csv/config.yaml --trainer.max_epochs=30 --trainer.enable_progress_bar=false
+build/mlp_csv test --config examples/mlp_csv/config.yaml --ckpt_path best
