@@ -292,7 +292,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .default_root_dir(t["default_root_dir"].get<std::string>())
       .enable_progress_bar(t["enable_progress_bar"].get<bool>())
       .enable_checkpointing(t["enable_checkpointing"].get<bool>())
-      .logger(!t["logger"].is_boolean() || t["logger"].get<bool>())
+      .logger(t["logger"].is_boolean() ? t["logger"].get<bool>() : !t["logger"].empty())
       .log_every_n_steps(t["log_every_n_steps"].get<int64_t>())
       .precision(t["precision"].get<std::string>())
       .gradient_clip_algorithm(t["gradient_clip_algorithm"].get<std::string>())
@@ -305,16 +305,22 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
   if (t["logger"].is_array()) {
     std::vector<std::shared_ptr<engine::Logger>> loggers;
     for (const auto& logger : t["logger"])
-      loggers.push_back(engine::loggers().make(logger["class_path"].get<std::string>(), logger["init_args"]));
+      loggers.push_back(engine::loggers().make_completed(logger["class_path"].get<std::string>(), logger["init_args"]));
     o.loggers(loggers);
   }
   std::vector<std::shared_ptr<engine::Callback>> callbacks;
+  // A callback listed in trainer.callbacks replaces the one its own section would add.
+  auto listed = [&](const std::string& name) {
+    for (const auto& callback : t["callbacks"])
+      if (engine::callbacks().find(callback["class_path"].get<std::string>()).name == name) return true;
+    return false;
+  };
   if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(cfg));
-  if (command == "fit" && t["weight_averaging"].get<double>() > 0)
+  if (command == "fit" && t["weight_averaging"].get<double>() > 0 && !listed("WeightAveraging"))
     callbacks.push_back(std::make_shared<engine::WeightAveraging>(
         engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));
   if (command == "fit") {
-    if (o.enable_checkpointing()) {
+    if (o.enable_checkpointing() && !listed("ModelCheckpoint")) {
       const json& c = cfg["checkpoint"];
       callbacks.push_back(std::make_shared<engine::ModelCheckpoint>(engine::ModelCheckpointOptions()
                                                                         .monitor(c["monitor"].get<std::string>())
@@ -323,7 +329,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
                                                                         .save_last(c["save_last"].get<bool>())));
     }
     const json& e = cfg["early_stopping"];
-    if (e["enabled"].get<bool>())
+    if (e["enabled"].get<bool>() && !listed("EarlyStopping"))
       callbacks.push_back(std::make_shared<engine::EarlyStopping>(engine::EarlyStoppingOptions()
                                                                       .monitor(e["monitor"].get<std::string>())
                                                                       .mode(e["mode"].get<std::string>())
@@ -338,8 +344,12 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
                                                              .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())
                                                              .local_rank(streaming_rank(cfg))));
   }
-  for (const auto& callback : t["callbacks"])
-    callbacks.push_back(engine::callbacks().make(callback["class_path"].get<std::string>(), callback["init_args"]));
+  for (const auto& callback : t["callbacks"]) {
+    auto made = engine::callbacks().make_completed(callback["class_path"].get<std::string>(), callback["init_args"]);
+    // The moving average must be swapped in before checkpoints are written: it goes first.
+    if (dynamic_cast<engine::WeightAveraging*>(made.get())) callbacks.insert(callbacks.begin(), made);
+    else callbacks.push_back(made);
+  }
   o.callbacks(callbacks);
   return o;
 }
@@ -559,7 +569,7 @@ int run_component_command(const Args& args, json cfg) {
   const std::string& cmd = args.command;
   if (cmd != "fit" && !args.ckpt_path) throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
   const json& d = cfg["data"];
-  auto data = engine::data_modules().find(d["class_path"].get<std::string>()).make(d["init_args"]);
+  auto data = engine::data_modules().make_completed(d["class_path"].get<std::string>(), d["init_args"]);
   for (const auto& link : cfg["link_arguments"]) {
     std::string source = link["source"].get<std::string>().substr(5);
     std::string target = link["target"].get<std::string>().substr(16);
@@ -579,7 +589,7 @@ int run_component_command(const Args& args, json cfg) {
     throw ConfigError(fmt::format("link_arguments: {}", e.what()));
   }
   cfg["model"]["init_args"] = model_args;
-  auto model = engine::modules().find(m["class_path"].get<std::string>()).make(model_args);
+  auto model = engine::modules().make_completed(m["class_path"].get<std::string>(), model_args);
   engine::Trainer trainer(build_trainer_options(cfg, cmd));
   use_configured_optimizer(cfg, trainer);
   if (cmd == "fit") return run_fit(trainer, *model, *data, args.ckpt_path);

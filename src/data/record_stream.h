@@ -62,6 +62,7 @@ class RecordStream : public engine::DataLoader {
   int64_t num_batches() const override { return -1; }  // unknown until the stream ends
   int64_t estimated_batches() const override;
   bool endless() const override { return spec_.replacement; }
+  bool restores_position() const override { return true; }  // load_state_dict, then start_epoch skips
   void start_epoch(int64_t epoch) override;
   std::shared_ptr<engine::Batch> next() override;
 

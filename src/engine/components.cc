@@ -123,13 +123,20 @@ void register_loggers(LoggerRegistry& r) {
          {"lightning.pytorch.loggers.TensorBoardLogger"}});
 }
 
+std::pair<double, double> betas_of(const json& a) {
+  const json& b = a["betas"];
+  if (!b.is_array() || b.size() != 2 || !b[0].is_number() || !b[1].is_number())
+    throw std::invalid_argument("optimizer.init_args.betas: expected two numbers, e.g. [0.9, 0.999], got " + b.dump());
+  return {b[0].get<double>(), b[1].get<double>()};
+}
+
 void register_optimizers(OptimizerRegistry& r) {
   r.add({"Adam", "Adam",
          {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.0}, {"amsgrad", false}},
          [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
            return std::make_shared<torch::optim::Adam>(
                params, torch::optim::AdamOptions(a["lr"].get<double>())
-                           .betas({a["betas"][0].get<double>(), a["betas"][1].get<double>()})
+                           .betas({betas_of(a).first, betas_of(a).second})
                            .eps(a["eps"].get<double>())
                            .weight_decay(a["weight_decay"].get<double>())
                            .amsgrad(a["amsgrad"].get<bool>()));
@@ -140,7 +147,7 @@ void register_optimizers(OptimizerRegistry& r) {
          [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
            return std::make_shared<torch::optim::AdamW>(
                params, torch::optim::AdamWOptions(a["lr"].get<double>())
-                           .betas({a["betas"][0].get<double>(), a["betas"][1].get<double>()})
+                           .betas({betas_of(a).first, betas_of(a).second})
                            .eps(a["eps"].get<double>())
                            .weight_decay(a["weight_decay"].get<double>())
                            .amsgrad(a["amsgrad"].get<bool>()));
@@ -257,10 +264,10 @@ OptimizerConfig make_optimizer_config(const std::string& optimizer_class, const 
                                       const std::string& scheduler_class, const json& scheduler_args, Module& module,
                                       Trainer& trainer) {
   OptimizerConfig config;
-  const auto& entry = optimizers().find(optimizer_class);
-  config.optimizer = entry.make(optimizers().complete(optimizer_class, optimizer_args, "optimizer.init_args"),
-                                module.parameters());
-  config.name = entry.name;
+  config.optimizer = optimizers().make_completed(
+      optimizer_class, optimizers().complete(optimizer_class, optimizer_args, "optimizer.init_args"),
+      module.parameters());
+  config.name = optimizers().find(optimizer_class).name;
   if (scheduler_class.empty()) return config;
   json args = schedulers().complete(scheduler_class, scheduler_args, "lr_scheduler.init_args");
   config.interval = args["interval"].get<std::string>();
@@ -270,7 +277,7 @@ OptimizerConfig make_optimizer_config(const std::string& optimizer_class, const 
   config.frequency = args["frequency"].get<int64_t>();
   if (config.frequency < 1) throw std::invalid_argument("lr_scheduler.init_args.frequency must be >= 1");
   if (!args["monitor"].is_null()) config.monitor = args["monitor"].get<std::string>();
-  config.scheduler = schedulers().find(scheduler_class).make(args, *config.optimizer, trainer);
+  config.scheduler = schedulers().make_completed(scheduler_class, args, *config.optimizer, trainer);
   return config;
 }
 

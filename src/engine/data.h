@@ -34,6 +34,9 @@ class DataLoader {
   // A stream that never ends by itself (sampling with replacement): an epoch is a batch count.
   virtual bool endless() const { return false; }
   virtual void start_epoch(int64_t epoch) {}
+  // True when a loader restored from its data module's state skips what an interrupted epoch
+  // already trained on by itself; otherwise the Trainer replays and drops those batches.
+  virtual bool restores_position() const { return false; }
   virtual std::shared_ptr<Batch> next() = 0;  // nullptr after the last batch
 };
 

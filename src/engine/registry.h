@@ -69,7 +69,7 @@ class Registry {
                                                 allowed.empty() ? "none" : fmt::format("{}", fmt::join(allowed, ", "))));
       }
       const nlohmann::json& def = entry.defaults[key];
-      bool ok = def.is_null() || value.is_null() || (def.is_boolean() && value.is_boolean()) ||
+      bool ok = def.is_null() || (def.is_boolean() && value.is_boolean()) ||
                 (def.is_number_integer() && value.is_number_integer()) ||
                 (def.is_number_float() && value.is_number()) || (def.is_string() && value.is_string()) ||
                 (def.is_array() && value.is_array()) || (def.is_object() && value.is_object());
@@ -83,7 +83,19 @@ class Registry {
   }
 
   Product make(const std::string& name, const nlohmann::json& init_args, Context... context) const {
-    return find(name).make(complete(name, init_args, name), context...);
+    return make_completed(name, complete(name, init_args, name), context...);
+  }
+
+  // Builds from init_args already completed; an argument of the wrong type for the factory
+  // (one whose default is null accepts anything in the config) is named, not a bare JSON error.
+  Product make_completed(const std::string& name, const nlohmann::json& init_args, Context... context) const {
+    const Entry& entry = find(name);
+    try {
+      return entry.make(init_args, context...);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(fmt::format("{}: an init argument has the wrong type ({}); given: {}", entry.name,
+                                              e.what(), init_args.dump()));
+    }
   }
 
  private:

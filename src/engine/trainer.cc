@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <set>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -46,6 +47,35 @@ std::string archive_key(const std::string& prefix, const std::string& key) {
   for (char c : key) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   return out;
 }
+
+torch::Tensor rng_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_rng_state(const torch::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// trainer.deterministic for one run, leaving the process as it found it.
+class DeterministicScope {
+ public:
+  explicit DeterministicScope(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    previous_ = at::globalContext().deterministicAlgorithms();
+    at::globalContext().setDeterministicAlgorithms(true, false);
+  }
+  ~DeterministicScope() {
+    if (enabled_) at::globalContext().setDeterministicAlgorithms(previous_, false);
+  }
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+};
 
 void check_loss(const torch::Tensor& loss, int64_t epoch, int64_t idx) {
   double value = loss.item<double>();
@@ -165,7 +195,6 @@ void Trainer::setup_run(Module& module, bool for_fit) {
   module.trainer_ = this;
   set_num_threads();
   if (options_.seed()) torch::manual_seed(static_cast<uint64_t>(*options_.seed()));
-  if (options_.deterministic()) at::globalContext().setDeterministicAlgorithms(true, false);
   callback_metrics_.clear();
   progress_bar_metrics_.clear();
   if (!for_fit || options_.fast_dev_run()) return;
@@ -191,6 +220,13 @@ void Trainer::setup_run(Module& module, bool for_fit) {
   if (options_.enable_checkpointing() && !has_checkpoint)
     callbacks_.push_back(std::make_shared<ModelCheckpoint>(ModelCheckpointOptions()));
   if (options_.enable_progress_bar() && !has_bar) callbacks_.push_back(std::make_shared<ProgressBar>());
+  // Two callbacks with one state key would share (and overwrite) each other's checkpoint state.
+  std::set<std::string> keys;
+  for (auto& cb : callbacks_)
+    if (!keys.insert(cb->state_key()).second)
+      throw std::invalid_argument("two callbacks have the state key '" + cb->state_key() +
+                                  "' (the same callback twice, e.g. in trainer.callbacks and in its own config "
+                                  "section?): keep one, or give them different monitors");
 }
 
 int64_t Trainer::estimated_stepping_batches() const {
@@ -201,8 +237,9 @@ int64_t Trainer::estimated_stepping_batches() const {
         "the number of training batches per epoch is unknown (a stream without an estimate), so the learning-rate "
         "schedule has no length: set trainer.max_steps, or trainer.limit_train_batches to a number of batches");
   }
-  int64_t per_epoch = (std::max<int64_t>(num_training_batches_, 1) + options_.accumulate_grad_batches() - 1) /
-                      options_.accumulate_grad_batches();
+  // Replicas take `devices` batches per optimizer step.
+  int64_t batches_per_step = options_.accumulate_grad_batches() * std::max<int64_t>(options_.devices(), 1);
+  int64_t per_epoch = (std::max<int64_t>(num_training_batches_, 1) + batches_per_step - 1) / batches_per_step;
   if (options_.max_epochs() < 0) {
     if (options_.max_steps() > 0) return options_.max_steps();
     throw std::invalid_argument("trainer.max_epochs is -1 (no limit), so the learning-rate schedule has no length: "
@@ -266,10 +303,10 @@ void Trainer::save_checkpoint(const std::string& path, Module& module) {
   for (auto& opt : optimizers_)
     writer.write_optimizers.push_back([opt](torch::serialize::OutputArchive& a) { opt.optimizer->save(a); });
   // Dropout masks after a resume continue the interrupted run's random sequence.
-  writer.write_extra.emplace_back("rng", [](torch::serialize::OutputArchive& a) {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    a.write("cpu", generator.get_state());
+  torch::Tensor epoch_start = batches_in_epoch_ > 0 ? epoch_start_rng_ : torch::Tensor();
+  writer.write_extra.emplace_back("rng", [epoch_start](torch::serialize::OutputArchive& a) {
+    a.write("cpu", rng_state());
+    if (epoch_start.defined()) a.write("cpu_epoch_start", epoch_start);
   });
   for (auto& cb : callbacks_)
     writer.write_extra.emplace_back(archive_key("callback_", cb->state_key()),
@@ -336,12 +373,14 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
   batches_in_epoch_ = resume_batch_;
   if (resume_batch_ > 0 && meta.contains("epoch_metrics")) load_accumulators(meta["epoch_metrics"]);
   torch::serialize::InputArchive rng;
+  resume_rng_ = resume_epoch_rng_ = torch::Tensor();
   if (reader.read_nested("rng", rng)) {
-    torch::Tensor state;
-    if (rng.try_read("cpu", state)) {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(state);
+    torch::Tensor state, epoch_start;
+    if (rng.try_read("cpu", state)) set_rng_state(state);
+    // Inside an epoch, the epoch is replayed from its start first (run_train_epoch).
+    if (resume_batch_ > 0 && rng.try_read("cpu_epoch_start", epoch_start)) {
+      resume_rng_ = state;
+      resume_epoch_rng_ = epoch_start;
     }
   }
 }
@@ -418,7 +457,11 @@ void Trainer::step_schedulers(const std::string& interval, int64_t counter) {
       opt.scheduler->step();
       continue;
     }
+    if (metric_is_stale(opt.monitor)) continue;  // no validation this epoch: nothing new to react to
     auto it = callback_metrics_.find(opt.monitor);
+    // Not logged yet because nothing has validated yet (check_val_every_n_epoch): wait for it.
+    bool validated = interval == "epoch" ? validated_this_epoch_ : validations_run_ > 0;
+    if (it == callback_metrics_.end() && !validated) continue;
     if (it == callback_metrics_.end())
       throw std::invalid_argument(fmt::format(
           "the learning-rate scheduler monitors '{}', which was not logged (logged: {}): set its monitor to a logged "
@@ -432,19 +475,24 @@ void Trainer::step_schedulers(const std::string& interval, int64_t counter) {
   }
 }
 
+// Lightning's order: on_before_optimizer_step sees the raw gradients, then they are clipped
+// and the optimizers step. Gradients are zeroed where an accumulation window starts.
 void Trainer::optimizer_step(Module& module) {
+  for (auto& opt : optimizers_) module.on_before_optimizer_step(*opt.optimizer);
   clip_gradients(module);
   {
     auto timer = profiler_->scope("optimizer_step");
-    for (auto& opt : optimizers_) {
-      module.on_before_optimizer_step(*opt.optimizer);
-      opt.optimizer->step();
-      module.on_before_zero_grad(*opt.optimizer);
-      opt.optimizer->zero_grad();
-    }
+    for (auto& opt : optimizers_) opt.optimizer->step();
   }
   ++global_step_;
   step_schedulers("step", global_step_);
+}
+
+void Trainer::zero_grad(Module& module) {
+  for (auto& opt : optimizers_) {
+    module.on_before_zero_grad(*opt.optimizer);
+    opt.optimizer->zero_grad();
+  }
 }
 
 bool Trainer::stop_requested() {
@@ -483,6 +531,7 @@ bool Trainer::run_train_batch(Module& module, Batch& batch, int64_t idx, int64_t
   }
   if (!loss.defined()) return false;  // the module skipped this batch
   check_loss(loss, current_epoch_, idx);
+  if (!pending_grads) zero_grad(module);
   module.on_before_backward(loss);
   {
     auto timer = profiler_->scope("backward");
@@ -506,12 +555,16 @@ static int64_t validation_stride(const BatchLimit& interval, int64_t limit) {
 
 void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* val_loader) {
   module.train();
+  int64_t first = resume_batch_;
+  resume_batch_ = 0;
+  // A loader may shuffle with the global generator: replaying an epoch needs the generator as
+  // it was when the epoch began; the generator as it was when the run stopped comes after.
+  if (first > 0 && resume_epoch_rng_.defined()) set_rng_state(resume_epoch_rng_);
+  epoch_start_rng_ = rng_state();
   {
     auto timer = profiler_->scope("train_dataloader_start_epoch");
     loader.start_epoch(current_epoch_);
   }
-  int64_t first = resume_batch_;
-  resume_batch_ = 0;
   if (first == 0) begin_epoch_metrics();  // a resumed epoch keeps its restored running means
   module.on_train_epoch_start();
   for (auto& cb : callbacks_) cb->on_train_epoch_start(*this, module);
@@ -519,16 +572,21 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
   num_loop_batches_ = limit;
   // A data module that saves its position skips what was trained on itself; otherwise the
   // epoch's order is replayed and the trained batches dropped.
-  if (first > 0 && data_ && data_->state_dict().empty())
+  if (first > 0 && !loader.restores_position())
     for (int64_t i = 0; i < first && loader.next(); ++i) {
     }
+  if (first > 0 && resume_rng_.defined()) set_rng_state(resume_rng_);
+  resume_rng_ = resume_epoch_rng_ = torch::Tensor();
   bool validate_this_epoch = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0;
   int64_t stride = validation_stride(options_.val_check_interval(), limit);
+  // Replicas take several batches per step: validate whenever a stride boundary was crossed.
+  int64_t validated_block = stride > 0 ? first / stride : 0;
   auto maybe_validate_inside_epoch = [&](int64_t done) {
-    if (validate_this_epoch && stride > 0 && done % stride == 0 && (limit < 0 || done < limit)) {
-      run_validation(module, *val_loader);
-      module.train();
-    }
+    if (!validate_this_epoch || stride <= 0 || done / stride == validated_block || (limit >= 0 && done >= limit))
+      return;
+    validated_block = done / stride;
+    run_validation(module, *val_loader);
+    module.train();
   };
   auto log_step_metrics = [&] {
     if (!pending_step_metrics_.empty() && global_step_ % std::max<int64_t>(options_.log_every_n_steps(), 1) == 0)
@@ -590,7 +648,10 @@ void Trainer::run_validation(Module& module, DataLoader& loader) {
   epoch_accumulators_.clear();
   for (auto& cb : callbacks_) cb->on_validation_start(*this, module);
   module.on_validation_start();
-  run_eval_loop(module, loader, Stage::kValidate);
+  auto logged = run_eval_loop(module, loader, Stage::kValidate);
+  ++validations_run_;
+  last_validation_metrics_.clear();
+  for (const auto& [name, _] : logged) last_validation_metrics_.insert(name);
   module.on_validation_end();
   for (auto& cb : callbacks_) cb->on_validation_end(*this, module);
   epoch_accumulators_ = std::move(training_means);
@@ -605,6 +666,12 @@ bool Trainer::run_replica_step(Module& module, DataLoader& loader, int64_t& idx,
     batches.push_back(std::move(batch));
   }
   if (batches.empty()) return false;
+  for (size_t r = 0; r < batches.size(); ++r) {
+    int64_t batch_idx = idx + static_cast<int64_t>(r);
+    module.on_train_batch_start(*batches[r], batch_idx);
+    for (auto& cb : callbacks_) cb->on_train_batch_start(*this, module, *batches[r], batch_idx);
+  }
+  zero_grad(module);
   std::vector<torch::Tensor> losses(batches.size());
   batch_index_ = idx;
   in_training_step_ = true;
@@ -682,6 +749,10 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   resume_batch_ = 0;
   batches_in_epoch_ = 0;
   interrupted_by_ = 0;
+  validations_run_ = 0;
+  validated_this_epoch_ = false;
+  last_validation_metrics_.clear();
+  stale_metrics_.clear();
   interrupt_checkpoint_.clear();
   auto fit_start = std::chrono::steady_clock::now();
   std::string resume_path;
@@ -708,23 +779,32 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   auto val_loader = data.val_dataloader();
   if (options_.overfit_batches().value > 0) {
     int64_t n = batches_to_run(options_.overfit_batches(), *train_loader, "overfit_batches");
+    if (n < 0)
+      throw std::invalid_argument("trainer.overfit_batches is a fraction of a stream of unknown length: give a number "
+                                  "of batches instead");
     std::vector<std::shared_ptr<Batch>> batches;
     train_loader->start_epoch(0);
     while (static_cast<int64_t>(batches.size()) < n)
       if (auto batch = train_loader->next()) batches.push_back(std::move(batch));
       else break;
-    overfit_loader_ = std::make_shared<CachedLoader>(std::move(batches));
-    train_loader = val_loader = overfit_loader_;
+    // Each loop reads the same batches through its own cursor: a validation inside the epoch
+    // must not use up the training loop's.
+    train_loader = std::make_shared<CachedLoader>(batches);
+    val_loader = std::make_shared<CachedLoader>(std::move(batches));
   }
   // A stream does not know its length: schedules use its estimate (a count limit wins).
   int64_t known = train_loader->num_batches();
   num_training_batches_ = options_.limit_train_batches().apply(known >= 0 ? known : train_loader->estimated_batches());
+  if (!module.automatic_optimization && options_.devices() > 1)
+    throw std::invalid_argument("manual optimization (automatic_optimization = false) steps the optimizers from the "
+                                "module itself: it cannot run on thread replicas (trainer.devices must be 1)");
   optimizers_ = optimizer_factory_ ? optimizer_factory_(module) : module.configure_optimizers();
   if (!resume_path.empty()) restore(resume_path, module, true);
   replicas_.reset();
   if (options_.devices() > 1) replicas_ = std::make_unique<ThreadReplicas>(module, options_.devices(), this);
   for (auto& logger : loggers_) logger->log_hyperparams(module.hparams());
   StopSignalScope signals(options_.handle_signals() && !options_.fast_dev_run());
+  DeterministicScope deterministic(options_.deterministic());
   try {
     module.on_fit_start();
     for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
@@ -734,7 +814,11 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
       if (interrupted_by_) break;
       bool validate = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0 &&
                       batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0;
+      // An epoch without validation must not act on the last validation's values again.
+      stale_metrics_.clear();
+      validated_this_epoch_ = validate;
       if (validate) run_validation(module, *val_loader);
+      else stale_metrics_ = last_validation_metrics_;
       module.on_train_epoch_end();
       send_to_loggers(end_epoch_metrics());
       ++current_epoch_;  // the checkpoint written below resumes at the next epoch
@@ -745,7 +829,12 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
         for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
       }
       for (auto& logger : loggers_) logger->save();
-      if (stop_requested()) break;  // the epoch's own checkpoint is the resumable one
+      stale_metrics_.clear();
+      if (stop_requested()) {
+        bool more_to_do = !should_stop && (options_.max_epochs() < 0 || current_epoch_ < options_.max_epochs());
+        if (more_to_do) break;  // the epoch's own checkpoint is the resumable one
+        interrupted_by_ = 0;    // the run was finishing anyway: it ends as a complete run
+      }
     }
     if (interrupted_by_) {
       write_interrupt_checkpoint(module);
@@ -761,7 +850,6 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     throw;
   }
   replicas_.reset();
-  overfit_loader_.reset();
   module.teardown(Stage::kFit);
   if (profiler_->enabled()) {
     std::string report =
@@ -785,6 +873,7 @@ std::map<std::string, double> Trainer::evaluate(Module& module, DataModule& data
   std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
   if (!path.empty()) preload_module_state(path, module);
   setup_run(module, false);
+  DeterministicScope deterministic(options_.deterministic());
   data.prepare_data();
   data.setup(stage);
   module.setup(stage);

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "engine/callback.h"
 #include "engine/logger.h"
@@ -96,6 +97,9 @@ class Trainer {
   bool should_stop = false;
   const std::map<std::string, double>& callback_metrics() const { return callback_metrics_; }
   const std::map<std::string, double>& progress_bar_metrics() const { return progress_bar_metrics_; }
+  // True for a validation metric in an epoch that did not validate (check_val_every_n_epoch):
+  // callbacks that monitor it (checkpoints, early stopping) have nothing new to judge.
+  bool metric_is_stale(const std::string& name) const { return stale_metrics_.count(name) > 0; }
   int64_t num_training_batches() const { return num_training_batches_; }
   int64_t batch_index() const { return batch_index_; }
   int64_t num_loop_batches() const { return num_loop_batches_; }
@@ -141,6 +145,7 @@ class Trainer {
                                          Stage stage);
   void optimizer_step(Module& module);
   void clip_gradients(Module& module);
+  void zero_grad(Module& module);
   void step_schedulers(const std::string& interval, int64_t counter);
   void begin_epoch_metrics();
   std::map<std::string, double> end_epoch_metrics();
@@ -178,7 +183,12 @@ class Trainer {
   int64_t batches_in_epoch_ = 0;    // batches of current_epoch_ trained so far
   int interrupted_by_ = 0;
   std::string interrupt_checkpoint_;
-  std::shared_ptr<DataLoader> overfit_loader_;
+  torch::Tensor epoch_start_rng_;                  // the generator when the current epoch began
+  torch::Tensor resume_rng_, resume_epoch_rng_;    // from a mid-epoch checkpoint, used once
+  std::set<std::string> last_validation_metrics_;  // names the last validation logged
+  std::set<std::string> stale_metrics_;            // those, in an epoch that did not validate
+  bool validated_this_epoch_ = false;
+  int64_t validations_run_ = 0;
 };
 
 }  // namespace j2v::engine

@@ -15,6 +15,7 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(
 }
 
 void EarlyStopping::on_train_epoch_end(Trainer& trainer, Module&) {
+  if (trainer.metric_is_stale(options_.monitor())) return;  // an epoch without validation
   auto it = trainer.callback_metrics().find(options_.monitor());
   if (it == trainer.callback_metrics().end()) {
     if (!warned_) std::cerr << "warning: early_stopping.monitor '" << options_.monitor() << "' was not logged; early stopping is off\n";

@@ -27,28 +27,35 @@ bool ModelCheckpoint::better(double candidate, double reference) const {
 void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
   if (trainer.options().fast_dev_run() || dirpath_.empty()) return;
   const auto& metrics = trainer.callback_metrics();
+  bool stale = trainer.metric_is_stale(options_.monitor());  // an epoch without validation: not ranked
   auto it = metrics.find(options_.monitor());
   std::string name = fmt::format("epoch={}-step={}.ckpt", trainer.current_epoch() - 1, trainer.global_step());
   std::string saved_this_epoch;
-  if (options_.save_top_k() != 0 && it != metrics.end() && std::isfinite(it->second)) {
+  if (options_.save_top_k() != 0 && !stale && it != metrics.end() && std::isfinite(it->second)) {
     double score = it->second;
     bool keep = options_.save_top_k() < 0 || static_cast<int64_t>(kept_.size()) < options_.save_top_k() ||
                 better(score, kept_.back().first);
     if (keep) {
+      // The ranking is updated before the file is written, so the checkpoint (and last.ckpt,
+      // linked to it) holds this callback's state as of this epoch.
       std::string path = (fs::path(dirpath_) / name).string();
-      trainer.save_checkpoint(path, module);
-      saved_this_epoch = path;
       kept_.emplace_back(score, path);
       std::stable_sort(kept_.begin(), kept_.end(), [&](auto& a, auto& b) { return better(a.first, b.first); });
+      std::vector<std::string> evicted;
       while (options_.save_top_k() > 0 && static_cast<int64_t>(kept_.size()) > options_.save_top_k()) {
-        std::error_code ignored;
-        fs::remove(kept_.back().second, ignored);
+        evicted.push_back(kept_.back().second);
         kept_.pop_back();
       }
       best_model_path_ = kept_.front().second;
       best_model_score_ = kept_.front().first;
+      trainer.save_checkpoint(path, module);
+      saved_this_epoch = path;
+      for (const auto& old : evicted) {
+        std::error_code ignored;
+        fs::remove(old, ignored);
+      }
     }
-  } else if (it == metrics.end() && !warned_missing_) {
+  } else if (!stale && it == metrics.end() && !warned_missing_) {
     warned_missing_ = true;
     std::cerr << "warning: checkpoint.monitor '" << options_.monitor()
               << "' was not logged (no validation data?); only last.ckpt is kept\n";
