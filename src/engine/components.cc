@@ -219,46 +219,24 @@ void register_schedulers(SchedulerRegistry& r) {
 }
 }  // namespace
 
-ModuleRegistry& modules() {
-  static ModuleRegistry registry("model");
-  return registry;
-}
-DataModuleRegistry& data_modules() {
-  static DataModuleRegistry registry("data module");
-  return registry;
-}
-CallbackRegistry& callbacks() {
-  static CallbackRegistry registry = [] {
-    CallbackRegistry r("callback");
-    register_callbacks(r);
+// A registry of `kind`, holding the built-in components `add_builtins` registers; one per
+// registry type (each kind has its own type), made on first use.
+template <typename Registry>
+Registry& registry_of(const char* kind, void (*add_builtins)(Registry&)) {
+  static Registry registry = [&] {
+    Registry r(kind);
+    if (add_builtins) add_builtins(r);
     return r;
   }();
   return registry;
 }
-LoggerRegistry& loggers() {
-  static LoggerRegistry registry = [] {
-    LoggerRegistry r("logger");
-    register_loggers(r);
-    return r;
-  }();
-  return registry;
-}
-OptimizerRegistry& optimizers() {
-  static OptimizerRegistry registry = [] {
-    OptimizerRegistry r("optimizer");
-    register_optimizers(r);
-    return r;
-  }();
-  return registry;
-}
-SchedulerRegistry& schedulers() {
-  static SchedulerRegistry registry = [] {
-    SchedulerRegistry r("lr_scheduler");
-    register_schedulers(r);
-    return r;
-  }();
-  return registry;
-}
+
+ModuleRegistry& modules() { return registry_of<ModuleRegistry>("model", nullptr); }
+DataModuleRegistry& data_modules() { return registry_of<DataModuleRegistry>("data module", nullptr); }
+CallbackRegistry& callbacks() { return registry_of<CallbackRegistry>("callback", register_callbacks); }
+LoggerRegistry& loggers() { return registry_of<LoggerRegistry>("logger", register_loggers); }
+OptimizerRegistry& optimizers() { return registry_of<OptimizerRegistry>("optimizer", register_optimizers); }
+SchedulerRegistry& schedulers() { return registry_of<SchedulerRegistry>("lr_scheduler", register_schedulers); }
 
 OptimizerConfig make_optimizer_config(const std::string& optimizer_class, const json& optimizer_args,
                                       const std::string& scheduler_class, const json& scheduler_args, Module& module,

@@ -98,6 +98,9 @@ ReduceOnPlateauScheduler::ReduceOnPlateauScheduler(torch::optim::Optimizer& opti
   best_ = mode_ == "min" ? INFINITY : -INFINITY;
 }
 
+// Two departures from PyTorch, on purpose: a non-finite metric is ignored (PyTorch counts it
+// as a bad step and may cut the rate for a transient NaN), and the relative threshold keeps
+// its meaning for negative values (PyTorch's best * (1 - threshold) moves the wrong way there).
 bool ReduceOnPlateauScheduler::improved(double value) const {
   return mode_ == "min" ? value < best_ * (1.0 - threshold_ * (best_ >= 0 ? 1 : -1))
                         : value > best_ * (1.0 + threshold_ * (best_ >= 0 ? 1 : -1));
