@@ -50,9 +50,11 @@ if [ ! -f "$DUCKDB_DIR/lib/libduckdb.so" ] || [ ! -f "$DUCKDB_DIR/include/duckdb
   tar -xzf "$hdr_tgz" -C "$tmp" package/src/duckdb/src/include/duckdb.h
   cp "$tmp/package/src/duckdb/src/include/duckdb.h" "$DUCKDB_DIR/include/"
 fi
-# An independent Parquet reader for the writer's interop tests and a local S3 server for the
-# S3 tests (pinned by the lock file).
-if [ ! -d tests/io/node_modules/hyparquet ] || [ ! -d tests/io/node_modules/s3rver ]; then
+# An independent Parquet reader for the writer's interop tests, a local S3 server for the
+# S3 tests, and protobufjs + a CRC32C for reading TensorBoard event files back (pinned by the
+# lock file).
+if [ ! -d tests/io/node_modules/hyparquet ] || [ ! -d tests/io/node_modules/s3rver ] ||
+   [ ! -d tests/io/node_modules/protobufjs ] || [ ! -d tests/io/node_modules/@aws-crypto/crc32c ]; then
   npm ci --silent --no-audit --no-fund --prefix tests/io >/dev/null
 fi
 echo "setup: dependencies ready"

@@ -444,6 +444,7 @@ void Trainer::send_to_loggers(const std::map<std::string, double>& metrics) {
 
 void Trainer::clip_gradients(Module& module) {
   if (options_.gradient_clip_val() <= 0) return;
+  auto timer = profiler_->scope("clip_gradients");
   if (options_.gradient_clip_algorithm() == "value")
     torch::nn::utils::clip_grad_value_(module.parameters(), options_.gradient_clip_val());
   else
@@ -489,6 +490,7 @@ void Trainer::optimizer_step(Module& module) {
 }
 
 void Trainer::zero_grad(Module& module) {
+  auto timer = profiler_->scope("zero_grad");
   for (auto& opt : optimizers_) {
     module.on_before_zero_grad(*opt.optimizer);
     opt.optimizer->zero_grad();
