@@ -130,29 +130,24 @@ std::pair<double, double> betas_of(const json& a) {
   return {b[0].get<double>(), b[1].get<double>()};
 }
 
+// Adam and AdamW take the same arguments; only where weight decay applies differs.
+template <typename Optimizer, typename Options>
+std::shared_ptr<torch::optim::Optimizer> make_adam(const json& a, std::vector<torch::Tensor> params) {
+  auto [beta1, beta2] = betas_of(a);
+  return std::make_shared<Optimizer>(params, Options(a["lr"].get<double>())
+                                                 .betas({beta1, beta2})
+                                                 .eps(a["eps"].get<double>())
+                                                 .weight_decay(a["weight_decay"].get<double>())
+                                                 .amsgrad(a["amsgrad"].get<bool>()));
+}
+
 void register_optimizers(OptimizerRegistry& r) {
   r.add({"Adam", "Adam",
          {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.0}, {"amsgrad", false}},
-         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
-           return std::make_shared<torch::optim::Adam>(
-               params, torch::optim::AdamOptions(a["lr"].get<double>())
-                           .betas({betas_of(a).first, betas_of(a).second})
-                           .eps(a["eps"].get<double>())
-                           .weight_decay(a["weight_decay"].get<double>())
-                           .amsgrad(a["amsgrad"].get<bool>()));
-         },
-         {"torch.optim.Adam", "adam"}});
+         make_adam<torch::optim::Adam, torch::optim::AdamOptions>, {"torch.optim.Adam", "adam"}});
   r.add({"AdamW", "Adam with decoupled weight decay",
          {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.01}, {"amsgrad", false}},
-         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
-           return std::make_shared<torch::optim::AdamW>(
-               params, torch::optim::AdamWOptions(a["lr"].get<double>())
-                           .betas({betas_of(a).first, betas_of(a).second})
-                           .eps(a["eps"].get<double>())
-                           .weight_decay(a["weight_decay"].get<double>())
-                           .amsgrad(a["amsgrad"].get<bool>()));
-         },
-         {"torch.optim.AdamW", "adamw"}});
+         make_adam<torch::optim::AdamW, torch::optim::AdamWOptions>, {"torch.optim.AdamW", "adamw"}});
   r.add({"SGD", "stochastic gradient descent with momentum",
          {{"lr", 0.01}, {"momentum", 0.0}, {"dampening", 0.0}, {"weight_decay", 0.0}, {"nesterov", false}},
          [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {

@@ -174,7 +174,7 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
   if (options_.check_val_every_n_epoch() < 1) throw std::invalid_argument("trainer.check_val_every_n_epoch must be >= 1");
   if (options_.val_check_interval().value <= 0)
     throw std::invalid_argument("trainer.val_check_interval must be a fraction in (0, 1] or a number of batches >= 1");
-  is_mixed_precision(options_.precision());  // validates
+  mixed_precision_ = is_mixed_precision(options_.precision());  // throws for an unknown precision
   profiler_ = std::make_unique<Profiler>(options_.profiler() == "simple");
   callbacks_ = options_.callbacks();
   loggers_ = options_.loggers();
@@ -497,6 +497,10 @@ void Trainer::zero_grad(Module& module) {
   }
 }
 
+bool Trainer::validates_after_epoch(int64_t epoch) const {
+  return (epoch + 1) % options_.check_val_every_n_epoch() == 0;
+}
+
 bool Trainer::stop_requested() {
   if (!interrupted_by_) interrupted_by_ = StopSignalScope::received();
   return interrupted_by_ != 0;
@@ -521,7 +525,7 @@ void Trainer::write_interrupt_checkpoint(Module& module) {
 bool Trainer::run_train_batch(Module& module, Batch& batch, int64_t idx, int64_t accumulate, bool& pending_grads,
                               torch::Tensor& loss) {
   {
-    PrecisionScope precision(is_mixed_precision(options_.precision()));
+    PrecisionScope precision(mixed_precision_);
     auto timer = profiler_->scope("training_step");
     in_training_step_ = true;
     loss = module.training_step(batch, idx);
@@ -579,7 +583,7 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
     }
   if (first > 0 && resume_rng_.defined()) set_rng_state(resume_rng_);
   resume_rng_ = resume_epoch_rng_ = torch::Tensor();
-  bool validate_this_epoch = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0;
+  bool validate_this_epoch = val_loader && validates_after_epoch(current_epoch_);
   int64_t stride = validation_stride(options_.val_check_interval(), limit);
   // Replicas take several batches per step: validate whenever a stride boundary was crossed.
   int64_t validated_block = stride > 0 ? first / stride : 0;
@@ -677,13 +681,12 @@ bool Trainer::run_replica_step(Module& module, DataLoader& loader, int64_t& idx,
   std::vector<torch::Tensor> losses(batches.size());
   batch_index_ = idx;
   in_training_step_ = true;
-  bool mixed = is_mixed_precision(options_.precision());
   replicas_->run([&](Module& replica, int64_t r) {
     if (r >= static_cast<int64_t>(batches.size())) return;
     tl_batch_size = batches[r]->size();
     torch::Tensor loss;
     {
-      PrecisionScope precision(mixed);
+      PrecisionScope precision(mixed_precision_);
       loss = replica.training_step(*batches[r], idx + r);
     }
     if (!loss.defined()) return;
@@ -716,13 +719,12 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
   const BatchLimit& limit_opt = stage == Stage::kValidate ? options_.limit_val_batches() : options_.limit_test_batches();
   int64_t limit = batches_to_run(limit_opt, loader, stage == Stage::kValidate ? "limit_val_batches" : "limit_test_batches");
   num_loop_batches_ = limit;
-  bool mixed = is_mixed_precision(options_.precision());
   for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
     auto batch = loader.next();
     if (!batch) break;
     batch_index_ = idx;
     tl_batch_size = batch->size();
-    PrecisionScope precision(mixed);
+    PrecisionScope precision(mixed_precision_);
     if (stage == Stage::kValidate) {
       {
         auto timer = profiler_->scope("validation_step");
@@ -754,7 +756,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   validations_run_ = 0;
   validated_this_epoch_ = false;
   last_validation_metrics_.clear();
-  stale_metrics_.clear();
+  ending_unvalidated_epoch_ = false;
   interrupt_checkpoint_.clear();
   auto fit_start = std::chrono::steady_clock::now();
   std::string resume_path;
@@ -814,13 +816,12 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     while ((options_.max_epochs() < 0 || current_epoch_ < options_.max_epochs()) && !should_stop) {
       run_train_epoch(module, *train_loader, val_loader.get());
       if (interrupted_by_) break;
-      bool validate = val_loader && (current_epoch_ + 1) % options_.check_val_every_n_epoch() == 0 &&
+      bool validate = val_loader && validates_after_epoch(current_epoch_) &&
                       batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0;
       // An epoch without validation must not act on the last validation's values again.
-      stale_metrics_.clear();
       validated_this_epoch_ = validate;
+      ending_unvalidated_epoch_ = !validate;
       if (validate) run_validation(module, *val_loader);
-      else stale_metrics_ = last_validation_metrics_;
       module.on_train_epoch_end();
       send_to_loggers(end_epoch_metrics());
       ++current_epoch_;  // the checkpoint written below resumes at the next epoch
@@ -831,7 +832,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
         for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
       }
       for (auto& logger : loggers_) logger->save();
-      stale_metrics_.clear();
+      ending_unvalidated_epoch_ = false;
       if (stop_requested()) {
         bool more_to_do = !should_stop && (options_.max_epochs() < 0 || current_epoch_ < options_.max_epochs());
         if (more_to_do) break;  // the epoch's own checkpoint is the resumable one

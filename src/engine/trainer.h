@@ -99,7 +99,9 @@ class Trainer {
   const std::map<std::string, double>& progress_bar_metrics() const { return progress_bar_metrics_; }
   // True for a validation metric in an epoch that did not validate (check_val_every_n_epoch):
   // callbacks that monitor it (checkpoints, early stopping) have nothing new to judge.
-  bool metric_is_stale(const std::string& name) const { return stale_metrics_.count(name) > 0; }
+  bool metric_is_stale(const std::string& name) const {
+    return ending_unvalidated_epoch_ && last_validation_metrics_.count(name) > 0;
+  }
   int64_t num_training_batches() const { return num_training_batches_; }
   int64_t batch_index() const { return batch_index_; }
   int64_t num_loop_batches() const { return num_loop_batches_; }
@@ -137,6 +139,7 @@ class Trainer {
                        torch::Tensor& loss);
   void run_validation(Module& module, DataLoader& loader);
   bool stop_requested();
+  bool validates_after_epoch(int64_t epoch) const;  // check_val_every_n_epoch
   void write_interrupt_checkpoint(Module& module);
   // One optimizer-step's worth of work on the replicas; returns false when the loader ran out.
   bool run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit);
@@ -179,6 +182,7 @@ class Trainer {
   void load_accumulators(const nlohmann::json& state);
   std::function<std::vector<OptimizerConfig>(Module&)> optimizer_factory_;
   std::unique_ptr<class Profiler> profiler_;
+  bool mixed_precision_ = false;  // trainer.precision is bf16-mixed
   int64_t resume_batch_ = 0;        // batches of current_epoch_ already trained (a mid-epoch resume)
   int64_t batches_in_epoch_ = 0;    // batches of current_epoch_ trained so far
   int interrupted_by_ = 0;
@@ -186,7 +190,7 @@ class Trainer {
   torch::Tensor epoch_start_rng_;                  // the generator when the current epoch began
   torch::Tensor resume_rng_, resume_epoch_rng_;    // from a mid-epoch checkpoint, used once
   std::set<std::string> last_validation_metrics_;  // names the last validation logged
-  std::set<std::string> stale_metrics_;            // those, in an epoch that did not validate
+  bool ending_unvalidated_epoch_ = false;          // between an epoch without validation and its end
   bool validated_this_epoch_ = false;
   int64_t validations_run_ = 0;
 };

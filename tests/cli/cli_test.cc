@@ -13,28 +13,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out, err;
-  nlohmann::json last_json() const {
-    auto end = out.find_last_not_of('\n');
-    auto start = out.rfind('\n', end);
-    return nlohmann::json::parse(out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1));
-  }
-};
+using j2v::testing::slurp;
+using Result = j2v::testing::CommandResult;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-Result run(const std::string& args, const fs::path& dir) {
-  auto out = dir / "stdout.txt", err = dir / "stderr.txt";
-  std::string cmd = "cd " + std::string(JSON2VEC_SOURCE_DIR) + " && " + JSON2VEC_BINARY + " " + args + " > " +
-                    out.string() + " 2> " + err.string();
-  int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), slurp(out), slurp(err)};
-}
+Result run(const std::string& args, const fs::path& dir) { return j2v::testing::run_in_repo(JSON2VEC_BINARY, args, dir); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -20,28 +20,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using j2v::testing::slurp;
 
-struct Run {
-  int code;
-  std::string out, err;
-  json last_json() const {
-    auto end = out.find_last_not_of('\n');
-    auto start = out.rfind('\n', end);
-    start = start == std::string::npos ? 0 : start + 1;
-    return json::parse(out.substr(start, end - start + 1));
-  }
-};
-
-Run run_example(const std::string& args, const fs::path& dir) {
-  auto out = dir / "stdout.txt", err = dir / "stderr.txt";
-  std::string cmd = "cd " + std::string(JSON2VEC_SOURCE_DIR) + " && " + MLP_EXAMPLE_BINARY + " " + args + " > " +
-                    out.string() + " 2> " + err.string();
-  int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), slurp(out), slurp(err)};
+j2v::testing::CommandResult run_example(const std::string& args, const fs::path& dir) {
+  return j2v::testing::run_in_repo(MLP_EXAMPLE_BINARY, args, dir);
 }
 
 class MlpExampleModel : public ::testing::Test {
