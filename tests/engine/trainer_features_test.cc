@@ -108,8 +108,8 @@ class Classifier : public Module {
   }
   std::vector<OptimizerConfig> configure_optimizers() override {
     OptimizerConfig c;
-    c.optimizer = std::make_shared<torch::optim::Adam>(parameters(), torch::optim::AdamOptions(0.01));
-    c.scheduler = std::make_shared<StepScheduler>(*c.optimizer, 10, 0.7);
+    c.optimizer = std::make_shared<torch::optim::Adam>(parameters(), torch::optim::AdamOptions(learning_rate));
+    c.scheduler = std::make_shared<StepScheduler>(*c.optimizer, 10, lr_decay);
     c.name = "Adam";
     return {c};
   }
@@ -124,6 +124,7 @@ class Classifier : public Module {
     grad_norm = std::max(grad_norm, std::sqrt(sq));
   }
   torch::nn::Sequential net{nullptr};
+  double learning_rate = 0.01, lr_decay = 0.7;  // lr_decay: StepLR's gamma every 10 epochs
   int training_steps = 0;
   std::set<c10::ScalarType> train_dtypes, val_dtypes;
   std::vector<bool> deterministic_seen;
@@ -390,6 +391,9 @@ TEST(Trainer, GradientsAreClippedByValueOrByNorm) {
 TEST(Trainer, OverfitBatchesTrainsAndValidatesOnTheSameFewBatches) {
   auto root = j2v::testing::temp_dir("overfit");
   Classifier module;
+  // A steady learning rate, so memorising 64 rows doesn't hinge on the last few steps.
+  module.learning_rate = 0.03;
+  module.lr_decay = 1.0;
   ClassData data;
   Trainer trainer(quiet(root).max_epochs(150).overfit_batches(BatchLimit::count(2)).enable_checkpointing(false));
   trainer.fit(module, data);
@@ -399,7 +403,10 @@ TEST(Trainer, OverfitBatchesTrainsAndValidatesOnTheSameFewBatches) {
   std::set<double> val_rows(module.val_first_rows.begin(), module.val_first_rows.end());
   EXPECT_EQ(train_rows.size(), 2u);
   EXPECT_EQ(train_rows, val_rows);
-  EXPECT_GT(trainer.callback_metrics().at("accuracy/validate"), 0.95);  // memorised
+  // Memorised: the classes overlap (the best rule for fresh rows errs on about 7% of them, at
+  // a cross-entropy near 0.17), so only rows seen in training can be this well fitted.
+  EXPECT_GT(trainer.callback_metrics().at("accuracy/validate"), 0.98);
+  EXPECT_LT(trainer.callback_metrics().at("loss/validate"), 0.05);
   // Validating inside the epoch reads the same batches without using up the training loop's.
   Classifier checked;
   Trainer twice(quiet(root).max_epochs(3).overfit_batches(BatchLimit::count(2)).val_check_interval(BatchLimit::count(1))
