@@ -12,11 +12,17 @@ namespace examples {
 
 namespace {
 
-std::vector<std::string> split_csv_line(const std::string& line) {
+// Cells lose surrounding blanks, and a Windows line's '\r' is not part of its last cell.
+std::vector<std::string> split_csv_line(std::string line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  auto trim = [](std::string cell) {
+    size_t first = cell.find_first_not_of(" \t"), last = cell.find_last_not_of(" \t");
+    return first == std::string::npos ? std::string() : cell.substr(first, last - first + 1);
+  };
   std::vector<std::string> cells;
   std::stringstream in(line);
   std::string cell;
-  while (std::getline(in, cell, ',')) cells.push_back(cell);
+  while (std::getline(in, cell, ',')) cells.push_back(trim(cell));
   if (!line.empty() && line.back() == ',') cells.emplace_back();
   return cells;
 }
@@ -80,7 +86,7 @@ void CsvDataModule::prepare_data() {
   std::vector<float> features;
   std::vector<int64_t> labels;
   for (int64_t line_number = 2; std::getline(in, line); ++line_number) {
-    if (line.empty()) continue;
+    if (line.empty() || line == "\r") continue;
     auto cells = split_csv_line(line);
     if (cells.size() != header.size())
       throw std::runtime_error(fmt::format("{}:{}: {} cells, the header has {}", options_.path, line_number,

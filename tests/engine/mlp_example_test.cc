@@ -108,6 +108,44 @@ TEST_F(MlpExampleModel, TheExampleBinaryTrainsFromItsConfigWithLinkedArguments) 
   EXPECT_NE(bad_link.err.find("num_rows"), std::string::npos) << bad_link.err;
 }
 
+// A bad cell is refused before training, naming the file, the line and the column; Windows
+// line endings and blanks around numbers are read as the numbers they are.
+TEST_F(MlpExampleModel, BadCsvCellsNameFileLineAndColumn) {
+  auto read = [&](const std::string& text) {
+    fs::path file = dir / "rows.csv";
+    std::ofstream(file) << text;
+    examples::CsvDataOptions options;
+    options.path = file.string();
+    examples::CsvDataModule data(options);
+    data.prepare_data();
+    return data.num_features();
+  };
+  auto error_of = [&](const std::string& text) {
+    try {
+      read(text);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string file = (dir / "rows.csv").string();
+  EXPECT_EQ(read("a,b,label\r\n1, 2 ,0\r\n3,4,1\r\n5,6,2\r\n\r\n"), 2);
+  EXPECT_EQ(error_of("a,b,label\n1,2,0\n3,x,1\n5,6,2\n"), file + ":3: column 'b': 'x' is not a number");
+  EXPECT_EQ(error_of("a,b,label\n1,2,0\n3,4,1.5\n5,6,2\n"),
+            file + ":3: column 'label': a class index (0, 1, ...) is needed, got 1.5");
+  EXPECT_EQ(error_of("a,b,label\n1,2,0\n3,4\n"), file + ":3: 2 cells, the header has 3");
+  EXPECT_EQ(error_of("a,b,label\n1,,0\n"), file + ":2: column 'b': '' is not a number");
+  EXPECT_NE(error_of("a,b,class\n1,2,0\n").find("no column 'label' (columns: a, b, class)"), std::string::npos);
+  EXPECT_NE(error_of("a,b,label\n1,2,0\n").find("needs at least 3 rows"), std::string::npos);
+
+  // Through the example's binary: exit 1 and the same message, before any run directory.
+  std::ofstream(dir / "rows.csv") << "x,y,label\n1,2,0\n3,oops,1\n";
+  auto bad = run_example("fit " + common() + " --data.init_args.path=" + file, dir);
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_NE(bad.err.find(file + ":3: column 'y': 'oops' is not a number"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "runs" / "version_0"));
+}
+
 // A job scheduler's SIGTERM in the middle of training: the run stops after its step, leaves a
 // resumable checkpoint, says so on stdout and exits 143; `--ckpt_path last` finishes the run.
 TEST_F(MlpExampleModel, SigtermLeavesAResumableCheckpoint) {
