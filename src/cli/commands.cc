@@ -275,6 +275,16 @@ void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
   });
 }
 
+// The config as it takes effect, for --print_config, config.yaml and checkpoints: json2vec's
+// `scheduler` section is left out where a configured optimizer or lr_scheduler replaces it,
+// or where the model is not json2vec's, so nobody reads a schedule that isn't run.
+json effective_config(json cfg) {
+  bool replaced = cfg["model"].contains("class_path") || cfg["optimizer"].contains("class_path") ||
+                  !cfg["lr_scheduler"].is_null();
+  if (replaced) cfg.erase("scheduler");
+  return cfg;
+}
+
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
   const json& t = cfg["trainer"];
   engine::TrainerOptions o;
@@ -302,7 +312,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .check_val_every_n_epoch(t["check_val_every_n_epoch"].get<int64_t>())
       .deterministic(t["deterministic"].get<bool>())
       .profiler(t["profiler"].get<std::string>() == "none" ? "" : t["profiler"].get<std::string>())
-      .config(cfg);
+      .config(effective_config(cfg));
   if (t["logger"].is_array()) {
     std::vector<std::shared_ptr<engine::Logger>> loggers;
     for (const auto& logger : t["logger"])
@@ -316,7 +326,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       if (engine::callbacks().find(callback["class_path"].get<std::string>()).name == name) return true;
     return false;
   };
-  if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(cfg));
+  if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(effective_config(cfg)));
   if (command == "fit" && t["weight_averaging"].get<double>() > 0 && !listed("WeightAveraging"))
     callbacks.push_back(std::make_shared<engine::WeightAveraging>(
         engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));
@@ -674,7 +684,7 @@ int run_command(const Args& args) {
   bool print_only = cmd == "print-config" || args.print_config;
   json cfg = resolve_config(args.config, args.overrides, !print_only, &component_catalog());
   if (print_only) {
-    std::cout << to_yaml(cfg);
+    std::cout << to_yaml(effective_config(cfg));
     return 0;
   }
   if (cfg["model"].contains("class_path")) {

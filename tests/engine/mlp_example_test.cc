@@ -98,6 +98,9 @@ TEST_F(MlpExampleModel, TheExampleBinaryTrainsFromItsConfigWithLinkedArguments) 
   EXPECT_NE(printed.out.find("class_path: examples.MLP"), std::string::npos) << printed.out;
   EXPECT_NE(printed.out.find("weight_decay: 0.0001"), std::string::npos) << printed.out;
   EXPECT_NE(printed.out.find("amsgrad: false"), std::string::npos) << printed.out;  // defaults filled in
+  // json2vec's own schedule section doesn't apply to this model: it isn't shown as if it ran.
+  EXPECT_EQ(printed.out.find("\nscheduler:"), std::string::npos) << printed.out;
+  EXPECT_NE(printed.out.find("\nlr_scheduler:"), std::string::npos) << printed.out;
 
   auto bad = run_example("fit " + common() + " --model.init_args.hiden=3", dir);
   EXPECT_EQ(bad.code, 2);
