@@ -1,7 +1,9 @@
-// Number: a real value. Normalised by training mean/std (frozen after fit), embedded with
-// trainable periodic features (sin/cos of learned frequencies, then Linear + ReLU: the
-// "PLR" embedding that closes most of the gap to tree ensembles on tabular data),
-// decoded to a normalised value with an mse | mae | huber loss.
+// Number: a real value. Optionally log-scaled (sign(x)·ln(1+|x|), for skewed values such as
+// prices), normalised by training mean/std (frozen after fit), embedded with trainable
+// periodic features (sin/cos of learned frequencies, then Linear + ReLU: the "PLR"
+// embedding that closes most of the gap to tree ensembles on tabular data), decoded to a
+// normalised value with an mse | mae | huber loss. Metrics and payloads are in the
+// value's own units, whatever the scaling.
 #include <fmt/format.h>
 
 #include <charconv>
@@ -47,11 +49,17 @@ CellState parse_number(const Scalar& v, double& out) {
   }
 }
 
+// transform: log. Signed, so negative values keep their order and 0 stays 0.
+double signed_log1p(double x) { return std::copysign(std::log1p(std::abs(x)), x); }
+double signed_expm1(double y) { return std::copysign(std::expm1(std::abs(y)), y); }
+
 class NumberStats : public FieldStats {
  public:
+  explicit NumberStats(bool log_scale) : log_scale_(log_scale) {}
   void observe(const Scalar& value) override {
     double x;
     if (parse_number(value, x) != CellState::kValued) return;
+    if (log_scale_) x = signed_log1p(x);
     ++count;
     double delta = x - mean;  // Welford: stable for large counts
     mean += delta / count;
@@ -67,14 +75,18 @@ class NumberStats : public FieldStats {
     count = n;
   }
   double count = 0, mean = 0, m2 = 0;
+
+ private:
+  bool log_scale_;
 };
 
 class NumberField : public Field {
  public:
-  using Field::Field;
+  NumberField(FieldSpec spec, Address address)
+      : Field(std::move(spec), std::move(address)), log_scale_(this->spec().options.at("transform") == "log") {}
   bool uses_values() const override { return true; }
   bool uses_indices() const override { return false; }
-  std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<NumberStats>(); }
+  std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<NumberStats>(log_scale_); }
 
   void fit(const FieldStats& base) override {
     const auto& stats = static_cast<const NumberStats&>(base);
@@ -100,6 +112,16 @@ class NumberField : public Field {
 
   double mean() const { return mean_; }
   double std() const { return std_; }
+  bool log_scale() const { return log_scale_; }
+  // A normalised value (the encoder's or a prediction) in the value's own units.
+  double to_original(double normalised) const {
+    double y = std::max(-double(kClip), std::min(double(kClip), normalised)) * std_ + mean_;
+    return log_scale_ ? signed_expm1(y) : y;
+  }
+  torch::Tensor to_original(const torch::Tensor& normalised) const {
+    auto y = normalised.to(torch::kFloat64).clamp(-kClip, kClip) * std_ + mean_;
+    return log_scale_ ? y.sign() * torch::expm1(y.abs()) : y;
+  }
 
   std::shared_ptr<FieldModuleImpl> make_module(const FieldModuleOptions& options) const override;
 
@@ -109,20 +131,23 @@ class NumberField : public Field {
     CellState state = parse_number(value, x);
     column.state[row] = static_cast<uint8_t>(state);
     if (state == CellState::kValued) {
+      if (log_scale_) x = signed_log1p(x);
       float z = static_cast<float>((x - mean_) / std_);
       column.values[row] = std::max(-kClip, std::min(kClip, z));
     }
   }
 
  private:
+  bool log_scale_;
   double mean_ = 0.0, std_ = 1.0, count_ = 0.0;
 };
 
 class NumberMetrics : public FieldMetrics {
  public:
-  explicit NumberMetrics(double std) : std_(std) {}
+  explicit NumberMetrics(const NumberField& field) : field_(field) {}
   void update(const torch::Tensor& content, const FieldTensors& truth, const torch::Tensor& rows) override {
-    auto err = (content.select(1, 0) - truth.values.index_select(0, rows).select(1, 0)) * std_;
+    auto err = field_.to_original(content.select(1, 0)) -
+               field_.to_original(truth.values.index_select(0, rows).select(1, 0));
     abs_sum_ += err.abs().sum().item<double>();
     sq_sum_ += err.square().sum().item<double>();
     n_ += static_cast<double>(err.size(0));
@@ -133,7 +158,8 @@ class NumberMetrics : public FieldMetrics {
   }
 
  private:
-  double std_, abs_sum_ = 0, sq_sum_ = 0, n_ = 0;
+  const NumberField& field_;
+  double abs_sum_ = 0, sq_sum_ = 0, n_ = 0;
 };
 
 class NumberModuleImpl : public FieldModuleImpl {
@@ -165,13 +191,13 @@ class NumberModuleImpl : public FieldModuleImpl {
   }
 
   std::unique_ptr<FieldMetrics> new_metrics() const override {
-    return std::make_unique<NumberMetrics>(number_.std());
+    return std::make_unique<NumberMetrics>(number_);
   }
 
   std::string content_duckdb_type() const override { return "STRUCT(value DOUBLE)"; }
 
   nlohmann::json content_payload(const float* content) const override {
-    return {{"value", content[0] * number_.std() + number_.mean()}};
+    return {{"value", number_.to_original(content[0])}};
   }
 
  private:
@@ -191,11 +217,15 @@ Datatype number_datatype() {
   Datatype d;
   d.name = "number";
   d.help = "a real value; strings that parse as numbers are accepted, 'NaN' is null";
-  d.option_defaults = {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}};
+  d.option_defaults = {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}, {"transform", "none"}};
   d.validate = [](const FieldSpec& spec) {
     auto loss = spec.options.at("loss");
     if (!loss.is_string() || (loss != "mse" && loss != "mae" && loss != "huber"))
       throw SchemaError("field '" + spec.name + "': option 'loss' must be one of mse, mae, huber; got " + loss.dump());
+    auto transform = spec.options.at("transform");
+    if (!transform.is_string() || (transform != "none" && transform != "log"))
+      throw SchemaError("field '" + spec.name + "': option 'transform' must be one of none, log; got " +
+                        transform.dump());
     auto k = spec.options.at("n_frequencies");
     if (!k.is_number_integer() || k.get<int64_t>() < 1 || k.get<int64_t>() > 512)
       throw SchemaError("field '" + spec.name + "': option 'n_frequencies' must be an integer in [1, 512]");

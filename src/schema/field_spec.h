@@ -52,6 +52,7 @@ struct Number : FieldBuilder<Number> {
   explicit Number(std::string name) : FieldBuilder("number", std::move(name)) {}
   Number& loss(const std::string& v) { return option("loss", v); }   // mse | mae | huber
   Number& n_frequencies(int v) { return option("n_frequencies", v); }
+  Number& transform(const std::string& v) { return option("transform", v); }  // none | log
 };
 
 struct Category : FieldBuilder<Category> {
