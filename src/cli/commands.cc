@@ -252,11 +252,15 @@ class SaveConfig : public engine::Callback {
 
 // An optimizer (and lr_scheduler) given in the config replaces the module's own
 // configure_optimizers, as in LightningCLI.
+bool optimizer_is_configured(const json& cfg) {
+  return cfg["optimizer"].contains("class_path") || !cfg["lr_scheduler"].is_null();
+}
+
 void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
+  if (!optimizer_is_configured(cfg)) return;
   const json& optimizer = cfg["optimizer"];
   const json& scheduler = cfg["lr_scheduler"];
   bool optimizer_component = optimizer.contains("class_path");
-  if (!optimizer_component && scheduler.is_null()) return;
   std::string optimizer_class;
   json optimizer_args;
   if (optimizer_component) {
@@ -279,14 +283,13 @@ void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
 // `scheduler` section is left out where a configured optimizer or lr_scheduler replaces it,
 // or where the model is not json2vec's, so nobody reads a schedule that isn't run.
 json effective_config(json cfg) {
-  bool replaced = cfg["model"].contains("class_path") || cfg["optimizer"].contains("class_path") ||
-                  !cfg["lr_scheduler"].is_null();
-  if (replaced) cfg.erase("scheduler");
+  if (cfg["model"].contains("class_path") || optimizer_is_configured(cfg)) cfg.erase("scheduler");
   return cfg;
 }
 
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
   const json& t = cfg["trainer"];
+  const json effective = effective_config(cfg);
   engine::TrainerOptions o;
   o.max_epochs(t["max_epochs"].get<int64_t>())
       .max_steps(t["max_steps"].get<int64_t>())
@@ -312,7 +315,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .check_val_every_n_epoch(t["check_val_every_n_epoch"].get<int64_t>())
       .deterministic(t["deterministic"].get<bool>())
       .profiler(t["profiler"].get<std::string>() == "none" ? "" : t["profiler"].get<std::string>())
-      .config(effective_config(cfg));
+      .config(effective);
   if (t["logger"].is_array()) {
     std::vector<std::shared_ptr<engine::Logger>> loggers;
     for (const auto& logger : t["logger"])
@@ -326,7 +329,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       if (engine::callbacks().find(callback["class_path"].get<std::string>()).name == name) return true;
     return false;
   };
-  if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(effective_config(cfg)));
+  if (command == "fit") callbacks.push_back(std::make_shared<SaveConfig>(effective));
   if (command == "fit" && t["weight_averaging"].get<double>() > 0 && !listed("WeightAveraging"))
     callbacks.push_back(std::make_shared<engine::WeightAveraging>(
         engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));

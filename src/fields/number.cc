@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "fields/field_module.h"
+#include "fields/option_checks.h"
 #include "fields/registry.h"
 #include "fields/string_rules.h"
 
@@ -112,7 +113,6 @@ class NumberField : public Field {
 
   double mean() const { return mean_; }
   double std() const { return std_; }
-  bool log_scale() const { return log_scale_; }
   // A normalised value (the encoder's or a prediction) in the value's own units.
   double to_original(double normalised) const {
     double y = std::max(-double(kClip), std::min(double(kClip), normalised)) * std_ + mean_;
@@ -219,19 +219,11 @@ Datatype number_datatype() {
   d.help = "a real value; strings that parse as numbers are accepted, 'NaN' is null";
   d.option_defaults = {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}, {"transform", "none"}};
   d.validate = [](const FieldSpec& spec) {
-    auto loss = spec.options.at("loss");
-    if (!loss.is_string() || (loss != "mse" && loss != "mae" && loss != "huber"))
-      throw SchemaError("field '" + spec.name + "': option 'loss' must be one of mse, mae, huber; got " + loss.dump());
-    auto transform = spec.options.at("transform");
-    if (!transform.is_string() || (transform != "none" && transform != "log"))
-      throw SchemaError("field '" + spec.name + "': option 'transform' must be one of none, log; got " +
-                        transform.dump());
-    auto k = spec.options.at("n_frequencies");
-    if (!k.is_number_integer() || k.get<int64_t>() < 1 || k.get<int64_t>() > 512)
-      throw SchemaError("field '" + spec.name + "': option 'n_frequencies' must be an integer in [1, 512]");
-    auto s = spec.options.at("frequency_scale");
-    if (!s.is_number() || !(s.get<double>() > 0))
-      throw SchemaError("field '" + spec.name + "': option 'frequency_scale' must be a positive number");
+    options::one_of(spec, "loss", {"mse", "mae", "huber"});
+    options::one_of(spec, "transform", {"none", "log"});
+    options::integer_in(spec, "n_frequencies", 1, 512);
+    const auto& scale = spec.options.at("frequency_scale");
+    if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");
   };
   d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
     return std::make_shared<NumberField>(std::move(spec), std::move(address));
