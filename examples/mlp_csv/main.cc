@@ -1,6 +1,7 @@
 // A program of its own on the json2vec engine: it registers its model and data module, then
 // hands its command line to the same CLI json2vec uses (fit/validate/test/predict, --config,
 // overrides, --print_config, checkpoints, callbacks, loggers).
+#include <json2vec/cli.h>
 #include <malloc.h>
 
 #include "csv_data_module.h"

@@ -1,8 +1,7 @@
 #pragma once
 // The training engine alone, for any LibTorch model (after PyTorch Lightning): Module,
-// DataModule, Trainer, callbacks, loggers, schedulers, the component registries, and the
-// CLI to run a program's own registered components from a config file.
-#include "cli/commands.h"
+// DataModule, Trainer, callbacks, loggers, schedulers and the component registries. The CLI
+// that runs a program's registered components from a config file is json2vec/cli.h.
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/learning_rate_monitor.h"
 #include "engine/callbacks/model_checkpoint.h"

@@ -11,7 +11,8 @@
 
 #include "cli/commands_serve.h"
 #include "cli/config.h"
-#include "data/data_error.h"
+#include "base/atomic_file.h"
+#include "base/errors.h"
 #include "data/record_buffer.h"
 #include "data/synthetic_orders.h"
 #include "data/streaming_data_module.h"
@@ -19,7 +20,7 @@
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/prediction_writer.h"
-#include "engine/available_cores.h"
+#include "base/available_cores.h"
 #include "engine/callbacks/weight_averaging.h"
 #include "engine/components.h"
 #include "engine/profiler.h"
@@ -28,7 +29,7 @@
 #include "fields/registry.h"
 #include "io/convert_file.h"
 #include "io/row_writer.h"
-#include "model/model_impl.h"
+#include "model/model.h"
 
 namespace j2v::cli {
 
@@ -119,11 +120,7 @@ engine::BatchLimit limit_of(const json& v) {
 Model build_model(const json& cfg) {
   const json& m = cfg["model"];
   Schema schema = Schema::from_fields_json(m["name"].get<std::string>(), m["fields"]);
-  ModelOptions options = ModelOptions::from_json(
-      {{"name", m["name"]}, {"d_model", m["d_model"]}, {"n_layers", m["n_layers"]}, {"n_heads", m["n_heads"]},
-       {"dropout", m["dropout"]}, {"embed", m["embed"]}, {"batch_size", cfg["data"]["batch_size"]},
-       {"optimizer", cfg["optimizer"]}, {"scheduler", cfg["scheduler"]}});
-  return Model::from_schema(std::move(schema), std::move(options));
+  return Model::from_schema(std::move(schema), model_options(cfg));
 }
 
 // data.streaming's keys, each with its type: checked here, as the section's other keys are
@@ -192,7 +189,7 @@ std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& c
         throw ConfigError(fmt::format("config keys 'data.{}' and 'data.streaming' exclude each other: with streaming, "
                                       "each split is a pattern under data.streaming.root (data.streaming.{})",
                                       key, key));
-    return std::make_unique<StreamingDataModule>(model, streaming_options(d["streaming"], d));
+    return std::make_unique<StreamingDataModule>(model.codec(), streaming_options(d["streaming"], d));
   }
   TableSplits splits;
   auto split = [&](const char* key) -> std::optional<RecordSource> {
@@ -213,7 +210,7 @@ std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& c
       .shuffle(d["shuffle"].get<bool>())
       .seed(d["seed"].get<uint64_t>())
       .validate_fraction(d["validate_fraction"].get<double>());
-  return std::make_unique<TableDataModule>(model, std::move(splits), options);
+  return std::make_unique<TableDataModule>(model.codec(), std::move(splits), options);
 }
 
 // The engine's registries, as the config resolver sees them.
@@ -240,10 +237,7 @@ class SaveConfig : public engine::Callback {
   void on_fit_start(engine::Trainer& trainer, engine::Module&) override {
     if (trainer.run_dir().empty()) return;
     std::string path = (fs::path(trainer.run_dir()) / "config.yaml").string();
-    std::ofstream out(path + ".tmp");
-    out << to_yaml(config_);
-    out.close();
-    fs::rename(path + ".tmp", path);
+    write_file_atomically(path, to_yaml(config_));
   }
 
  private:
@@ -303,6 +297,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
       .seed(t["seed"].get<int64_t>())
       .num_threads(t["num_threads"].get<int64_t>())
       .devices(t["devices"].get<int64_t>())
+      .strategy(t["strategy"].get<std::string>())
       .default_root_dir(t["default_root_dir"].get<std::string>())
       .enable_progress_bar(t["enable_progress_bar"].get<bool>())
       .enable_checkpointing(t["enable_checkpointing"].get<bool>())
@@ -352,7 +347,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
   }
   if (command == "predict") {
     const json& w = cfg["writer"];
-    callbacks.push_back(std::make_shared<engine::Writer>(engine::WriterOptions()
+    callbacks.push_back(std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions()
                                                              .path(w["path"].get<std::string>())
                                                              .format(w["format"].get<std::string>())
                                                              .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())
@@ -377,14 +372,14 @@ void print_metrics(const std::map<std::string, double>& metrics) {
 int bench_encode(const Args& args, const json& cfg) {
   if (!args.input) throw ConfigError("bench encode needs --input FILE");
   Model model = build_model(cfg);
-  auto& impl = model.impl();
+  auto& codec = *model.codec();
   int threads = resolve_threads(cfg["data"]["num_workers"].get<int>());
   auto buffer = RecordBuffer::from_file(*args.input);
-  impl.fit_fields(*buffer, nullptr, threads);
+  codec.fit(*buffer, nullptr, threads);
   double best = 1e300;
   for (int run = 0; run < 5; ++run) {
     auto start = std::chrono::steady_clock::now();
-    auto table = impl.encoder().encode(buffer, nullptr, threads);
+    auto table = codec.encode(buffer, nullptr, threads);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     best = std::min(best, seconds);
   }
@@ -560,14 +555,11 @@ int generate_orders(const Args& args) {
     return 0;
   }
   // Written beside the target and renamed, so a failed run never leaves half a file.
-  std::string tmp = output + ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!out) throw ConfigError("cannot write '" + output + "'");
-    write_synthetic_orders(out, o);
-    if (!out.flush()) throw ConfigError("cannot write '" + output + "' (disk full?)");
+  try {
+    write_file_atomically(output, [&](std::ostream& out) { write_synthetic_orders(out, o); });
+  } catch (const AtomicFileError& e) {
+    throw ConfigError(e.what());  // names `output`: "cannot write '<output>' ..."
   }
-  fs::rename(tmp, output);
   return 0;
 }
 
@@ -626,7 +618,7 @@ int run_component_command(const Args& args, json cfg) {
   else {
     auto rows = trainer.predict(*model, *data, args.ckpt_path, false);
     for (auto& cb : trainer.callbacks())
-      if (auto* writer = dynamic_cast<engine::Writer*>(cb.get()))
+      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
         std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
   }
   return 0;
@@ -715,7 +707,7 @@ int run_command(const Args& args) {
   } else if (cmd == "predict") {
     trainer.predict(model, data, args.ckpt_path, false);
     for (auto& cb : trainer.callbacks())
-      if (auto* writer = dynamic_cast<engine::Writer*>(cb.get()))
+      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
         std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
   }
   return 0;

@@ -17,6 +17,9 @@
 
 namespace j2v::cli {
 
+using serve::Deployment;
+using serve::DeploymentOptions;
+
 namespace {
 
 // Signals reach the watcher thread through a pipe: a handler may run on any thread and may

@@ -292,35 +292,35 @@ std::vector<std::string> display_order(const json& object) {
   return keys;
 }
 
+void emit_value(std::ostringstream& out, const json& value, int indent);
+
 void emit_mapping_entries(std::ostringstream& out, const json& object, int indent,
                           const std::vector<std::string>& order) {
   for (const auto& key : order) {
     const json& value = object.at(key);
     out << std::string(indent, ' ') << yaml_string(key) << ":";
-    if (value.is_object() && !value.empty()) {
-      out << "\n";
-      emit_mapping_entries(out, value, indent + 2, display_order(value));
-    } else if (value.is_array() && !value.empty()) {
-      out << "\n";
-      emit_sequence(out, value, indent + 2);
-    } else {
-      out << " " << yaml_scalar(value) << "\n";
-    }
+    emit_value(out, value, indent + 2);
   }
 }
 
 void emit_sequence(std::ostringstream& out, const json& list, int indent) {
   for (const auto& value : list) {
     out << std::string(indent, ' ') << "-";
-    if (value.is_object() && !value.empty()) {
-      out << "\n";
-      emit_mapping_entries(out, value, indent + 2, display_order(value));
-    } else if (value.is_array() && !value.empty()) {
-      out << "\n";
-      emit_sequence(out, value, indent + 2);
-    } else {
-      out << " " << yaml_scalar(value) << "\n";
-    }
+    emit_value(out, value, indent + 2);
+  }
+}
+
+// What follows a key's colon or a list's dash: a non-empty collection on the next lines,
+// indented; anything else on the same line.
+void emit_value(std::ostringstream& out, const json& value, int indent) {
+  if (value.is_object() && !value.empty()) {
+    out << "\n";
+    emit_mapping_entries(out, value, indent, display_order(value));
+  } else if (value.is_array() && !value.empty()) {
+    out << "\n";
+    emit_sequence(out, value, indent);
+  } else {
+    out << " " << yaml_scalar(value) << "\n";
   }
 }
 
@@ -672,13 +672,11 @@ class Resolver {
           "config key 'model.fields' is required: map each field name to a type or options mapping, "
           "e.g. --model.fields.price=number or 'fields: {price: number}' under 'model:' in the config file");
     }
-    std::int64_t d_model = model["d_model"].get<std::int64_t>();
-    std::int64_t n_heads = model["n_heads"].get<std::int64_t>();
-    if (d_model % n_heads != 0) {
-      throw ConfigError(
-          fmt::format("config keys 'model.d_model' ({}) and 'model.n_heads' ({}): d_model must be "
-                      "divisible by n_heads",
-                      d_model, n_heads));
+    // The rules that tie keys together are the model's own.
+    try {
+      model_options(config_).validate();
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(e.what());
     }
     return config_;
   }
@@ -914,116 +912,6 @@ json load_document(const std::string& path) {
 }
 
 }  // namespace
-
-const std::vector<KeySpec>& config_keys() {
-  using Bound = std::optional<double>;
-  const Bound none;
-  // One place for the whole schema: help, defaults, validation and
-  // print-config all derive from it.
-  // clang-format off
-  static const std::vector<KeySpec> kKeys = {
-      {"model.name", "string", "record", {}, "name of the root address, i.e. the record as a whole"},
-      {"model.d_model", "int", 64, {}, "width of the field embeddings and of every transformer layer", 1, none},
-      {"model.n_layers", "int", 2, {}, "number of transformer layers mixing the field embeddings", 1, none},
-      {"model.n_heads", "int", 4, {}, "attention heads per layer; must divide model.d_model", 1, none},
-      {"model.dropout", "float", 0.1, {}, "dropout probability inside the network", 0, 1},
-      {"model.embed", "bool", false, {}, "also emit the record embedding in predictions"},
-      {"model.fields", "map", json::object(), {},
-       "REQUIRED, non-empty: field name -> type (e.g. 'price: number') or options mapping "
-       "(e.g. 'price: {type: number, target: true}')"},
-
-      {"data.train", "path?", nullptr, {},
-       "training records: a .jsonl/.ndjson file (plain, .gz or .zst), .parquet, .csv/.tsv or .json"},
-      {"data.validate", "path?", nullptr, {},
-       "validation records (any format of data.train); when null, data.validate_fraction of train is held out"},
-      {"data.test", "path?", nullptr, {}, "test records (any format of data.train)"},
-      {"data.predict", "path?", nullptr, {}, "records to predict (any format of data.train)"},
-      {"data.sql", "path?", nullptr, {},
-       "instead of data.train: a DuckDB query whose rows are the training records, "
-       "e.g. SELECT * FROM read_parquet('events/*.parquet') WHERE day > '2024-01-01'"},
-      {"data.streaming", "map", json::object(), {},
-       "read files as needed instead of loading them: root (directory), suffix (jsonl|ndjson|parquet|csv|json), "
-       "train/validate/test/predict (regexes searched in each path under root), sharding (file|chunk|record), "
-       "chunk_size, shuffle_buffer, sample_rate, replacement, stats_records, queue_batches, world_size, rank"},
-      {"data.validate_fraction", "float", 0.1, {},
-       "share of train held out for validation when data.validate is null; 0 disables", 0, 1},
-      {"data.batch_size", "int", 256, {}, "records per batch", 1, none},
-      {"data.num_workers", "int", 0, {}, "threads encoding records into tensors; 0 = all cores", 0, none},
-      {"data.shuffle", "bool", true, {}, "shuffle the training records every epoch"},
-      {"data.seed", "int", 0, {}, "seed of the shuffling and of the train/validate split"},
-
-      {"optimizer.name", "enum", "adamw", {"adamw", "adam", "sgd"}, "optimization algorithm"},
-      {"optimizer.lr", "float", 0.001, {}, "peak learning rate", 0, none},
-      {"optimizer.weight_decay", "float", 0.01, {}, "weight decay (decoupled for adamw)", 0, none},
-      {"optimizer.momentum", "float", 0.9, {}, "momentum; sgd only", 0, 1},
-
-      {"scheduler.name", "enum", "warmup_cosine", {"warmup_cosine", "constant"},
-       "learning-rate schedule: linear warmup then cosine decay, or constant"},
-      {"scheduler.warmup_fraction", "float", 0.05, {},
-       "share of all optimizer steps spent warming up linearly (warmup_cosine only)", 0, 1},
-      {"scheduler.min_lr_ratio", "float", 0.01, {},
-       "final learning rate as a fraction of optimizer.lr (warmup_cosine only)", 0, 1},
-
-      {"trainer.max_epochs", "int", 100, {}, "stop after this many epochs; -1 = no limit", -1, none},
-      {"trainer.max_steps", "int", -1, {}, "stop after this many optimizer steps; -1 = no limit", -1, none},
-      {"trainer.limit_train_batches", "int_or_float", 1.0, {},
-       "training batches per epoch: a float is a fraction of them, an int a count", 0, none},
-      {"trainer.limit_val_batches", "int_or_float", 1.0, {},
-       "validation batches per check: a float is a fraction of them, an int a count", 0, none},
-      {"trainer.limit_test_batches", "int_or_float", 1.0, {},
-       "test batches: a float is a fraction of them, an int a count", 0, none},
-      {"trainer.limit_predict_batches", "int_or_float", 1.0, {},
-       "predict batches: a float is a fraction of them, an int a count", 0, none},
-      {"trainer.fast_dev_run", "bool", false, {},
-       "smoke test: run a single batch of each stage, without checkpoints or logs"},
-      {"trainer.accumulate_grad_batches", "int", 1, {},
-       "batches whose gradients are summed per optimizer step", 1, none},
-      {"trainer.gradient_clip_val", "float", 1.0, {}, "clip the gradient norm to this value; 0 disables", 0, none},
-      {"trainer.seed", "int", 0, {}, "seed of weight initialization and dropout"},
-      {"trainer.num_threads", "int", 0, {}, "threads for tensor operations; 0 = all cores", 0, none},
-      {"trainer.weight_averaging", "float", 0.998, {}, "decay per step of an exponential moving average of the weights, used for validation, checkpoints and the final model; 0 = off", 0, 0.99999},
-      {"trainer.devices", "int", 1, {}, "data-parallel model replicas on CPU threads (DDP semantics: the effective batch is data.batch_size x devices); 1 = none", 1, 64},
-      {"trainer.default_root_dir", "string", "runs", {}, "directory for logs and checkpoints"},
-      {"trainer.enable_progress_bar", "bool", true, {}, "show a progress bar"},
-      {"trainer.enable_checkpointing", "bool", true, {}, "save checkpoints (see the checkpoint section)"},
-      {"trainer.logger", "bool_or_components", true, {},
-       "true: a CSV log in the run directory; or a list of loggers, e.g. [CSVLogger, TensorBoardLogger]"},
-      {"trainer.callbacks", "components", json::array(), {},
-       "further callbacks by class_path and init_args, e.g. [{class_path: LearningRateMonitor}, "
-       "{class_path: Timer, init_args: {duration: '00:01:00:00'}}, RollbackToBest]"},
-      {"trainer.precision", "enum", "32-true", {"32-true", "bf16-mixed"},
-       "32-true, or bf16-mixed: steps run under CPU autocast to bfloat16, weights stay float32"},
-      {"trainer.gradient_clip_algorithm", "enum", "norm", {"norm", "value"},
-       "clip the gradients' global norm, or each gradient value, to trainer.gradient_clip_val"},
-      {"trainer.overfit_batches", "int_or_float", 0, {},
-       "train and validate on the same first batches (an int count or a float fraction); 0 = off", 0, none},
-      {"trainer.val_check_interval", "int_or_float", 1.0, {},
-       "validate within each epoch: a float is a fraction of the epoch, an int a number of batches", 0, none},
-      {"trainer.check_val_every_n_epoch", "int", 1, {}, "validate after every this many epochs", 1, none},
-      {"trainer.deterministic", "bool", false, {}, "use deterministic algorithms only (an error where none exists)"},
-      {"trainer.profiler", "enum", "none", {"none", "simple"},
-       "simple: time each hook and step, printed and written to <run dir>/fit-profiler.txt"},
-      {"trainer.log_every_n_steps", "int", 50, {}, "log training metrics every this many optimizer steps", 1, none},
-
-      {"checkpoint.monitor", "string", "loss/validate", {}, "metric that ranks checkpoints"},
-      {"checkpoint.mode", "enum", "min", {"min", "max"}, "whether a lower or a higher monitored value is better"},
-      {"checkpoint.save_top_k", "int", 1, {}, "keep this many best checkpoints; 0 = none, -1 = all", -1, none},
-      {"checkpoint.save_last", "bool", true, {}, "also keep the most recent checkpoint"},
-
-      {"early_stopping.enabled", "bool", true, {}, "stop when early_stopping.monitor stops improving"},
-      {"early_stopping.monitor", "string", "loss/validate", {}, "metric watched for improvement"},
-      {"early_stopping.mode", "enum", "min", {"min", "max"}, "whether a lower or a higher monitored value is better"},
-      {"early_stopping.patience", "int", 10, {}, "validation checks without improvement before stopping", 0, none},
-      {"early_stopping.min_delta", "float", 0.0, {}, "smallest change that counts as an improvement", 0, none},
-
-      {"writer.path", "string", "predictions", {}, "where predict writes its output"},
-      {"writer.format", "enum", "parquet", {"parquet", "jsonl"}, "output format of predictions"},
-      {"writer.flush_every_n_batches", "int", 100, {},
-       "write buffered predictions out every this many batches", 1, none},
-  };
-  // clang-format on
-  return kKeys;
-}
 
 nlohmann::json yaml_to_json(const YAML::Node& node) {
   switch (node.Type()) {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "model/model_options.h"
+
 namespace j2v::cli {
 
 struct KeySpec {
@@ -63,6 +65,10 @@ nlohmann::json resolve_config(const std::optional<std::string>& path, const std:
 // YAML text for print-config; resolve_config() of that text (as a file)
 // yields the same configuration.
 std::string to_yaml(const nlohmann::json& config);
+
+// json2vec's model options from a resolved config: the model section's own keys, and the
+// optimizer and scheduler sections unless components (class_path) replace them.
+ModelOptions model_options(const nlohmann::json& config);
 
 // Human-readable reference of every key: type, default, allowed values and
 // help, grouped by section.

@@ -5,7 +5,7 @@
 #include <regex>
 #include <system_error>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "io/s3/s3_client.h"
 
 namespace j2v {

@@ -2,7 +2,7 @@
 
 #include <simdjson.h>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/readers/record_reader.h"
 
 namespace j2v {

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <thread>
 
-#include "data/data_error.h"
-#include "engine/available_cores.h"
+#include "base/errors.h"
+#include "base/available_cores.h"
 #include "schema/schema.h"
 
 namespace j2v {

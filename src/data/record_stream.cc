@@ -6,7 +6,7 @@
 #include <cmath>
 #include <random>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_batch.h"
 
 namespace j2v {

@@ -2,15 +2,15 @@
 
 #include <algorithm>
 
-#include "data/data_error.h"
-#include "engine/available_cores.h"
-#include "model/model_impl.h"
+#include "base/errors.h"
+#include "base/available_cores.h"
 
 namespace j2v {
 
-StreamingDataModule::StreamingDataModule(const Model& model, StreamingDataOptions options)
-    : model_(model), options_(std::move(options)) {
+StreamingDataModule::StreamingDataModule(std::shared_ptr<RecordCodec> codec, StreamingDataOptions options)
+    : codec_(std::move(codec)), options_(std::move(options)) {
   const auto& o = options_;
+  if (!codec_) throw std::invalid_argument("StreamingDataModule needs a codec (model.codec())");
   if (o.root().empty()) throw std::invalid_argument("data.streaming.root is required");
   sharding_ = sharding_from_name(o.sharding());
   try {
@@ -25,10 +25,8 @@ StreamingDataModule::StreamingDataModule(const Model& model, StreamingDataOption
     throw std::invalid_argument("data.validate_fraction must be in [0, 1)");
   if (o.world_size() < 1 || o.rank() < 0 || o.rank() >= o.world_size())
     throw std::invalid_argument("the rank must be in [0, world_size)");
-  if (o.batch_size() && *o.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
+  if (o.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
 }
-
-int64_t StreamingDataModule::batch_size() const { return options_.batch_size().value_or(model_.options().batch_size()); }
 
 std::vector<DiscoveredFile> StreamingDataModule::files_of(const std::optional<std::string>& pattern,
                                                           const std::string& key) {
@@ -52,17 +50,17 @@ std::shared_ptr<RecordStream> StreamingDataModule::stream(std::vector<Discovered
   spec.world_size = o.world_size();
   spec.rank = o.rank();
   spec.workers = o.num_workers() > 0 ? o.num_workers() : std::min(2, available_cores());
-  spec.batch_size = batch_size();
+  spec.batch_size = o.batch_size();
   spec.queue_batches = o.queue_batches();
   spec.seed = o.seed();
   spec.estimated_records = estimated_records;
-  std::shared_ptr<const RecordEncoder> encoder(model_.ptr(), &model_.impl().encoder());
+  // The stream's workers keep the encoder alive through the codec that owns it.
+  std::shared_ptr<const RecordEncoder> encoder(codec_, &codec_->encoder());
   return std::make_shared<RecordStream>(std::move(spec), std::move(encoder));
 }
 
 void StreamingDataModule::fit_fields(const std::vector<DiscoveredFile>& files, const Holdout& holdout) {
-  auto& model = model_.impl();
-  const auto& encoder = model.encoder();
+  const auto& encoder = codec_->encoder();
   std::vector<std::unique_ptr<FieldStats>> stats;
   for (const auto& f : encoder.fields()) stats.push_back(f->new_stats());
   int threads = options_.num_workers() > 0 ? options_.num_workers() : available_cores();
@@ -85,7 +83,7 @@ void StreamingDataModule::fit_fields(const std::vector<DiscoveredFile>& files, c
     }
   }
   if (seen == 0) throw DataError("data.streaming.train: the training files hold no records");
-  model.fit_fields(stats);
+  codec_->fit(stats);
   // Per rank and epoch: the records counted (all of them when stats_records did not stop the pass).
   train_records_ = limit < 0 || seen < limit ? seen / options_.world_size() : -1;
 }
@@ -110,7 +108,6 @@ int64_t StreamingDataModule::count_records(const std::vector<DiscoveredFile>& fi
 }
 
 void StreamingDataModule::setup(engine::Stage stage) {
-  auto& model = model_.impl();
   const auto& o = options_;
   if (stage == engine::Stage::kFit) {
     auto train_files = files_of(o.train(), "train");
@@ -119,7 +116,7 @@ void StreamingDataModule::setup(engine::Stage stage) {
       train_part = Holdout{o.validate_fraction(), false, o.seed()};
       held_part = Holdout{o.validate_fraction(), true, o.seed()};
     }
-    if (!model.built()) fit_fields(train_files, train_part);
+    if (!codec_->fitted()) fit_fields(train_files, train_part);
     // Schedules need the epoch's length: count it when the statistics pass did not (it was
     // capped by stats_records, or the model came from a checkpoint).
     if (train_records_ < 0) train_records_ = count_records(train_files, train_part) / o.world_size();
@@ -130,7 +127,7 @@ void StreamingDataModule::setup(engine::Stage stage) {
       validate_ = stream(train_files, true, held_part, -1);
     if (pending_state_.contains("train")) train_->load_state_dict(pending_state_["train"]);
   }
-  if (!model.built()) return;  // the model reports that it needs training
+  if (!codec_->fitted()) return;  // the model reports that it needs training
   if (stage == engine::Stage::kValidate) validate_ = stream(files_of(o.validate(), "validate"), true, Holdout{}, -1);
   if (stage == engine::Stage::kTest) test_ = stream(files_of(o.test(), "test"), true, Holdout{}, -1);
   if (stage == engine::Stage::kPredict) predict_ = stream(files_of(o.predict(), "predict"), true, Holdout{}, -1);

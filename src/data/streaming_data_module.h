@@ -10,8 +10,8 @@
 
 #include "data/record_stream.h"
 #include "engine/data.h"
-#include "engine/options.h"
-#include "model/model.h"
+#include "base/options.h"
+#include "data/record_codec.h"
 
 namespace j2v {
 
@@ -29,7 +29,7 @@ struct StreamingDataOptions {
   J2V_ARG(bool, replacement) = false;        // endless train stream; bound epochs with limit_train_batches
   J2V_ARG(double, validate_fraction) = 0.1;  // held out of train when there is no validate pattern
   J2V_ARG(int64_t, stats_records) = 0;       // records read to fit the fields; 0 = every training record
-  J2V_ARG(std::optional<int64_t>, batch_size) = std::nullopt;  // default: the model's batch_size
+  J2V_ARG(int64_t, batch_size) = 256;
   J2V_ARG(int, num_workers) = 0;             // reading/encoding threads per rank; 0 = min(2, cores)
   J2V_ARG(int64_t, queue_batches) = 4;       // encoded batches waiting per worker
   J2V_ARG(uint64_t, seed) = 0;
@@ -39,7 +39,8 @@ struct StreamingDataOptions {
 
 class StreamingDataModule : public engine::DataModule {
  public:
-  StreamingDataModule(const Model& model, StreamingDataOptions options);
+  // The codec is fitted on the training files (unless it already is) and encodes every stream.
+  StreamingDataModule(std::shared_ptr<RecordCodec> codec, StreamingDataOptions options);
 
   void setup(engine::Stage stage) override;
   std::shared_ptr<engine::DataLoader> train_dataloader() override;
@@ -59,9 +60,8 @@ class StreamingDataModule : public engine::DataModule {
                                        int64_t estimated_records) const;
   void fit_fields(const std::vector<DiscoveredFile>& files, const Holdout& holdout);
   int64_t count_records(const std::vector<DiscoveredFile>& files, const Holdout& holdout) const;
-  int64_t batch_size() const;
 
-  Model model_;
+  std::shared_ptr<RecordCodec> codec_;
   StreamingDataOptions options_;
   Sharding sharding_;
   FileFormat format_;

@@ -4,10 +4,9 @@
 #include <numeric>
 #include <random>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/readers/record_reader.h"
 #include "data/record_batch.h"
-#include "model/model_impl.h"
 
 namespace j2v {
 
@@ -62,22 +61,20 @@ std::shared_ptr<RecordBuffer> load(const RecordSource& source, const std::string
 
 }  // namespace
 
-TableDataModule::TableDataModule(const Model& model, TableSplits splits, TableDataOptions options)
-    : model_(model), splits_(std::move(splits)), options_(std::move(options)) {
+TableDataModule::TableDataModule(std::shared_ptr<RecordCodec> codec, TableSplits splits, TableDataOptions options)
+    : codec_(std::move(codec)), splits_(std::move(splits)), options_(std::move(options)) {
+  if (!codec_) throw std::invalid_argument("TableDataModule needs a codec (model.codec())");
   if (options_.validate_fraction() < 0 || options_.validate_fraction() >= 1)
     throw std::invalid_argument("data.validate_fraction must be in [0, 1)");
-  if (options_.batch_size() && *options_.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
+  if (options_.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
 }
-
-int64_t TableDataModule::batch_size() const { return options_.batch_size().value_or(model_.options().batch_size()); }
 
 std::shared_ptr<const EncodedTable> TableDataModule::encode(const RecordSource& source, const std::string& name) {
   auto buffer = load(source, name);
-  return std::make_shared<EncodedTable>(model_.impl().encoder().encode(buffer, nullptr, options_.num_workers()));
+  return std::make_shared<EncodedTable>(codec_->encode(buffer, nullptr, options_.num_workers()));
 }
 
 void TableDataModule::setup(engine::Stage stage) {
-  auto& model = model_.impl();
   if (stage == engine::Stage::kFit) {
     if (!splits_.train) throw std::invalid_argument("fit needs data.train");
     auto buffer = load(*splits_.train, "train");
@@ -96,8 +93,8 @@ void TableDataModule::setup(engine::Stage stage) {
       std::sort(train_rows_.begin(), train_rows_.end());
     }
     // Vocabularies and statistics come from the training rows only.
-    model.fit_fields(*buffer, &train_rows_, options_.num_workers());
-    train_ = std::make_shared<EncodedTable>(model.encoder().encode(buffer, nullptr, options_.num_workers()));
+    codec_->fit(*buffer, &train_rows_, options_.num_workers());
+    train_ = std::make_shared<EncodedTable>(codec_->encode(buffer, nullptr, options_.num_workers()));
     if (splits_.validate) {
       validate_ = encode(*splits_.validate, "validate");
       validate_rows_ = all_rows(validate_->rows);
@@ -105,7 +102,7 @@ void TableDataModule::setup(engine::Stage stage) {
       validate_ = train_;
     }
   }
-  if (!model.built()) return;  // the model reports that it needs training
+  if (!codec_->fitted()) return;  // the model reports that it needs training
   if (stage == engine::Stage::kValidate) {
     if (!splits_.validate) throw std::invalid_argument("validate needs data.validate");
     validate_ = encode(*splits_.validate, "validate");
@@ -123,7 +120,7 @@ void TableDataModule::setup(engine::Stage stage) {
 
 std::shared_ptr<engine::DataLoader> TableDataModule::loader(const std::shared_ptr<const EncodedTable>& table,
                                                             const std::vector<int64_t>& rows, bool shuffle) {
-  return std::make_shared<TableLoader>(table, rows, batch_size(), shuffle, options_.seed());
+  return std::make_shared<TableLoader>(table, rows, options_.batch_size(), shuffle, options_.seed());
 }
 
 std::shared_ptr<engine::DataLoader> TableDataModule::train_dataloader() {

@@ -6,9 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "base/options.h"
 #include "data/encoded_table.h"
+#include "data/record_codec.h"
 #include "engine/data.h"
-#include "model/model.h"
 
 namespace j2v {
 
@@ -38,8 +39,8 @@ struct TableSplits {
 };
 
 struct TableDataOptions {
-  J2V_ARG(std::optional<int64_t>, batch_size) = std::nullopt;  // default: the model's batch_size
-  J2V_ARG(int, num_workers) = 0;                               // encoding threads; 0 = all cores
+  J2V_ARG(int64_t, batch_size) = 256;
+  J2V_ARG(int, num_workers) = 0;  // encoding threads; 0 = all cores
   J2V_ARG(bool, shuffle) = true;
   J2V_ARG(uint64_t, seed) = 0;
   J2V_ARG(double, validate_fraction) = 0.1;
@@ -47,7 +48,8 @@ struct TableDataOptions {
 
 class TableDataModule : public engine::DataModule {
  public:
-  TableDataModule(const Model& model, TableSplits splits, TableDataOptions options = {});
+  // The codec is fitted on the training split (unless it already is) and encodes every split.
+  TableDataModule(std::shared_ptr<RecordCodec> codec, TableSplits splits, TableDataOptions options = {});
 
   void setup(engine::Stage stage) override;
   std::shared_ptr<engine::DataLoader> train_dataloader() override;
@@ -61,9 +63,7 @@ class TableDataModule : public engine::DataModule {
   std::shared_ptr<const EncodedTable> encode(const RecordSource& source, const std::string& name);
   std::shared_ptr<engine::DataLoader> loader(const std::shared_ptr<const EncodedTable>& table,
                                              const std::vector<int64_t>& rows, bool shuffle);
-  int64_t batch_size() const;
-
-  Model model_;
+  std::shared_ptr<RecordCodec> codec_;
   TableSplits splits_;
   TableDataOptions options_;
   std::shared_ptr<const EncodedTable> train_, validate_, test_, predict_;

@@ -1,30 +1,18 @@
 #include "engine/checkpoint_io.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <filesystem>
 
+#include "base/atomic_file.h"
 #include "engine/trainer.h"
 
 namespace j2v::engine {
 
 namespace fs = std::filesystem;
 
-namespace {
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-}  // namespace
-
 void write_checkpoint_atomically(const std::string& path, const CheckpointWriter& writer) {
   fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  std::string tmp = temp_path_for(path);
   try {
     torch::serialize::OutputArchive root;
     nlohmann::json meta = writer.meta;
@@ -45,12 +33,9 @@ void write_checkpoint_atomically(const std::string& path, const CheckpointWriter
       root.write(name, extra);
     }
     root.save_to(tmp);
-    fsync_path(tmp);
-    fs::rename(tmp, target);
-    if (target.has_parent_path()) fsync_path(target.parent_path().string());
+    commit_file(tmp, path);  // fsync, rename, fsync of the directory
   } catch (const std::exception& e) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
+    remove_quietly(tmp);
     throw CheckpointError("cannot write checkpoint '" + path + "': " + e.what());
   }
 }

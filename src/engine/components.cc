@@ -16,6 +16,12 @@ namespace j2v::engine {
 namespace {
 using json = nlohmann::json;
 
+// Names an options struct for a registration helper.
+template <typename T>
+struct OptionsOf {
+  using type = T;
+};
+
 // A logger whose directory defaults to the run's, which exists only once fit starts.
 class RunDirectoryLogger : public Logger {
  public:
@@ -47,34 +53,27 @@ std::string directory_or(const json& args, const std::string& run_dir) {
 }
 
 void register_callbacks(CallbackRegistry& r) {
-  r.add({"ModelCheckpoint", "keep the best save_top_k checkpoints by a monitored metric, and last.ckpt",
-         {{"dirpath", ""}, {"monitor", "loss/validate"}, {"mode", "min"}, {"save_top_k", 1}, {"save_last", true}},
-         [](const json& a) {
-           return std::make_shared<ModelCheckpoint>(ModelCheckpointOptions()
-                                                        .dirpath(a["dirpath"].get<std::string>())
-                                                        .monitor(a["monitor"].get<std::string>())
-                                                        .mode(a["mode"].get<std::string>())
-                                                        .save_top_k(a["save_top_k"].get<int64_t>())
-                                                        .save_last(a["save_last"].get<bool>()));
-         },
-         {"lightning.pytorch.callbacks.ModelCheckpoint"}});
-  r.add({"EarlyStopping", "stop when a monitored metric stops improving",
-         {{"monitor", "loss/validate"}, {"mode", "min"}, {"patience", 3}, {"min_delta", 0.0}},
-         [](const json& a) {
-           return std::make_shared<EarlyStopping>(EarlyStoppingOptions()
-                                                      .monitor(a["monitor"].get<std::string>())
-                                                      .mode(a["mode"].get<std::string>())
-                                                      .patience(a["patience"].get<int64_t>())
-                                                      .min_delta(a["min_delta"].get<double>()));
-         },
-         {"lightning.pytorch.callbacks.EarlyStopping"}});
-  r.add({"LearningRateMonitor", "log each optimizer's learning rate as lr-<name>",
-         {{"logging_interval", "step"}},
-         [](const json& a) {
-           return std::make_shared<LearningRateMonitor>(
-               LearningRateMonitorOptions().logging_interval(a["logging_interval"].get<std::string>()));
-         },
-         {"lightning.pytorch.callbacks.LearningRateMonitor"}});
+  // Callbacks whose options are declared: defaults, checks and help come from the declaration.
+  auto declared = [&r](const std::string& name, const std::string& help, auto options_type, auto make,
+                       std::vector<std::string> aliases) {
+    using Options = typename decltype(options_type)::type;
+    r.add({name, help, Options::parameters().to_json(),
+           [name, make](const json& a) -> std::shared_ptr<Callback> {
+             return make(Options::parameters().from_json(a, name + ".init_args"));
+           },
+           std::move(aliases)});
+  };
+  declared("ModelCheckpoint", "keep the best save_top_k checkpoints by a monitored metric, and last.ckpt",
+           OptionsOf<ModelCheckpointOptions>{},
+           [](const ModelCheckpointOptions& o) { return std::make_shared<ModelCheckpoint>(o); },
+           {"lightning.pytorch.callbacks.ModelCheckpoint"});
+  declared("EarlyStopping", "stop when a monitored metric stops improving", OptionsOf<EarlyStoppingOptions>{},
+           [](const EarlyStoppingOptions& o) { return std::make_shared<EarlyStopping>(o); },
+           {"lightning.pytorch.callbacks.EarlyStopping"});
+  declared("LearningRateMonitor", "log each optimizer's learning rate as lr-<name>",
+           OptionsOf<LearningRateMonitorOptions>{},
+           [](const LearningRateMonitorOptions& o) { return std::make_shared<LearningRateMonitor>(o); },
+           {"lightning.pytorch.callbacks.LearningRateMonitor"});
   r.add({"Timer", "stop fit after a wall-clock budget: duration \"DD:HH:MM:SS\" or seconds",
          {{"duration", nullptr}, {"interval", "step"}},
          [](const json& a) {
@@ -87,22 +86,14 @@ void register_callbacks(CallbackRegistry& r) {
          {"lightning.pytorch.callbacks.Timer"}});
   r.add({"RollbackToBest", "at the end of fit, load the best checkpoint's weights back into the model", json::object(),
          [](const json&) { return std::make_shared<RollbackToBest>(); }});
-  r.add({"WeightAveraging", "an exponential moving average of the weights for validation and checkpoints",
-         {{"decay", 0.998}},
-         [](const json& a) {
-           return std::make_shared<WeightAveraging>(WeightAveragingOptions().decay(a["decay"].get<double>()));
-         }});
+  declared("WeightAveraging", "an exponential moving average of the weights for validation and checkpoints",
+           OptionsOf<WeightAveragingOptions>{},
+           [](const WeightAveragingOptions& o) { return std::make_shared<WeightAveraging>(o); }, {});
   r.add({"ProgressBar", "a one-line progress bar on a terminal", json::object(),
          [](const json&) { return std::make_shared<ProgressBar>(); }});
-  r.add({"PredictionWriter", "write predict's rows to Parquet or JSON Lines",
-         {{"path", "predictions"}, {"format", "parquet"}, {"flush_every_n_batches", 100}},
-         [](const json& a) {
-           return std::make_shared<Writer>(WriterOptions()
-                                               .path(a["path"].get<std::string>())
-                                               .format(a["format"].get<std::string>())
-                                               .flush_every_n_batches(a["flush_every_n_batches"].get<int64_t>()));
-         },
-         {"lightning.pytorch.callbacks.BasePredictionWriter"}});
+  declared("PredictionWriter", "write predict's rows to Parquet or JSON Lines", OptionsOf<PredictionWriterOptions>{},
+           [](const PredictionWriterOptions& o) { return std::make_shared<PredictionWriter>(o); },
+           {"lightning.pytorch.callbacks.BasePredictionWriter"});
 }
 
 void register_loggers(LoggerRegistry& r) {
@@ -130,15 +121,28 @@ std::pair<double, double> betas_of(const json& a) {
   return {b[0].get<double>(), b[1].get<double>()};
 }
 
+// One torch parameter group per module group, each with its own weight decay.
+template <typename Optimizer, typename Options>
+std::shared_ptr<torch::optim::Optimizer> grouped(const std::vector<ParameterGroup>& groups, const Options& options) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const auto& group : groups) {
+    if (group.params.empty()) continue;
+    auto group_options = std::make_unique<Options>(options);
+    if (!group.weight_decay) group_options->weight_decay(0.0);
+    torch_groups.emplace_back(group.params, std::move(group_options));
+  }
+  return std::make_shared<Optimizer>(std::move(torch_groups), options);
+}
+
 // Adam and AdamW take the same arguments; only where weight decay applies differs.
 template <typename Optimizer, typename Options>
-std::shared_ptr<torch::optim::Optimizer> make_adam(const json& a, std::vector<torch::Tensor> params) {
+std::shared_ptr<torch::optim::Optimizer> make_adam(const json& a, std::vector<ParameterGroup> groups) {
   auto [beta1, beta2] = betas_of(a);
-  return std::make_shared<Optimizer>(params, Options(a["lr"].get<double>())
-                                                 .betas({beta1, beta2})
-                                                 .eps(a["eps"].get<double>())
-                                                 .weight_decay(a["weight_decay"].get<double>())
-                                                 .amsgrad(a["amsgrad"].get<bool>()));
+  return grouped<Optimizer>(groups, Options(a["lr"].get<double>())
+                                        .betas({beta1, beta2})
+                                        .eps(a["eps"].get<double>())
+                                        .weight_decay(a["weight_decay"].get<double>())
+                                        .amsgrad(a["amsgrad"].get<bool>()));
 }
 
 void register_optimizers(OptimizerRegistry& r) {
@@ -150,12 +154,12 @@ void register_optimizers(OptimizerRegistry& r) {
          make_adam<torch::optim::AdamW, torch::optim::AdamWOptions>, {"torch.optim.AdamW", "adamw"}});
   r.add({"SGD", "stochastic gradient descent with momentum",
          {{"lr", 0.01}, {"momentum", 0.0}, {"dampening", 0.0}, {"weight_decay", 0.0}, {"nesterov", false}},
-         [](const json& a, std::vector<torch::Tensor> params) -> std::shared_ptr<torch::optim::Optimizer> {
-           return std::make_shared<torch::optim::SGD>(params, torch::optim::SGDOptions(a["lr"].get<double>())
-                                                                  .momentum(a["momentum"].get<double>())
-                                                                  .dampening(a["dampening"].get<double>())
-                                                                  .weight_decay(a["weight_decay"].get<double>())
-                                                                  .nesterov(a["nesterov"].get<bool>()));
+         [](const json& a, std::vector<ParameterGroup> groups) -> std::shared_ptr<torch::optim::Optimizer> {
+           return grouped<torch::optim::SGD>(groups, torch::optim::SGDOptions(a["lr"].get<double>())
+                                                         .momentum(a["momentum"].get<double>())
+                                                         .dampening(a["dampening"].get<double>())
+                                                         .weight_decay(a["weight_decay"].get<double>())
+                                                         .nesterov(a["nesterov"].get<bool>()));
          },
          {"torch.optim.SGD", "sgd"}});
 }
@@ -233,13 +237,18 @@ LoggerRegistry& loggers() { return registry_of<LoggerRegistry>("logger", registe
 OptimizerRegistry& optimizers() { return registry_of<OptimizerRegistry>("optimizer", register_optimizers); }
 SchedulerRegistry& schedulers() { return registry_of<SchedulerRegistry>("lr_scheduler", register_schedulers); }
 
+std::shared_ptr<torch::optim::Optimizer> make_optimizer(const std::string& optimizer_class, const json& optimizer_args,
+                                                       Module& module) {
+  return optimizers().make_completed(
+      optimizer_class, optimizers().complete(optimizer_class, optimizer_args, "optimizer.init_args"),
+      module.parameter_groups());
+}
+
 OptimizerConfig make_optimizer_config(const std::string& optimizer_class, const json& optimizer_args,
                                       const std::string& scheduler_class, const json& scheduler_args, Module& module,
                                       Trainer& trainer) {
   OptimizerConfig config;
-  config.optimizer = optimizers().make_completed(
-      optimizer_class, optimizers().complete(optimizer_class, optimizer_args, "optimizer.init_args"),
-      module.parameters());
+  config.optimizer = make_optimizer(optimizer_class, optimizer_args, module);
   config.name = optimizers().find(optimizer_class).name;
   if (scheduler_class.empty()) return config;
   json args = schedulers().complete(scheduler_class, scheduler_args, "lr_scheduler.init_args");

@@ -19,7 +19,9 @@ using ModuleRegistry = Registry<std::shared_ptr<Module>>;
 using DataModuleRegistry = Registry<std::shared_ptr<DataModule>>;
 using CallbackRegistry = Registry<std::shared_ptr<Callback>>;
 using LoggerRegistry = Registry<std::shared_ptr<Logger>>;
-using OptimizerRegistry = Registry<std::shared_ptr<torch::optim::Optimizer>, std::vector<torch::Tensor>>;
+// Optimizers are made over a module's parameter groups (Module::parameter_groups): the
+// init_args' weight_decay applies to the groups that take it, the others get 0.
+using OptimizerRegistry = Registry<std::shared_ptr<torch::optim::Optimizer>, std::vector<ParameterGroup>>;
 // Schedulers see the Trainer for their length (estimated_stepping_batches).
 using SchedulerRegistry = Registry<std::shared_ptr<Scheduler>, torch::optim::Optimizer&, Trainer&>;
 
@@ -29,6 +31,11 @@ CallbackRegistry& callbacks();
 LoggerRegistry& loggers();
 OptimizerRegistry& optimizers();
 SchedulerRegistry& schedulers();
+
+// The one way optimizers are made, by class name (or alias: adamw, adam, sgd) and init_args
+// (completed with the registry's defaults), over the module's parameter groups.
+std::shared_ptr<torch::optim::Optimizer> make_optimizer(const std::string& optimizer_class,
+                                                       const nlohmann::json& optimizer_args, Module& module);
 
 // Keys every scheduler takes besides its own: how the Trainer steps it.
 // interval (step|epoch), frequency, monitor (a logged metric; ReduceLROnPlateau).

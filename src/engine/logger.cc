@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "base/atomic_file.h"
+
 namespace j2v::engine {
 
 namespace fs = std::filesystem;
@@ -21,8 +23,7 @@ void CSVLogger::log_metrics(const std::map<std::string, double>& metrics, int64_
 
 void CSVLogger::log_hyperparams(const nlohmann::json& params) {
   fs::create_directories(directory_);
-  std::ofstream out(fs::path(directory_) / "hparams.json");
-  out << params.dump(2) << "\n";
+  write_file_atomically((fs::path(directory_) / "hparams.json").string(), params.dump(2) + "\n");
 }
 
 // The file is rewritten whole because columns can appear after the first rows.
@@ -34,9 +35,7 @@ void CSVLogger::save() {
     auto rank = [](const std::string& c) { return c == "epoch" ? 0 : c == "step" ? 1 : 2; };
     return rank(a) < rank(b);
   });
-  std::string tmp = (fs::path(directory_) / "metrics.csv.tmp").string();
-  {
-    std::ofstream out(tmp);
+  write_file_atomically((fs::path(directory_) / "metrics.csv").string(), [&](std::ostream& out) {
     for (size_t i = 0; i < columns.size(); ++i) out << (i ? "," : "") << columns[i];
     out << "\n" << std::setprecision(9);
     for (const auto& row : rows_) {
@@ -50,8 +49,7 @@ void CSVLogger::save() {
       }
       out << "\n";
     }
-  }
-  fs::rename(tmp, fs::path(directory_) / "metrics.csv");
+  });
   dirty_ = false;
 }
 

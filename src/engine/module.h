@@ -5,6 +5,7 @@
 
 #include <optional>
 
+#include "base/value_type.h"
 #include "engine/data.h"
 #include "engine/scheduler.h"
 
@@ -34,6 +35,14 @@ struct OptimizerConfig {
   std::string name;  // shown by LearningRateMonitor; default "optimizer_<i>"
 };
 
+// Parameters an optimizer treats alike. Every optimizer the engine builds, from a module's own
+// configure_optimizers or from the config's `optimizer:`, gets a module's groups: those with
+// weight_decay false are never decayed (norms, biases, embeddings' frequencies...).
+struct ParameterGroup {
+  std::vector<torch::Tensor> params;
+  bool weight_decay = true;
+};
+
 class Module : public torch::nn::Module {
  public:
   ~Module() override = default;
@@ -47,6 +56,8 @@ class Module : public torch::nn::Module {
     throw std::logic_error("this module does not implement predict_step");
   }
   virtual std::vector<OptimizerConfig> configure_optimizers() = 0;
+  // How optimizers group this module's parameters; default: one group, all decayed.
+  virtual std::vector<ParameterGroup> parameter_groups() { return {{parameters(), true}}; }
 
   // Hooks, called by the Trainer in Lightning's order.
   virtual void setup(Stage stage) {}
@@ -77,8 +88,9 @@ class Module : public torch::nn::Module {
   // A copy with the same structure (weights are synced by the Trainer), for the
   // thread-replica strategy (trainer.devices > 1). Modules that return nullptr train on one.
   virtual std::shared_ptr<Module> replicate() { return nullptr; }
-  // DuckDB column types of predict_step's rows, for typed Parquet output (empty: untyped).
-  virtual std::vector<std::pair<std::string, std::string>> predict_output_types() const { return {}; }
+  // The columns of predict_step's rows, for typed output such as Parquet (empty: the writer
+  // takes the types from the first row).
+  virtual std::vector<OutputColumn> predict_output_types() const { return {}; }
 
   void log(const std::string& name, double value, LogOptions options = {});
   void log(const std::string& name, const torch::Tensor& value, LogOptions options = {});
@@ -99,12 +111,12 @@ class Module : public torch::nn::Module {
   void optimizer_step(size_t i);
 
   Trainer* trainer() const { return trainer_; }
+  // The Trainer (or a strategy, for its replicas) attaches itself for the length of a run.
+  void attach_trainer(Trainer* trainer) { trainer_ = trainer; }
   int64_t current_epoch() const;
   int64_t global_step() const;
 
  private:
-  friend class Trainer;
-  friend class ThreadReplicas;
   Trainer* trainer_ = nullptr;
   nlohmann::json hparams_ = nlohmann::json::object();
 };

@@ -8,6 +8,7 @@
 namespace j2v::engine {
 
 void Profiler::record(const std::string& action, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
   auto& stat = stats_[action];
   ++stat.calls;
   stat.seconds += seconds;

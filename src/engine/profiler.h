@@ -1,8 +1,10 @@
 #pragma once
 // The "simple" profiler (after Lightning's SimpleProfiler): wall time per action (hook,
-// step, data fetch), summed over a run. Disabled, a scope costs one branch.
+// step, data fetch), summed over a run (and over threads, for a strategy's replicas).
+// Disabled, a scope costs one branch.
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <string>
 
 namespace j2v::engine {
@@ -41,6 +43,7 @@ class Profiler {
 
  private:
   bool enabled_;
+  std::mutex mutex_;  // replicas time their steps on their own threads
   std::map<std::string, Stat> stats_;
 };
 

@@ -1,7 +1,16 @@
 #pragma once
 // The Trainer runs fit / validate / test / predict for any Module and DataModule, after
 // Lightning's Trainer: epochs and steps, gradient accumulation and clipping, callbacks,
-// loggers, checkpoints and resuming.
+// loggers, checkpoints and resuming. Its parts live where Lightning keeps them:
+//   loops/fit_loop.cc             fit: setup, resume, epochs
+//   loops/training_epoch_loop.cc  one epoch: micro-steps through the strategy, in-epoch validation
+//   loops/optimization.cc         the training-step function, optimizer steps, clipping, schedulers
+//   loops/evaluation_loop.cc      validate and test
+//   loops/prediction_loop.cc      predict
+//   connectors/checkpoint_connector.cc  last/best, saving and restoring, interrupted fits
+//   connectors/logger_connector.cc      Module::log, epoch means, loggers
+//   connectors/callback_connector.cc    the default callbacks and loggers of a fit
+//   strategies/                         where steps run: single device, thread replicas
 #include <torch/torch.h>
 
 #include <functional>
@@ -10,10 +19,11 @@
 #include <optional>
 #include <set>
 
+#include "base/options.h"
 #include "engine/callback.h"
 #include "engine/logger.h"
 #include "engine/module.h"
-#include "engine/options.h"
+#include "engine/strategies/strategy.h"
 
 namespace j2v::engine {
 
@@ -38,9 +48,11 @@ struct TrainerOptions {
   J2V_ARG(double, gradient_clip_val) = 0.0;  // clip the global grad norm; 0 = off
   J2V_ARG(std::optional<int64_t>, seed) = std::nullopt;
   J2V_ARG(int64_t, num_threads) = 0;  // 0 = all cores
-  // Data-parallel replicas on CPU threads, each running single-threaded ops on its own batch
-  // (DDP semantics: the effective batch is batch_size x devices). 1 = no replicas.
+  // Data-parallel devices, each taking its own batch (DDP semantics: the effective batch is
+  // batch_size x devices). On CPU, the thread_replicas strategy runs one replica per thread.
   J2V_ARG(int64_t, devices) = 1;
+  // auto (single_device for one device, thread_replicas for more) | single_device | thread_replicas
+  J2V_ARG(std::string, strategy) = "auto";
   J2V_ARG(std::string, default_root_dir) = "runs";
   J2V_ARG(bool, enable_progress_bar) = true;
   J2V_ARG(bool, enable_checkpointing) = true;
@@ -81,7 +93,7 @@ class Trainer {
                                          const std::optional<std::string>& ckpt_path = std::nullopt);
   std::map<std::string, double> test(Module& module, DataModule& data,
                                      const std::optional<std::string>& ckpt_path = std::nullopt);
-  // Returns every row predict_step produced (the Writer callback streams them instead).
+  // Returns every row predict_step produced (the PredictionWriter callback streams them instead).
   nlohmann::json predict(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path = std::nullopt,
                          bool return_predictions = true);
 
@@ -120,6 +132,7 @@ class Trainer {
   // For manual optimization: counts an optimizer step taken by the module itself.
   void count_manual_step() { ++global_step_; }
   std::vector<std::shared_ptr<Callback>>& callbacks() { return callbacks_; }
+  Strategy& strategy() { return *strategy_; }
   std::vector<OptimizerConfig>& optimizers() { return optimizers_; }
 
   // Writes a complete, resumable checkpoint atomically.
@@ -132,17 +145,22 @@ class Trainer {
  private:
   DataModule* data_ = nullptr;  // during fit only
   void setup_run(Module& module, bool for_fit);
+  void attach_default_callbacks();
   void restore(const std::string& path, Module& module, bool full);
+  // Reads only the module's own state (schema, vocabularies) so the module can build itself
+  // before data is set up and weights are loaded.
+  void preload_module_state(const std::string& path, Module& module);
   void run_train_epoch(Module& module, DataLoader& loader, DataLoader* val_loader);
-  // Runs one training batch (automatic or manual optimization); false when the module skipped it.
-  bool run_train_batch(Module& module, Batch& batch, int64_t idx, int64_t accumulate, bool& pending_grads,
-                       torch::Tensor& loss);
+  // The one training-step function every strategy runs on its devices: training_step under
+  // the run's precision, the loss checked, backward (scaled for accumulation). Manual
+  // optimization: training_step only. Returns the loss, undefined when the module skipped it.
+  // zero_grad_first: the step opens an accumulation window; the optimizers' gradients are
+  // zeroed after training_step and before backward.
+  torch::Tensor run_training_step(Module& module, Batch& batch, int64_t idx, int64_t accumulate, bool zero_grad_first);
   void run_validation(Module& module, DataLoader& loader);
   bool stop_requested();
   bool validates_after_epoch(int64_t epoch) const;  // check_val_every_n_epoch
   void write_interrupt_checkpoint(Module& module);
-  // One optimizer-step's worth of work on the replicas; returns false when the loader ran out.
-  bool run_replica_step(Module& module, DataLoader& loader, int64_t& idx, int64_t limit);
   std::map<std::string, double> run_eval_loop(Module& module, DataLoader& loader, Stage stage);
   std::map<std::string, double> evaluate(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
                                          Stage stage);
@@ -166,7 +184,7 @@ class Trainer {
   int64_t batch_index_ = 0;
   int64_t num_loop_batches_ = 0;
   bool in_training_step_ = false;
-  std::unique_ptr<class ThreadReplicas> replicas_;
+  std::unique_ptr<Strategy> strategy_;
   std::mutex log_mutex_;
   std::string run_dir_;
   std::map<std::string, double> callback_metrics_;

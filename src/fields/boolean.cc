@@ -141,7 +141,9 @@ class BooleanModuleImpl : public FieldModuleImpl {
         torch::nn::functional::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
   }
   std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<BooleanMetrics>(threshold_); }
-  std::string content_duckdb_type() const override { return "STRUCT(value BOOLEAN, probability DOUBLE)"; }
+  ValueType content_type() const override {
+    return ValueType::structure({{"value", ValueType::boolean()}, {"probability", ValueType::float64()}});
+  }
   nlohmann::json content_payload(const float* content) const override {
     double p = 1.0 / (1.0 + std::exp(-static_cast<double>(content[0])));
     return {{"value", p >= threshold_}, {"probability", p}};
@@ -159,15 +161,11 @@ std::shared_ptr<FieldModuleImpl> BooleanField::make_module(const FieldModuleOpti
 }  // namespace
 
 Datatype boolean_datatype() {
-  Datatype d;
-  d.name = "boolean";
-  d.help = "true or false; also 1/0 and the strings yes/no, y/n, t/f, true/false, 1/0";
-  d.option_defaults = {{"threshold", 0.5}};
-  d.validate = [](const FieldSpec& spec) { options::number_in(spec, "threshold", 0.0, 1.0); };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<BooleanField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<BooleanField>(
+      "boolean",
+      "true or false; also 1/0 and the strings yes/no, y/n, t/f, true/false, 1/0",
+      {{"threshold", 0.5}},
+      [](const FieldSpec& spec) { options::number_in(spec, "threshold", 0.0, 1.0); });
 }
 
 }  // namespace j2v

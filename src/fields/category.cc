@@ -12,6 +12,7 @@
 #include "fields/label_index.h"
 #include "fields/label_text.h"
 #include "fields/roc_auc.h"
+#include "fields/option_checks.h"
 #include "fields/registry.h"
 
 namespace j2v {
@@ -148,8 +149,10 @@ class CategoryModuleImpl : public FieldModuleImpl {
     return std::make_unique<CategoryMetrics>(category_.num_classes());
   }
 
-  std::string content_duckdb_type() const override {
-    return "STRUCT(value VARCHAR, probability DOUBLE, topk STRUCT(label VARCHAR, probability DOUBLE)[])";
+  ValueType content_type() const override {
+    auto ranked = ValueType::structure({{"label", ValueType::string()}, {"probability", ValueType::float64()}});
+    return ValueType::structure(
+        {{"value", ValueType::string()}, {"probability", ValueType::float64()}, {"topk", ValueType::list(ranked)}});
   }
 
   nlohmann::json content_payload(const float* logits) const override {
@@ -186,25 +189,15 @@ std::shared_ptr<FieldModuleImpl> CategoryField::make_module(const FieldModuleOpt
 }  // namespace
 
 Datatype category_datatype() {
-  Datatype d;
-  d.name = "category";
-  d.help = "one label from a vocabulary learned in training; unseen labels go to an 'unavailable' bucket";
-  d.option_defaults = {{"max_vocab_size", 256}, {"topk", 3}, {"p_unavailable", 0.0}};
-  d.validate = [](const FieldSpec& spec) {
-    auto v = spec.options.at("max_vocab_size");
-    if (!v.is_number_integer() || v.get<int64_t>() < 1)
-      throw SchemaError("field '" + spec.name + "': option 'max_vocab_size' must be a positive integer, got " + v.dump());
-    auto k = spec.options.at("topk");
-    if (!k.is_number_integer() || k.get<int64_t>() < 1)
-      throw SchemaError("field '" + spec.name + "': option 'topk' must be a positive integer, got " + k.dump());
-    auto p = spec.options.at("p_unavailable");
-    if (!p.is_number() || p.get<double>() < 0 || p.get<double>() > 1)
-      throw SchemaError("field '" + spec.name + "': option 'p_unavailable' must be in [0, 1], got " + p.dump());
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<CategoryField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<CategoryField>(
+      "category",
+      "one label from a vocabulary learned in training; unseen labels go to an 'unavailable' bucket",
+      {{"max_vocab_size", 256}, {"topk", 3}, {"p_unavailable", 0.0}},
+      [](const FieldSpec& spec) {
+        options::integer_in(spec, "max_vocab_size", 1, 1 << 20);
+        options::integer_in(spec, "topk", 1, 1 << 20);
+        options::number_in(spec, "p_unavailable", 0.0, 1.0);
+      });
 }
 
 }  // namespace j2v

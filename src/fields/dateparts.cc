@@ -303,11 +303,11 @@ class DatePartsModuleImpl : public FieldModuleImpl {
     return total / static_cast<double>(parts.size());
   }
   std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<DatePartsMetrics>(dates_.parts()); }
-  std::string content_duckdb_type() const override {
-    std::string type = "STRUCT(";
-    for (size_t p = 0; p < dates_.parts().size(); ++p)
-      type += fmt::format("{}{} STRUCT(value INTEGER, probability DOUBLE)", p ? ", " : "", dates_.parts()[p]->name);
-    return type + ")";
+  ValueType content_type() const override {
+    std::vector<std::pair<std::string, ValueType>> parts;
+    for (const Part* part : dates_.parts())
+      parts.emplace_back(part->name, ValueType::structure({{"value", ValueType::int32()}, {"probability", ValueType::float64()}}));
+    return ValueType::structure(std::move(parts));
   }
   nlohmann::json content_payload(const float* logits) const override {
     nlohmann::json out = nlohmann::json::object();
@@ -336,35 +336,28 @@ std::shared_ptr<FieldModuleImpl> DatePartsField::make_module(const FieldModuleOp
 }  // namespace
 
 Datatype dateparts_datatype() {
-  Datatype d;
-  d.name = "dateparts";
-  d.help = "a timestamp (ISO-8601 string, strptime `format`, or Unix time) seen through its calendar parts";
-  d.option_defaults = {{"parts", {"month_of_year", "day_of_month", "day_of_week", "hour_of_day"}},
-                       {"format", ""},
-                       {"unit", "s"},
-                       {"utc", false}};
-  d.validate = [](const FieldSpec& spec) {
-    std::vector<std::string> names;
-    for (const auto& p : kParts) names.push_back(p.name);
-    const auto& parts = spec.options.at("parts");
-    if (!parts.is_array() || parts.empty())
-      options::fail(spec, "parts", fmt::format("must be a non-empty list of: {}", fmt::join(names, ", ")));
-    std::set<std::string> seen;
-    for (const auto& p : parts) {
-      if (!p.is_string() || !find_part(p.get<std::string>()))
-        throw SchemaError(fmt::format("field '{}': unknown date part {} (allowed: {})", spec.name, p.dump(),
-                                      fmt::join(names, ", ")));
-      if (!seen.insert(p.get<std::string>()).second)
-        throw SchemaError(fmt::format("field '{}': date part {} is listed twice in 'parts'", spec.name, p.dump()));
-    }
-    if (!spec.options.at("format").is_string()) options::fail(spec, "format", "must be a strptime pattern string");
-    options::one_of(spec, "unit", {"s", "ms"});
-    options::boolean(spec, "utc");
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<DatePartsField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<DatePartsField>(
+      "dateparts",
+      "a timestamp (ISO-8601 string, strptime `format`, or Unix time) seen through its calendar parts",
+      {{"parts", {"month_of_year", "day_of_month", "day_of_week", "hour_of_day"}}, {"format", ""}, {"unit", "s"}, {"utc", false}},
+      [](const FieldSpec& spec) {
+        std::vector<std::string> names;
+        for (const auto& p : kParts) names.push_back(p.name);
+        const auto& parts = spec.options.at("parts");
+        if (!parts.is_array() || parts.empty())
+          options::fail(spec, "parts", fmt::format("must be a non-empty list of: {}", fmt::join(names, ", ")));
+        std::set<std::string> seen;
+        for (const auto& p : parts) {
+          if (!p.is_string() || !find_part(p.get<std::string>()))
+            throw SchemaError(fmt::format("field '{}': unknown date part {} (allowed: {})", spec.name, p.dump(),
+                                          fmt::join(names, ", ")));
+          if (!seen.insert(p.get<std::string>()).second)
+            throw SchemaError(fmt::format("field '{}': date part {} is listed twice in 'parts'", spec.name, p.dump()));
+        }
+        if (!spec.options.at("format").is_string()) options::fail(spec, "format", "must be a strptime pattern string");
+        options::one_of(spec, "unit", {"s", "ms"});
+        options::boolean(spec, "utc");
+      });
 }
 
 }  // namespace j2v

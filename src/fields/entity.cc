@@ -98,7 +98,9 @@ class EntityModuleImpl : public FieldModuleImpl {
                                                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
   }
   std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<EntityMetrics>(); }
-  std::string content_duckdb_type() const override { return "STRUCT(value BIGINT, probability DOUBLE)"; }
+  ValueType content_type() const override {
+    return ValueType::structure({{"value", ValueType::int64()}, {"probability", ValueType::float64()}});
+  }
   nlohmann::json content_payload(const float* logits) const override {
     int64_t best = std::max_element(logits, logits + classes_) - logits;
     double total = 0;
@@ -118,15 +120,11 @@ std::shared_ptr<FieldModuleImpl> EntityField::make_module(const FieldModuleOptio
 }  // namespace
 
 Datatype entity_datatype() {
-  Datatype d;
-  d.name = "entity";
-  d.help = "an id meaning only same/different within one record: re-indexed per record by first appearance";
-  d.option_defaults = {{"max_entities", 32}};
-  d.validate = [](const FieldSpec& spec) { options::integer_in(spec, "max_entities", 1, 4096); };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<EntityField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<EntityField>(
+      "entity",
+      "an id meaning only same/different within one record: re-indexed per record by first appearance",
+      {{"max_entities", 32}},
+      [](const FieldSpec& spec) { options::integer_in(spec, "max_entities", 1, 4096); });
 }
 
 }  // namespace j2v

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/value_type.h"
 #include "fields/field.h"
 
 namespace j2v {
@@ -46,8 +47,8 @@ class FieldModuleImpl : public torch::nn::Module {
   virtual void augment_for_training(FieldTensors& cells) {}
   // The payload's "content" for one row, from that row's content outputs (CPU, float).
   virtual nlohmann::json content_payload(const float* content) const = 0;
-  // DuckDB type of content_payload's value, for typed Parquet output.
-  virtual std::string content_duckdb_type() const = 0;
+  // The type of content_payload's value, for typed output (Parquet).
+  virtual ValueType content_type() const = 0;
 
  protected:
   const Field& field_;

@@ -194,7 +194,7 @@ class NumberModuleImpl : public FieldModuleImpl {
     return std::make_unique<NumberMetrics>(number_);
   }
 
-  std::string content_duckdb_type() const override { return "STRUCT(value DOUBLE)"; }
+  ValueType content_type() const override { return ValueType::structure({{"value", ValueType::float64()}}); }
 
   nlohmann::json content_payload(const float* content) const override {
     return {{"value", number_.to_original(content[0])}};
@@ -214,21 +214,17 @@ std::shared_ptr<FieldModuleImpl> NumberField::make_module(const FieldModuleOptio
 }  // namespace
 
 Datatype number_datatype() {
-  Datatype d;
-  d.name = "number";
-  d.help = "a real value; strings that parse as numbers are accepted, 'NaN' is null";
-  d.option_defaults = {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}, {"transform", "none"}};
-  d.validate = [](const FieldSpec& spec) {
-    options::one_of(spec, "loss", {"mse", "mae", "huber"});
-    options::one_of(spec, "transform", {"none", "log"});
-    options::integer_in(spec, "n_frequencies", 1, 512);
-    const auto& scale = spec.options.at("frequency_scale");
-    if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<NumberField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<NumberField>(
+      "number",
+      "a real value; strings that parse as numbers are accepted, 'NaN' is null",
+      {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}, {"transform", "none"}},
+      [](const FieldSpec& spec) {
+        options::one_of(spec, "loss", {"mse", "mae", "huber"});
+        options::one_of(spec, "transform", {"none", "log"});
+        options::integer_in(spec, "n_frequencies", 1, 512);
+        const auto& scale = spec.options.at("frequency_scale");
+        if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");
+      });
 }
 
 }  // namespace j2v

@@ -6,7 +6,7 @@
 
 namespace j2v {
 
-// One line per datatype: each is defined in its own file.
+// Each datatype is defined in its own file; declared here and listed in all_datatypes().
 Datatype number_datatype();
 Datatype category_datatype();
 Datatype boolean_datatype();

@@ -160,8 +160,9 @@ class SetModuleImpl : public FieldModuleImpl {
   std::unique_ptr<FieldMetrics> new_metrics() const override {
     return std::make_unique<SetMetrics>(set_.num_outputs(), threshold_);
   }
-  std::string content_duckdb_type() const override {
-    return "STRUCT(labels VARCHAR[], topk STRUCT(label VARCHAR, probability DOUBLE)[])";
+  ValueType content_type() const override {
+    auto ranked = ValueType::structure({{"label", ValueType::string()}, {"probability", ValueType::float64()}});
+    return ValueType::structure({{"labels", ValueType::list(ValueType::string())}, {"topk", ValueType::list(ranked)}});
   }
   nlohmann::json content_payload(const float* logits) const override {
     int64_t n = set_.num_outputs();
@@ -198,20 +199,16 @@ std::shared_ptr<FieldModuleImpl> SetField::make_module(const FieldModuleOptions&
 }  // namespace
 
 Datatype set_datatype() {
-  Datatype d;
-  d.name = "set";
-  d.help = "any number of labels (a list; a lone label is a one-element set), vocabulary learned in training";
-  d.option_defaults = {{"max_vocab_size", 256}, {"max_size", 16}, {"threshold", 0.5}, {"topk", 5}};
-  d.validate = [](const FieldSpec& spec) {
-    options::integer_in(spec, "max_vocab_size", 1, 1 << 20);
-    options::integer_in(spec, "max_size", 1, 4096);
-    options::number_in(spec, "threshold", 0.0, 1.0);
-    options::integer_in(spec, "topk", 1, 1 << 20);
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<SetField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<SetField>(
+      "set",
+      "any number of labels (a list; a lone label is a one-element set), vocabulary learned in training",
+      {{"max_vocab_size", 256}, {"max_size", 16}, {"threshold", 0.5}, {"topk", 5}},
+      [](const FieldSpec& spec) {
+        options::integer_in(spec, "max_vocab_size", 1, 1 << 20);
+        options::integer_in(spec, "max_size", 1, 4096);
+        options::number_in(spec, "threshold", 0.0, 1.0);
+        options::integer_in(spec, "topk", 1, 1 << 20);
+      });
 }
 
 }  // namespace j2v

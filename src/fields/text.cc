@@ -113,7 +113,7 @@ class TextModuleImpl : public FieldModuleImpl {
     return torch::zeros({content.size(0)});
   }
   std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<TextMetrics>(); }
-  std::string content_duckdb_type() const override { return "STRUCT(value VARCHAR)"; }
+  ValueType content_type() const override { return ValueType::structure({{"value", ValueType::string()}}); }
   nlohmann::json content_payload(const float*) const override { return nullptr; }
 
  private:
@@ -128,21 +128,17 @@ std::shared_ptr<FieldModuleImpl> TextField::make_module(const FieldModuleOptions
 }  // namespace
 
 Datatype text_datatype() {
-  Datatype d;
-  d.name = "text";
-  d.help = "free text: hashed words and character trigrams, learned from scratch; an input only";
-  d.option_defaults = {{"max_features", 64}, {"buckets", 16384}};
-  d.validate = [](const FieldSpec& spec) {
-    if (spec.target)
-      throw SchemaError("field '" + spec.name + "': a text field cannot be a target (json2vec does not generate "
-                        "text); use it as an input, or a category/set for labels");
-    options::integer_in(spec, "max_features", 1, 4096);
-    options::integer_in(spec, "buckets", 16, 1 << 24);
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<TextField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<TextField>(
+      "text",
+      "free text: hashed words and character trigrams, learned from scratch; an input only",
+      {{"max_features", 64}, {"buckets", 16384}},
+      [](const FieldSpec& spec) {
+        if (spec.target)
+          throw SchemaError("field '" + spec.name + "': a text field cannot be a target (json2vec does not generate "
+                            "text); use it as an input, or a category/set for labels");
+        options::integer_in(spec, "max_features", 1, 4096);
+        options::integer_in(spec, "buckets", 16, 1 << 24);
+      });
 }
 
 }  // namespace j2v

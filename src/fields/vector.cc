@@ -163,7 +163,9 @@ class VectorModuleImpl : public FieldModuleImpl {
   std::unique_ptr<FieldMetrics> new_metrics() const override {
     return std::make_unique<VectorMetrics>(torch::tensor(vector_.std(), torch::kDouble).to(torch::kFloat));
   }
-  std::string content_duckdb_type() const override { return "STRUCT(value DOUBLE[])"; }
+  ValueType content_type() const override {
+    return ValueType::structure({{"value", ValueType::list(ValueType::float64())}});
+  }
   nlohmann::json content_payload(const float* content) const override {
     std::vector<double> v(vector_.n_dim());
     for (int64_t i = 0; i < vector_.n_dim(); ++i) v[i] = content[i] * vector_.std()[i] + vector_.mean()[i];
@@ -183,21 +185,17 @@ std::shared_ptr<FieldModuleImpl> VectorField::make_module(const FieldModuleOptio
 }  // namespace
 
 Datatype vector_datatype() {
-  Datatype d;
-  d.name = "vector";
-  d.help = "a list of exactly n_dim numbers (n_dim is required)";
-  d.option_defaults = {{"n_dim", nullptr}, {"loss", "l2"}, {"normalize", true}};
-  d.validate = [](const FieldSpec& spec) {
-    if (spec.options.at("n_dim").is_null())
-      throw SchemaError("field '" + spec.name + "': a vector needs option 'n_dim' (its number of elements)");
-    options::integer_in(spec, "n_dim", 1, 65536);
-    options::one_of(spec, "loss", {"l2", "l1"});
-    options::boolean(spec, "normalize");
-  };
-  d.make = [](FieldSpec spec, Address address) -> std::shared_ptr<Field> {
-    return std::make_shared<VectorField>(std::move(spec), std::move(address));
-  };
-  return d;
+  return datatype_of<VectorField>(
+      "vector",
+      "a list of exactly n_dim numbers (n_dim is required)",
+      {{"n_dim", nullptr}, {"loss", "l2"}, {"normalize", true}},
+      [](const FieldSpec& spec) {
+        if (spec.options.at("n_dim").is_null())
+          throw SchemaError("field '" + spec.name + "': a vector needs option 'n_dim' (its number of elements)");
+        options::integer_in(spec, "n_dim", 1, 65536);
+        options::one_of(spec, "loss", {"l2", "l1"});
+        options::boolean(spec, "normalize");
+      });
 }
 
 }  // namespace j2v

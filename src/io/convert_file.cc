@@ -3,10 +3,11 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "data/data_error.h"
-#include "data/readers/record_reader.h"
+#include "base/atomic_file.h"
+#include "base/errors.h"
+#include "base/file_format.h"
 #include "duckdb.h"
-#include "engine/available_cores.h"
+#include "base/available_cores.h"
 #include "io/duckdb_open.h"
 #include "io/row_writer.h"
 #include "io/sql_quoting.h"
@@ -37,7 +38,7 @@ int64_t convert_file(const std::string& input, const std::string& output) {
       throw DataError("convert writes uncompressed files: '" + output + "' ends in " + suffix +
                       " (Parquet compresses its columns itself)");
   }
-  std::string temp = output + ".partial";
+  std::string temp = temp_path_for(output);
   std::string sql = "COPY (SELECT * FROM " + duckdb_table_function(input) + ") TO " + quote_string_literal(temp) + " " + copy_options(output);
   duckdb_database db = nullptr;
   duckdb_connection con = nullptr;
@@ -58,14 +59,13 @@ int64_t convert_file(const std::string& input, const std::string& output) {
   duckdb_disconnect(&con);
   duckdb_close(&db);
   if (!ok) {
-    std::remove(temp.c_str());
+    remove_quietly(temp);
     throw DataError("cannot convert '" + input + "' to '" + output + "': " + error);
   }
-  std::error_code ec;
-  std::filesystem::rename(temp, output, ec);
-  if (ec) {
-    std::remove(temp.c_str());
-    throw WriteError("cannot write '" + output + "': " + ec.message());
+  try {
+    commit_file(temp, output);  // fsync, rename, fsync of the directory; removes `temp` on failure
+  } catch (const AtomicFileError& e) {
+    throw WriteError("cannot write '" + output + "': " + e.what());
   }
   return rows;
 }

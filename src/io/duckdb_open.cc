@@ -1,6 +1,6 @@
 #include "io/duckdb_open.h"
 
-#include "data/readers/record_reader.h"
+#include "base/file_format.h"
 #include "io/sql_quoting.h"
 
 namespace j2v::io {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/atomic_file.h"
 #include "duckdb.h"
 #include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
@@ -36,10 +37,6 @@ constexpr const char* kDuckdbMemoryLimit = "128MB";
 // the same measurement, so the thread count is capped rather than left at one per core.
 constexpr int kDuckdbThreads = 2;
 constexpr const char* kTableName = "\"rows\"";
-
-std::string temp_path_for(const std::string& path) {
-  return path + ".tmp-" + std::to_string(::getpid());
-}
 
 // "string \"abc\"" for error messages; long values are cut so one bad row cannot flood a log.
 std::string describe_json(const json& value) {
@@ -84,36 +81,14 @@ bool is_valid_utf8(const std::string& text) {
 
 std::string errno_text() { return std::strerror(errno); }
 
-void fsync_path(const std::string& path, int open_flags) {
-  int fd = ::open(path.c_str(), open_flags);
-  if (fd < 0) throw WriteError("cannot open '" + path + "' to sync it to disk: " + errno_text());
-  int rc = ::fsync(fd);
-  int saved_errno = errno;
-  ::close(fd);
-  if (rc != 0) {
-    errno = saved_errno;
-    throw WriteError("cannot sync '" + path + "' to disk: " + errno_text());
-  }
-}
-
-// Durable atomic publish: the data must be on disk before the name points at it, or a power
-// loss could leave a complete-looking but empty file at `path`.
+// Durable atomic publish (fsync, rename, fsync of the directory), with base's error turned
+// into the WriteError that RowWriter::close() promises; the message names both paths.
 void commit_temp_file(const std::string& temp_path, const std::string& path) {
-  fsync_path(temp_path, O_RDONLY);
-  if (std::rename(temp_path.c_str(), path.c_str()) != 0) {
-    throw WriteError("cannot rename '" + temp_path + "' to '" + path + "': " + errno_text());
-  }
-  // Best effort: some file systems refuse fsync on directories, and the rename already happened.
-  fs::path parent = fs::path(path).parent_path();
   try {
-    fsync_path(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
-  } catch (const WriteError&) {
+    commit_file(temp_path, path);
+  } catch (const AtomicFileError& e) {
+    throw WriteError(e.what());
   }
-}
-
-void remove_quietly(const std::string& path) {
-  std::error_code ignored;
-  fs::remove_all(path, ignored);
 }
 
 // ---------------------------------------------------------------------------------------------

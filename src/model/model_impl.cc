@@ -4,6 +4,7 @@
 
 #include "data/record_batch.h"
 #include "engine/checkpoint_io.h"
+#include "engine/components.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "model/item_mask.h"
@@ -23,50 +24,43 @@ std::string module_name(size_t index, const std::string& field) {
   return name;
 }
 
-std::string quote_identifier(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) out += (c == '"') ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
+}  // namespace
+
+namespace {
+Schema named(Schema schema, const std::string& name) {
+  schema.name = name;
+  return schema;
 }
 }  // namespace
 
-ModelImpl::ModelImpl(Schema schema, ModelOptions options) : schema_(std::move(schema)), options_(std::move(options)) {
-  options_.validate();
-  schema_.name = options_.name();
+ModelImpl::ModelImpl(Schema schema, ModelOptions options)
+    : ModelImpl(nullptr, std::move(options)) {
+  codec_ = std::make_shared<RecordCodec>(named(std::move(schema), options_.name()));
   set_fields();
 }
 
+ModelImpl::ModelImpl(std::shared_ptr<RecordCodec> codec, ModelOptions options)
+    : codec_(std::move(codec)), options_(std::move(options)) {
+  options_.validate();
+  if (codec_) set_fields();
+}
+
 void ModelImpl::set_fields() {
-  fields_ = build_fields(schema_, &tree_);
-  encoder_ = std::make_unique<RecordEncoder>(fields_, tree_);
-  input_index_.assign(fields_.size(), -1);
-  token_of_field_.assign(fields_.size(), -1);
-  nets_.assign(tree_.branches.size(), BranchNet{});
+  input_index_.assign(fields().size(), -1);
+  token_of_field_.assign(fields().size(), -1);
+  nets_.assign(tree().branches.size(), BranchNet{});
   n_inputs_ = 0;
-  for (size_t b = 0; b < tree_.branches.size(); ++b) {
-    for (size_t f : tree_.branches[b].leaves) {
-      if (fields_[f]->spec().target) continue;  // targets are always pruned: never a token
+  for (size_t b = 0; b < tree().branches.size(); ++b) {
+    for (size_t f : tree().branches[b].leaves) {
+      if (fields()[f]->spec().target) continue;  // targets are always pruned: never a token
       token_of_field_[f] = static_cast<int64_t>(nets_[b].inputs.size());
       nets_[b].inputs.push_back(f);
     }
   }
   // State embeddings and pruning are numbered over all inputs, in field order.
-  for (size_t f = 0; f < fields_.size(); ++f)
-    if (!fields_[f]->spec().target) input_index_[f] = n_inputs_++;
-  save_hyperparameters({{"model", options_.to_json()}, {"schema", schema_.to_json()}});
-}
-
-void ModelImpl::fit_fields(const RecordBuffer& records, const std::vector<int64_t>* rows, int threads) {
-  if (built_) return;
-  if ((rows ? rows->size() : records.size()) == 0)
-    throw std::invalid_argument("no training records in '" + records.source() + "'");
-  fit_fields(encoder_->collect_stats(records, rows, threads));
-}
-
-void ModelImpl::fit_fields(const std::vector<std::unique_ptr<FieldStats>>& stats) {
-  if (built_) return;
-  for (size_t f = 0; f < fields_.size(); ++f) fields_[f]->fit(*stats[f]);
-  build_network();
+  for (size_t f = 0; f < fields().size(); ++f)
+    if (!fields()[f]->spec().target) input_index_[f] = n_inputs_++;
+  save_hyperparameters({{"model", options_.to_json()}, {"schema", schema().to_json()}});
 }
 
 void ModelImpl::build_network() {
@@ -74,12 +68,12 @@ void ModelImpl::build_network() {
   FieldModuleOptions fo;
   fo.d_model = d;
   fo.dropout = options_.dropout();
-  for (size_t f = 0; f < fields_.size(); ++f)
-    field_modules_.push_back(register_module(module_name(f, fields_[f]->spec().name), fields_[f]->make_module(fo)));
+  for (size_t f = 0; f < fields().size(); ++f)
+    field_modules_.push_back(register_module(module_name(f, fields()[f]->spec().name), fields()[f]->make_module(fo)));
   state_embedding_ = register_module("state_embedding", torch::nn::Embedding(n_inputs_ * kNumCellStates, d));
   // Parameter names: the root's are those of a flat model, so flat checkpoints stay loadable.
-  for (size_t b = 0; b < tree_.branches.size(); ++b) {
-    const auto& node = tree_.branches[b];
+  for (size_t b = 0; b < tree().branches.size(); ++b) {
+    const auto& node = tree().branches[b];
     auto& net = nets_[b];
     std::string prefix = b == 0 ? "" : module_name(b, node.address.leaf()) + "_";
     int64_t tokens = static_cast<int64_t>(net.inputs.size() + node.children.size());
@@ -107,7 +101,7 @@ void ModelImpl::build_network() {
     if (b > 0) net.pool = register_module(prefix + "pool", nn::LearnedQueryPooling(d, heads, 1, options_.dropout()));
   }
   record_pool_ = register_module("record_pool", nn::LearnedQueryPooling(d, heads, 1, options_.dropout()));
-  decoder_ = register_module("decoder", nn::LearnedQueryPooling(d, heads, static_cast<int64_t>(fields_.size()),
+  decoder_ = register_module("decoder", nn::LearnedQueryPooling(d, heads, static_cast<int64_t>(fields().size()),
                                                                 options_.dropout()));
   built_ = true;
 }
@@ -121,14 +115,14 @@ void keep_one_key(torch::Tensor& padding) {
 }  // namespace
 
 int64_t ModelImpl::batch_rows(const std::vector<FieldTensors>& cells) const {
-  return cells.empty() ? 0 : cells[0].state.size(0) / tree_.leaf_slots(0);
+  return cells.empty() ? 0 : cells[0].state.size(0) / tree().leaf_slots(0);
 }
 
 ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, const std::vector<torch::Tensor>& present,
                                       const torch::Tensor& pruned, const std::vector<Decode>& decode,
                                       bool with_record) {
   int64_t B = batch_rows(inputs);
-  size_t n_branches = tree_.branches.size();
+  size_t n_branches = tree().branches.size();
   Outputs out;
   out.branch.resize(n_branches);
   out.padding.resize(n_branches);
@@ -136,7 +130,7 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
   out.slots.resize(n_branches);
   // Children before parents: a branch's pooled token is an input of its parent.
   for (size_t b = n_branches; b-- > 0;) {
-    const auto& node = tree_.branches[b];
+    const auto& node = tree().branches[b];
     auto& net = nets_[b];
     int64_t L = node.length, N = B * node.parent_slots, cells = N * L;
     std::vector<torch::Tensor> tokens, absent;
@@ -182,7 +176,7 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     out.pooled[b] = net.pool->forward(slot, slot_padding).select(1, 0);
   }
   bool nested_decode = false;
-  for (const auto& d : decode) nested_decode = nested_decode || tree_.branch_of_leaf[d.field] != 0;
+  for (const auto& d : decode) nested_decode = nested_decode || tree().branch_of_leaf[d.field] != 0;
   if (with_record || nested_decode) out.record = record_pool_->forward(out.branch[0], out.padding[0]).select(1, 0);
   out.decoded.resize(decode.size());
   // Fields decoded together share their keys: those of their branch.
@@ -190,7 +184,7 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     std::vector<int64_t> which;
     std::vector<size_t> entries;
     for (size_t k = 0; k < decode.size(); ++k)
-      if (tree_.branch_of_leaf[decode[k].field] == static_cast<int>(b)) {
+      if (tree().branch_of_leaf[decode[k].field] == static_cast<int>(b)) {
         which.push_back(static_cast<int64_t>(decode[k].field));
         entries.push_back(k);
       }
@@ -199,11 +193,11 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     if (b > 0) {
       // A cell's heritage: the tokens of its own item, its slot after the list blocks, then
       // the pooled outputs of its branch and of every enclosing one, the record's last.
-      const auto& node = tree_.branches[b];
+      const auto& node = tree().branches[b];
       int64_t cells = B * node.slots;
       std::vector<torch::Tensor> heritage{out.slots[b]};
-      for (int a = static_cast<int>(b); a > 0; a = tree_.branches[a].parent)
-        heritage.push_back(out.pooled[a].repeat_interleave(node.slots / tree_.branches[a].parent_slots, 0));
+      for (int a = static_cast<int>(b); a > 0; a = tree().branches[a].parent)
+        heritage.push_back(out.pooled[a].repeat_interleave(node.slots / tree().branches[a].parent_slots, 0));
       heritage.push_back(out.record.repeat_interleave(node.slots, 0));
       keys = torch::cat({keys, torch::stack(heritage, 1)}, 1);
       padding = torch::cat({padding, torch::zeros({cells, static_cast<int64_t>(heritage.size())}, torch::kBool)}, 1);
@@ -224,11 +218,11 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
   auto rand = [&](int64_t n) {
     return generator ? torch::rand({n}, *generator) : torch::rand({n});
   };
-  std::vector<torch::Tensor> hidden = noisy ? hide_items(tree_, present, rand) : std::vector<torch::Tensor>{};
-  for (size_t f = 0; f < fields_.size(); ++f) {
-    const auto& spec = fields_[f]->spec();
-    int b = tree_.branch_of_leaf[f];
-    int64_t slots = tree_.branches[b].slots;
+  std::vector<torch::Tensor> hidden = noisy ? hide_items(tree(), present, rand) : std::vector<torch::Tensor>{};
+  for (size_t f = 0; f < fields().size(); ++f) {
+    const auto& spec = fields()[f]->spec();
+    int b = tree().branch_of_leaf[f];
+    int64_t slots = tree().branches[b].slots;
     const auto& in_list = present[b];  // padding is never decoded
     if (spec.target) {
       decode.push_back({f, in_list});
@@ -275,7 +269,7 @@ torch::Tensor ModelImpl::loss(const Outputs& out, const std::vector<FieldTensors
       if (update_metrics && static_cast<size_t>(d.field) < metrics_.size() && metrics_[d.field])
         metrics_[d.field]->update(content.detach(), truth[d.field], valued_idx);
     }
-    total = total + fields_[d.field]->spec().weight * field_loss;
+    total = total + fields()[d.field]->spec().weight * field_loss;
   }
   return total;
 }
@@ -300,7 +294,7 @@ torch::Tensor ModelImpl::evaluation_step(engine::Batch& batch_base, const std::s
   // Without targets the loss is the masking loss; a fixed generator keeps it comparable
   // between epochs.
   torch::Generator generator = at::detail::createCPUGenerator(trainer() ? trainer()->batch_index() : 0);
-  auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, schema_.has_targets() ? nullptr : &generator);
+  auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, schema().has_targets() ? nullptr : &generator);
   auto out = forward(inputs, batch.present(), pruned, decode, false);
   auto l = loss(out, batch.fields(), decode, true);
   log("loss/" + stage, l, engine::LogOptions().step(false).epoch(true).progress_bar());
@@ -319,7 +313,7 @@ void ModelImpl::log_metrics(const std::string& stage) {
   for (size_t f = 0; f < metrics_.size(); ++f) {
     if (!metrics_[f]) continue;
     for (const auto& [metric, value] : metrics_[f]->compute())
-      log(fmt::format("{}/{}:{}:content", fields_[f]->address().str(), stage, metric), value,
+      log(fmt::format("{}/{}:{}:content", fields()[f]->address().str(), stage, metric), value,
           engine::LogOptions().step(false).epoch(true).reduce("max"));
   }
   metrics_.clear();
@@ -327,9 +321,9 @@ void ModelImpl::log_metrics(const std::string& stage) {
 
 nlohmann::json ModelImpl::nested(const RecordBatch& batch, int64_t row, int branch,
                                  const std::function<nlohmann::json(int64_t slot)>& value) const {
-  auto chain = tree_.lineage(branch);  // the root, ..., branch
+  auto chain = tree().lineage(branch);  // the root, ..., branch
   std::function<nlohmann::json(size_t, int64_t)> level = [&](size_t depth, int64_t parent_slot) {
-    const auto& node = tree_.branches[chain[depth]];
+    const auto& node = tree().branches[chain[depth]];
     nlohmann::json list = nlohmann::json::array();
     int32_t n = batch.length(static_cast<size_t>(chain[depth]), row, parent_slot);
     for (int64_t j = 0; j < n; ++j) {
@@ -363,7 +357,7 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   struct Cells {
     torch::Tensor states, content, wanted, embedding;
   };
-  std::vector<Cells> cells(fields_.size());
+  std::vector<Cells> cells(fields().size());
   for (size_t k = 0; k < decode.size(); ++k) {
     const auto& d = decode[k];
     auto& module = field_modules_[d.field];
@@ -372,16 +366,16 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
     cells[d.field].content = logits.narrow(1, kNumCellStates, module->content_width()).contiguous();
     cells[d.field].wanted = d.rows.contiguous();
   }
-  for (size_t f = 0; f < fields_.size(); ++f) {
-    if (!fields_[f]->spec().embed || token_of_field_[f] < 0) continue;
-    int b = tree_.branch_of_leaf[f];
+  for (size_t f = 0; f < fields().size(); ++f) {
+    if (!fields()[f]->spec().embed || token_of_field_[f] < 0) continue;
+    int b = tree().branch_of_leaf[f];
     cells[f].embedding = normalized(out.branch[b].select(1, token_of_field_[f]));  // [B x slots, T, d]
   }
-  for (size_t f = 0; f < fields_.size(); ++f) {
+  for (size_t f = 0; f < fields().size(); ++f) {
     const auto& c = cells[f];
     if (!c.states.defined() && !c.embedding.defined()) continue;
-    int b = tree_.branch_of_leaf[f];
-    int64_t slots = tree_.branches[b].slots;
+    int b = tree().branch_of_leaf[f];
+    int64_t slots = tree().branches[b].slots;
     auto& module = field_modules_[f];
     int64_t w = module->content_width(), d = c.embedding.defined() ? c.embedding.size(1) : 0;
     auto cell_payload = [&](int64_t cell) -> nlohmann::json {
@@ -399,7 +393,7 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
       }
       return p.empty() ? nlohmann::json() : p;
     };
-    const std::string address = fields_[f]->address().str();
+    const std::string address = fields()[f]->address().str();
     for (int64_t i = 0; i < B; ++i) {
       nlohmann::json payload =
           b == 0 ? cell_payload(i) : nested(batch, i, b, [&](int64_t slot) { return cell_payload(i * slots + slot); });
@@ -411,10 +405,10 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
     int64_t d = v.size(1);
     const float* p = v.data_ptr<float>();
     for (int64_t i = 0; i < B; ++i)
-      rows[i]["predictions"][schema_.name]["embedding"] = std::vector<float>(p + i * d, p + (i + 1) * d);
+      rows[i]["predictions"][schema().name]["embedding"] = std::vector<float>(p + i * d, p + (i + 1) * d);
   }
-  for (size_t b = 1; b < tree_.branches.size(); ++b) {
-    const auto& node = tree_.branches[b];
+  for (size_t b = 1; b < tree().branches.size(); ++b) {
+    const auto& node = tree().branches[b];
     if (!node.embed) continue;
     auto v = normalized(out.pooled[b]);  // one per parent slot
     int64_t d = v.size(1), ps = node.parent_slots;
@@ -430,67 +424,49 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   return rows;
 }
 
-std::vector<std::pair<std::string, std::string>> ModelImpl::predict_output_types() const {
-  std::string state = "STRUCT(";
-  for (int k = 0; k < kNumCellStates; ++k) state += (k ? ", " : "") + quote_identifier(cell_state_name(k)) + " DOUBLE";
-  state += ")";
-  auto lists = [](std::string type, int depth) {
-    for (int i = 0; i < depth; ++i) type += "[]";
+std::vector<OutputColumn> ModelImpl::predict_output_types() const {
+  std::vector<std::pair<std::string, ValueType>> states;
+  for (int k = 0; k < kNumCellStates; ++k) states.emplace_back(cell_state_name(k), ValueType::float64());
+  auto state = ValueType::structure(std::move(states));
+  // A cell of a branch is a list per enclosing branch: one level each.
+  auto lists = [](ValueType type, int depth) {
+    for (int i = 0; i < depth; ++i) type = ValueType::list(std::move(type));
     return type;
   };
-  std::vector<std::string> members;
-  if (options_.embed()) members.push_back(quote_identifier(schema_.name) + " STRUCT(embedding FLOAT[])");
-  for (size_t b = 1; b < tree_.branches.size(); ++b) {
-    const auto& node = tree_.branches[b];
-    if (node.embed)
-      members.push_back(quote_identifier(node.address.str()) + " " +
-                        lists("STRUCT(embedding FLOAT[])", tree_.branches[node.parent].depth));
+  auto embedding = [] { return ValueType::structure({{"embedding", ValueType::list(ValueType::float32())}}); };
+  std::vector<std::pair<std::string, ValueType>> members;
+  if (options_.embed()) members.emplace_back(schema().name, embedding());
+  for (size_t b = 1; b < tree().branches.size(); ++b) {
+    const auto& node = tree().branches[b];
+    if (node.embed) members.emplace_back(node.address.str(), lists(embedding(), tree().branches[node.parent].depth));
   }
-  for (size_t f = 0; f < fields_.size(); ++f) {
-    std::string t = "STRUCT(state " + state + ", content " + field_modules_[f]->content_duckdb_type();
-    if (fields_[f]->spec().embed && token_of_field_[f] >= 0) t += ", embedding FLOAT[]";
-    t += ")";
-    members.push_back(quote_identifier(fields_[f]->address().str()) + " " +
-                      lists(t, tree_.branches[tree_.branch_of_leaf[f]].depth));
+  for (size_t f = 0; f < fields().size(); ++f) {
+    std::vector<std::pair<std::string, ValueType>> cell = {{"state", state}, {"content", field_modules_[f]->content_type()}};
+    if (fields()[f]->spec().embed && token_of_field_[f] >= 0)
+      cell.emplace_back("embedding", ValueType::list(ValueType::float32()));
+    members.emplace_back(fields()[f]->address().str(),
+                         lists(ValueType::structure(std::move(cell)), tree().branches[tree().branch_of_leaf[f]].depth));
   }
-  std::string predictions = "STRUCT(";
-  for (size_t i = 0; i < members.size(); ++i) predictions += (i ? ", " : "") + members[i];
-  predictions += ")";
-  return {{"inputs", "JSON"}, {"predictions", predictions}};
+  return {{"inputs", ValueType::json()}, {"predictions", ValueType::structure(std::move(members))}};
 }
 
-std::vector<engine::OptimizerConfig> ModelImpl::configure_optimizers() {
+std::vector<engine::ParameterGroup> ModelImpl::parameter_groups() {
   // Weight decay on matrices only: decaying norms, biases and frequencies hurts.
-  std::vector<torch::Tensor> decay, no_decay;
+  engine::ParameterGroup decay{{}, true}, no_decay{{}, false};
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
     bool is_norm = name.find("norm") != std::string::npos;
     (p.value().dim() >= 2 && !is_norm && name.find("frequencies") == std::string::npos ? decay : no_decay)
-        .push_back(p.value());
+        .params.push_back(p.value());
   }
+  return {decay, no_decay};
+}
+
+std::vector<engine::OptimizerConfig> ModelImpl::configure_optimizers() {
   const auto& o = options_.optimizer();
-  std::shared_ptr<torch::optim::Optimizer> optimizer;
-  if (o.name() == "sgd") {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::SGDOptions>(
-                                   torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay())));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::SGDOptions>(
-                                      torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(0)));
-    optimizer = std::make_shared<torch::optim::SGD>(std::move(groups), torch::optim::SGDOptions(o.lr()));
-  } else if (o.name() == "adam") {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamOptions>(
-                                   torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay())));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(o.lr())));
-    optimizer = std::make_shared<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(o.lr()));
-  } else {
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay())));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(o.lr()).weight_decay(0.0)));
-    optimizer = std::make_shared<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(o.lr()));
-  }
+  nlohmann::json args = {{"lr", o.lr()}, {"weight_decay", o.weight_decay()}};
+  if (o.name() == "sgd") args["momentum"] = o.momentum();
+  auto optimizer = engine::make_optimizer(o.name(), args, *this);
   engine::OptimizerConfig config;
   config.optimizer = optimizer;
   const auto& s = options_.scheduler();
@@ -505,17 +481,18 @@ std::vector<engine::OptimizerConfig> ModelImpl::configure_optimizers() {
 }
 
 void ModelImpl::setup(engine::Stage stage) {
+  // The data module fits the codec in its own setup, which the Trainer runs first.
+  if (!built_ && codec_->fitted()) build_network();
   if (!built_)
     throw std::invalid_argument(fmt::format(
-        "the model has not been trained: {} needs weights (run fit first, or pass --ckpt_path)", engine::stage_name(stage)));
+        "the model has not been trained: {} needs weights (run fit first, or pass a checkpoint)",
+        engine::stage_name(stage)));
 }
 
 void ModelImpl::on_save_checkpoint(nlohmann::json& checkpoint) {
-  nlohmann::json states = nlohmann::json::object();
-  for (const auto& f : fields_) states[f->address().str()] = f->state_json();
-  checkpoint["schema"] = schema_.to_json();
+  checkpoint["schema"] = schema().to_json();
   checkpoint["options"] = options_.to_json();
-  checkpoint["fields"] = states;
+  checkpoint["fields"] = codec_->state_json();
 }
 
 void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
@@ -523,42 +500,50 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
     throw engine::CheckpointError("the checkpoint holds no json2vec model (no schema)");
   Schema saved = Schema::from_json(checkpoint["schema"]);
   if (built_) {
-    if (saved.to_json() != schema_.to_json())
+    if (saved.to_json() != schema().to_json())
       throw engine::CheckpointError("the checkpoint's schema differs from this model's; load it with Model::load");
     return;
   }
   // The checkpoint's schema and options win: they are what the weights were trained for.
-  schema_ = std::move(saved);
   options_ = ModelOptions::from_json(checkpoint.value("options", nlohmann::json::object()));
-  schema_.name = options_.name();
-  set_fields();
-  for (auto& f : fields_) {
-    auto key = f->address().str();
-    if (!checkpoint["fields"].contains(key))
-      throw engine::CheckpointError("the checkpoint has no state for field '" + key + "'");
-    f->load_state_json(checkpoint["fields"][key]);
+  try {
+    codec_->load(named(std::move(saved), options_.name()), checkpoint["fields"]);
+  } catch (const std::invalid_argument& e) {
+    throw engine::CheckpointError(std::string("the checkpoint does not fit its schema: ") + e.what());
   }
+  set_fields();
   build_network();
 }
 
 std::shared_ptr<engine::Module> ModelImpl::replicate() {
-  // Same schema, field state and network layout: the Trainer copies the weights over.
-  auto copy = std::make_shared<ModelImpl>(schema_, options_);
-  nlohmann::json state;
-  on_save_checkpoint(state);
-  copy->on_load_checkpoint(state);
+  // Same codec and network layout: the Trainer copies the weights over.
+  auto copy = std::make_shared<ModelImpl>(codec_, options_);
+  copy->build_network();
+  return copy;
+}
+
+std::shared_ptr<ModelImpl> ModelImpl::clone_model() const {
+  if (!built_) throw std::logic_error("clone_model: the model has no network yet");
+  auto copy = std::make_shared<ModelImpl>(codec_, options_);
+  copy->build_network();
+  torch::NoGradGuard no_grad;
+  auto from = named_parameters(true), to = copy->named_parameters(true);
+  for (const auto& p : from) to[p.key()].copy_(p.value());
+  auto from_buffers = named_buffers(true), to_buffers = copy->named_buffers(true);
+  for (const auto& b : from_buffers) to_buffers[b.key()].copy_(b.value());
+  copy->train(is_training());
   return copy;
 }
 
 nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& records, int64_t batch_size, int threads) {
   if (!built_) throw std::invalid_argument("the model has not been trained: fit it or load a checkpoint first");
   auto buffer = RecordBuffer::from_strings(records, "<predict>");
-  auto table = std::make_shared<EncodedTable>(encoder_->encode(buffer, nullptr, threads));
+  auto table = std::make_shared<EncodedTable>(codec_->encode(buffer, nullptr, threads));
   torch::NoGradGuard no_grad;
   bool was_training = is_training();
   eval();
   nlohmann::json all = nlohmann::json::array();
-  int64_t bs = batch_size > 0 ? batch_size : options_.batch_size();
+  int64_t bs = std::max<int64_t>(batch_size, 1);
   for (int64_t start = 0; start < table->rows; start += bs) {
     std::vector<int64_t> rows;
     for (int64_t i = start; i < std::min(table->rows, start + bs); ++i) rows.push_back(i);
@@ -605,8 +590,18 @@ Model Model::load(const std::string& checkpoint_path) {
 nlohmann::json Model::predict(const std::vector<std::string>& json_records) const {
   return impl_->predict_records(json_records);
 }
+nlohmann::json Model::predict(const std::vector<std::string>& json_records, int64_t batch_size, int threads) const {
+  return impl_->predict_records(json_records, batch_size, threads);
+}
+bool Model::trained() const { return impl_->built(); }
+Model Model::clone() const {
+  auto copy = impl_->clone_model();
+  copy->eval();
+  return Model(copy);
+}
 const Schema& Model::schema() const { return impl_->schema(); }
 const ModelOptions& Model::options() const { return impl_->options(); }
+const std::shared_ptr<RecordCodec>& Model::codec() const { return impl_->codec(); }
 Model::operator engine::Module&() const { return *impl_; }
 
 }  // namespace j2v

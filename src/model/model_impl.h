@@ -11,8 +11,7 @@
 
 #include <functional>
 
-#include "data/record_buffer.h"
-#include "data/record_encoder.h"
+#include "data/record_codec.h"
 #include "engine/module.h"
 #include "fields/field_module.h"
 #include "model/model_options.h"
@@ -26,25 +25,27 @@ class RecordBatch;
 
 class ModelImpl : public engine::Module {
  public:
+  // The schema's root is named options.name(); a codec is made for it.
   ModelImpl(Schema schema, ModelOptions options);
+  // A network for a codec that data modules fit (or have fitted): the network is built once
+  // the codec is fitted, in setup().
+  ModelImpl(std::shared_ptr<RecordCodec> codec, ModelOptions options);
 
-  const Schema& schema() const { return schema_; }
+  const Schema& schema() const { return codec_->schema(); }
   const ModelOptions& options() const { return options_; }
-  const std::vector<std::shared_ptr<Field>>& fields() const { return fields_; }
-  const RecordEncoder& encoder() const { return *encoder_; }
-  const SchemaTree& tree() const { return tree_; }
+  const std::shared_ptr<RecordCodec>& codec() const { return codec_; }
+  const std::vector<std::shared_ptr<Field>>& fields() const { return codec_->fields(); }
+  const SchemaTree& tree() const { return codec_->tree(); }
   bool built() const { return built_; }
-
-  // Learns vocabularies and statistics from training records, freezes them, builds the network.
-  void fit_fields(const RecordBuffer& records, const std::vector<int64_t>* rows, int threads);
-  // The same from statistics gathered elsewhere (a stream, chunk by chunk), one per field.
-  void fit_fields(const std::vector<std::unique_ptr<FieldStats>>& stats);
+  // A copy with the same codec and weights, for a serving worker of its own.
+  std::shared_ptr<ModelImpl> clone_model() const;
 
   torch::Tensor training_step(engine::Batch& batch, int64_t batch_idx) override;
   void validation_step(engine::Batch& batch, int64_t batch_idx) override;
   void test_step(engine::Batch& batch, int64_t batch_idx) override;
   nlohmann::json predict_step(engine::Batch& batch, int64_t batch_idx) override;
   std::vector<engine::OptimizerConfig> configure_optimizers() override;
+  std::vector<engine::ParameterGroup> parameter_groups() override;
   void setup(engine::Stage stage) override;
   void on_validation_epoch_start() override { reset_metrics(); }
   void on_validation_epoch_end() override { log_metrics("validate"); }
@@ -52,12 +53,11 @@ class ModelImpl : public engine::Module {
   void on_test_epoch_end() override { log_metrics("test"); }
   void on_save_checkpoint(nlohmann::json& checkpoint) override;
   void on_load_checkpoint(const nlohmann::json& checkpoint) override;
-  std::vector<std::pair<std::string, std::string>> predict_output_types() const override;
+  std::vector<OutputColumn> predict_output_types() const override;
   std::shared_ptr<engine::Module> replicate() override;
 
-  // Predictions for raw JSON records, outside any Trainer.
-  // batch_size 0: the model's; threads 0: all cores.
-  nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 0, int threads = 0);
+  // Predictions for raw JSON records, outside any Trainer. threads 0: all cores.
+  nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 256, int threads = 0);
 
  private:
   struct Outputs {
@@ -84,7 +84,7 @@ class ModelImpl : public engine::Module {
     nn::LearnedQueryPooling pool{nullptr};  // the root's is record_pool_
   };
 
-  void set_fields();  // leaves, encoder and token positions from schema_
+  void set_fields();  // token positions of the codec's leaves
   void build_network();
   Outputs forward(const std::vector<FieldTensors>& inputs, const std::vector<torch::Tensor>& present,
                   const torch::Tensor& pruned, const std::vector<Decode>& decode, bool with_record);
@@ -102,11 +102,8 @@ class ModelImpl : public engine::Module {
   void reset_metrics();
   void log_metrics(const std::string& stage);
 
-  Schema schema_;
+  std::shared_ptr<RecordCodec> codec_;
   ModelOptions options_;
-  std::vector<std::shared_ptr<Field>> fields_;
-  std::unique_ptr<RecordEncoder> encoder_;
-  SchemaTree tree_;
   std::vector<int64_t> input_index_;     // field -> index among all input (non-target) leaves, or -1
   int64_t n_inputs_ = 0;                 // input leaves, all branches
   std::vector<int64_t> token_of_field_;  // field -> token position within its branch's slot, or -1

@@ -4,71 +4,78 @@
 
 namespace j2v {
 
+const Parameters<OptimizerOptions>& OptimizerOptions::parameters() {
+  static const auto declared = Parameters<OptimizerOptions>()
+                                   .add("name", &OptimizerOptions::name_, "optimization algorithm")
+                                   .one_of({"adamw", "adam", "sgd"})
+                                   .add("lr", &OptimizerOptions::lr_, "peak learning rate")
+                                   .at_least(0)
+                                   .add("weight_decay", &OptimizerOptions::weight_decay_,
+                                        "weight decay of matrices (decoupled for adamw); norms, biases and "
+                                        "frequencies are not decayed")
+                                   .at_least(0)
+                                   .add("momentum", &OptimizerOptions::momentum_, "momentum; sgd only")
+                                   .between(0, 1);
+  return declared;
+}
+
+const Parameters<SchedulerOptions>& SchedulerOptions::parameters() {
+  static const auto declared =
+      Parameters<SchedulerOptions>()
+          .add("name", &SchedulerOptions::name_, "learning-rate schedule: linear warmup then cosine decay, or constant")
+          .one_of({"warmup_cosine", "constant"})
+          .add("warmup_fraction", &SchedulerOptions::warmup_fraction_,
+               "share of all optimizer steps spent warming up linearly (warmup_cosine only)")
+          .between(0, 1)
+          .add("min_lr_ratio", &SchedulerOptions::min_lr_ratio_,
+               "final learning rate as a fraction of optimizer.lr (warmup_cosine only)")
+          .between(0, 1);
+  return declared;
+}
+
+const Parameters<ModelOptions>& ModelOptions::parameters() {
+  static const auto declared =
+      Parameters<ModelOptions>()
+          .add("name", &ModelOptions::name_, "name of the root address, i.e. the record as a whole")
+          .add("d_model", &ModelOptions::d_model_, "width of the field embeddings and of every transformer layer")
+          .at_least(1)
+          .add("n_layers", &ModelOptions::n_layers_, "number of transformer layers mixing the field embeddings")
+          .at_least(1)
+          .add("n_heads", &ModelOptions::n_heads_, "attention heads per layer; must divide model.d_model")
+          .at_least(1)
+          .add("dropout", &ModelOptions::dropout_, "dropout probability inside the network (below 1)")
+          .between(0, 1)
+          .add("embed", &ModelOptions::embed_, "also emit the record embedding in predictions");
+  return declared;
+}
+
 nlohmann::json ModelOptions::to_json() const {
-  return {{"name", name()},
-          {"d_model", d_model()},
-          {"n_layers", n_layers()},
-          {"n_heads", n_heads()},
-          {"dropout", dropout()},
-          {"batch_size", batch_size()},
-          {"embed", embed()},
-          {"optimizer",
-           {{"name", optimizer().name()},
-            {"lr", optimizer().lr()},
-            {"weight_decay", optimizer().weight_decay()},
-            {"momentum", optimizer().momentum()}}},
-          {"scheduler",
-           {{"name", scheduler().name()},
-            {"warmup_fraction", scheduler().warmup_fraction()},
-            {"min_lr_ratio", scheduler().min_lr_ratio()}}}};
+  nlohmann::json out = parameters().to_json(*this);
+  out["optimizer"] = OptimizerOptions::parameters().to_json(optimizer());
+  out["scheduler"] = SchedulerOptions::parameters().to_json(scheduler());
+  return out;
 }
 
 ModelOptions ModelOptions::from_json(const nlohmann::json& j) {
-  ModelOptions o;
-  o.name(j.value("name", o.name()))
-      .d_model(j.value("d_model", o.d_model()))
-      .n_layers(j.value("n_layers", o.n_layers()))
-      .n_heads(j.value("n_heads", o.n_heads()))
-      .dropout(j.value("dropout", o.dropout()))
-      .batch_size(j.value("batch_size", o.batch_size()))
-      .embed(j.value("embed", o.embed()));
-  if (j.contains("optimizer")) {
-    const auto& a = j["optimizer"];
-    OptimizerOptions opt;
-    opt.name(a.value("name", opt.name()))
-        .lr(a.value("lr", opt.lr()))
-        .weight_decay(a.value("weight_decay", opt.weight_decay()))
-        .momentum(a.value("momentum", opt.momentum()));
-    o.optimizer(opt);
-  }
-  if (j.contains("scheduler")) {
-    const auto& a = j["scheduler"];
-    SchedulerOptions s;
-    s.name(a.value("name", s.name()))
-        .warmup_fraction(a.value("warmup_fraction", s.warmup_fraction()))
-        .min_lr_ratio(a.value("min_lr_ratio", s.min_lr_ratio()));
-    o.scheduler(s);
-  }
+  // Checkpoints of earlier versions carry keys that moved elsewhere (batch_size is data's now).
+  nlohmann::json own = nlohmann::json::object();
+  for (const auto& info : parameters().info())
+    if (j.contains(info.name)) own[info.name] = j[info.name];
+  ModelOptions o = parameters().from_json(own, "model");
+  if (j.contains("optimizer")) o.optimizer(OptimizerOptions::parameters().from_json(j["optimizer"], "optimizer"));
+  if (j.contains("scheduler")) o.scheduler(SchedulerOptions::parameters().from_json(j["scheduler"], "scheduler"));
   return o;
 }
 
 void ModelOptions::validate() const {
-  auto fail = [](const std::string& m) { throw std::invalid_argument(m); };
-  if (d_model() < 1) fail("model.d_model must be >= 1");
-  if (n_heads() < 1) fail("model.n_heads must be >= 1");
+  parameters().check(*this, "model");
+  OptimizerOptions::parameters().check(optimizer(), "optimizer");
+  SchedulerOptions::parameters().check(scheduler(), "scheduler");
   if (d_model() % n_heads() != 0)
-    fail("model.d_model (" + std::to_string(d_model()) + ") must be divisible by model.n_heads (" +
-         std::to_string(n_heads()) + ")");
-  if (n_layers() < 0) fail("model.n_layers must be >= 0");
-  if (dropout() < 0 || dropout() >= 1) fail("model.dropout must be in [0, 1)");
-  if (batch_size() < 1) fail("data.batch_size must be >= 1");
-  const auto& on = optimizer().name();
-  if (on != "adamw" && on != "adam" && on != "sgd")
-    fail("optimizer.name: '" + on + "' is not allowed (allowed: adamw, adam, sgd)");
-  if (!(optimizer().lr() > 0)) fail("optimizer.lr must be > 0");
-  const auto& sn = scheduler().name();
-  if (sn != "warmup_cosine" && sn != "constant")
-    fail("scheduler.name: '" + sn + "' is not allowed (allowed: warmup_cosine, constant)");
+    throw std::invalid_argument("config keys 'model.d_model' (" + std::to_string(d_model()) + ") and 'model.n_heads' (" +
+                                std::to_string(n_heads()) + "): d_model must be divisible by n_heads");
+  if (dropout() >= 1) throw std::invalid_argument("model.dropout must be below 1");
+  if (!(optimizer().lr() > 0)) throw std::invalid_argument("optimizer.lr must be > 0");
 }
 
 }  // namespace j2v

@@ -4,11 +4,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/options.h"
+#include "base/options.h"
+#include "base/parameters.h"
 
 namespace j2v {
 
 struct OptimizerOptions {
+  static const Parameters<OptimizerOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(std::string, name) = "adamw";  // adamw | adam | sgd
   J2V_ARG(double, lr) = 1e-3;
   J2V_ARG(double, weight_decay) = 0.01;
@@ -16,6 +18,7 @@ struct OptimizerOptions {
 };
 
 struct SchedulerOptions {
+  static const Parameters<SchedulerOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(std::string, name) = "warmup_cosine";  // warmup_cosine | constant
   J2V_ARG(double, warmup_fraction) = 0.05;
   J2V_ARG(double, min_lr_ratio) = 0.01;
@@ -27,12 +30,13 @@ struct ModelOptions {
   J2V_ARG(int64_t, n_layers) = 2;
   J2V_ARG(int64_t, n_heads) = 4;
   J2V_ARG(double, dropout) = 0.1;
-  J2V_ARG(int64_t, batch_size) = 256;
   J2V_ARG(bool, embed) = false;  // emit the record embedding in predictions
   J2V_ARG(OptimizerOptions, optimizer) = {};
   J2V_ARG(SchedulerOptions, scheduler) = {};
 
  public:
+  // name, d_model, n_layers, n_heads, dropout, embed (optimizer and scheduler declare their own).
+  static const Parameters<ModelOptions>& parameters();
   nlohmann::json to_json() const;
   static ModelOptions from_json(const nlohmann::json& j);
   void validate() const;  // throws std::invalid_argument naming the key

@@ -13,17 +13,18 @@
 #include <optional>
 #include <thread>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_batch.h"
 #include "data/record_buffer.h"
-#include "model/model_impl.h"
+#include "model/model.h"
+#include "data/record_codec.h"
 #include "schema/query_path.h"
 #include "serve/batcher.h"
 #include "serve/http_error.h"
 #include "serve/metrics.h"
 #include "serve/request_reader.h"
 
-namespace j2v {
+namespace j2v::serve {
 
 using serve::Batcher;
 using serve::HttpError;
@@ -42,21 +43,7 @@ void answer_error(httplib::Response& res, int status, const std::string& message
   res.set_content(error_body(status, message), kJson);
 }
 
-// A worker's own model: same schema, field state and weights, so forward passes on
-// different workers never share a module (ModelImpl is not thread-safe).
-std::shared_ptr<ModelImpl> copy_model(ModelImpl& source) {
-  auto replica = std::dynamic_pointer_cast<ModelImpl>(source.replicate());
-  if (!replica) throw std::logic_error("ModelImpl::replicate() returned another module type");
-  torch::NoGradGuard no_grad;
-  auto to_params = replica->named_parameters();
-  for (const auto& p : source.named_parameters()) to_params[p.key()].copy_(p.value());
-  auto to_buffers = replica->named_buffers();
-  for (const auto& b : source.named_buffers()) to_buffers[b.key()].copy_(b.value());
-  replica->eval();
-  return replica;
-}
-
-nlohmann::json schema_payload(const ModelImpl& model, const DeploymentOptions& options) {
+nlohmann::json schema_payload(const Model& model, const DeploymentOptions& options) {
   const Schema& schema = model.schema();
   nlohmann::json fields = nlohmann::json::array();
   nlohmann::json targets = nlohmann::json::array();
@@ -92,8 +79,8 @@ struct Deployment::State {
   DeploymentOptions options;
   std::optional<Model> given;
 
-  std::shared_ptr<ModelImpl> model;  // schema and encoder, read by connection threads
-  std::vector<std::shared_ptr<ModelImpl>> replicas;
+  std::optional<Model> model;  // schema and codec, read by connection threads
+  std::vector<Model> replicas;   // one per worker: a module is not safe to run from two threads
   std::unique_ptr<serve::RequestReader> reader;
   std::unique_ptr<Batcher> batcher;
   std::string schema_json;
@@ -125,7 +112,7 @@ struct Deployment::State {
 nlohmann::json Deployment::State::run_batch(int worker, const std::vector<std::string>& records) {
   // Inference mode: no autograd graph and no version counters, cheaper than NoGradGuard.
   c10::InferenceMode inference;
-  return replicas[static_cast<size_t>(worker)]->predict_records(records, options.max_batch_size(), 1);
+  return replicas[static_cast<size_t>(worker)].predict(records, options.max_batch_size(), 1);
 }
 
 void Deployment::State::predict(const httplib::Request& req, httplib::Response& res,
@@ -323,7 +310,7 @@ void Deployment::start() {
     s.options.validate();
     if (!s.given && s.options.ckpt_path().empty())
       throw std::invalid_argument("serve needs a checkpoint: pass --ckpt_path FILE (or set JSON2VEC_CKPT_PATH)");
-    if (s.given && !s.given->impl().built())
+    if (s.given && !s.given->trained())
       throw std::invalid_argument("the model has not been trained: fit it or load a checkpoint before serving it");
     s.configure_server();
     const std::string& host = s.options.host();
@@ -351,10 +338,10 @@ void Deployment::start() {
     s.started = true;
   }
   try {
-    s.model = s.given ? s.given->ptr() : Model::load(s.options.ckpt_path()).ptr();
+    s.model = s.given ? *s.given : Model::load(s.options.ckpt_path());
     int workers = static_cast<int>(s.options.workers());
-    for (int w = 0; w < workers; ++w) s.replicas.push_back(copy_model(*s.model));
-    s.reader = std::make_unique<serve::RequestReader>(s.model->schema().fields, s.model->encoder(),
+    for (int w = 0; w < workers; ++w) s.replicas.push_back(s.model->clone());
+    s.reader = std::make_unique<serve::RequestReader>(s.model->schema().fields, s.model->codec()->encoder(),
                                                       s.options.max_records_per_request(),
                                                       s.options.unknown_fields() == "reject");
     s.schema_json = schema_payload(*s.model, s.options).dump();
@@ -399,4 +386,4 @@ int Deployment::port() const { return state_->port; }
 const std::string& Deployment::host() const { return state_->options.host(); }
 const DeploymentOptions& Deployment::options() const { return state_->options; }
 
-}  // namespace j2v
+}  // namespace j2v::serve

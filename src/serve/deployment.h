@@ -1,8 +1,8 @@
 #pragma once
-// j2v::Deployment: a model served over HTTP/1.1 (keep-alive), the engine of `json2vec serve`.
+// j2v::serve::Deployment: a model served over HTTP/1.1 (keep-alive), the engine of `json2vec serve`.
 //
 //   GET  /health   200 {"status": "ok"} once the model is loaded; 503 while loading or stopping
-//   POST /predict  one record (a JSON object) or a list of them; answers the batch Writer's
+//   POST /predict  one record (a JSON object) or a list of them; answers the batch PredictionWriter's
 //                  payload per record, {"inputs": ..., "predictions": {address: ...}}, as one
 //                  object or a list to match the request
 //   GET  /metrics  Prometheus text: requests, errors, latency, batch sizes, queue depth
@@ -12,7 +12,7 @@
 // each worker on its own copy of the model. Requests are checked before they are batched
 // (serve/request_reader.h), so a bad one is answered 4xx alone.
 //
-//   j2v::Deployment d(j2v::DeploymentOptions::from_env().ckpt_path("model.ckpt").port(0));
+//   j2v::serve::Deployment d(j2v::serve::DeploymentOptions::from_env().ckpt_path("model.ckpt").port(0));
 //   d.start();       // returns once /health answers 200
 //   ... d.port() ...
 //   d.stop();        // stops accepting, answers what was received, then returns
@@ -22,7 +22,7 @@
 #include "model/model.h"
 #include "serve/deployment_options.h"
 
-namespace j2v {
+namespace j2v::serve {
 
 class Deployment {
  public:
@@ -55,4 +55,4 @@ class Deployment {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace j2v
+}  // namespace j2v::serve

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <type_traits>
 
-namespace j2v {
+namespace j2v::serve {
 
 namespace {
 
@@ -142,4 +142,4 @@ nlohmann::json DeploymentOptions::to_json() const {
   return out;
 }
 
-}  // namespace j2v
+}  // namespace j2v::serve

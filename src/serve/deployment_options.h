@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/options.h"
+#include "base/options.h"
 
-namespace j2v {
+namespace j2v::serve {
 
 struct DeploymentOptions {
   J2V_ARG(std::string, ckpt_path) = "";  // the checkpoint served (Deployment(options) only)
@@ -47,4 +47,4 @@ struct DeploymentOptions {
   nlohmann::json to_json() const;
 };
 
-}  // namespace j2v
+}  // namespace j2v::serve

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <functional>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_buffer.h"
 #include "schema/query_path.h"
 #include "serve/http_error.h"

@@ -1,22 +1,15 @@
 #include <gtest/gtest.h>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_encoder.h"
+#include "encoded_fields.h"
 #include "fields/registry.h"
 #include "test_util.h"
 
 namespace j2v {
 namespace {
 
-struct Encoded {
-  std::vector<std::shared_ptr<Field>> fields;
-  EncodedTable table;
-  const Column& column(const std::string& name) const {
-    for (size_t f = 0; f < fields.size(); ++f)
-      if (fields[f]->spec().name == name) return table.columns[f];
-    throw std::out_of_range(name);
-  }
-};
+using testing::Encoded;
 
 Encoded encode(const std::string& fields_json, const std::vector<std::string>& train,
                const std::vector<std::string>& records, int threads = 1) {

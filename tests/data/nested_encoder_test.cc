@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_encoder.h"
 #include "data/synthetic_orders.h"
 #include "fields/registry.h"

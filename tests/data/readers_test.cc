@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compress_util.h"
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/readers/record_reader.h"
 #include "data/record_encoder.h"
 #include "duckdb_util.h"

@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_batch.h"
 #include "data/streaming_data_module.h"
 #include "duckdb_util.h"
@@ -51,11 +51,11 @@ fs::path make_files(const std::string& name, const std::vector<int>& sizes = kFi
 Model make_model() {
   return Model::from_schema(Schema::from_fields_json("record", json::parse(R"({
       "x": "number", "c": "category", "y": {"type": "number", "target": true}})")),
-                            ModelOptions().d_model(16).n_layers(1).n_heads(2).batch_size(32));
+                            ModelOptions().d_model(16).n_layers(1).n_heads(2));
 }
 
 StreamingDataOptions options(const fs::path& root) {
-  return StreamingDataOptions().root(root.string()).suffix("jsonl").train("/train/").validate_fraction(0).seed(3);
+  return StreamingDataOptions().root(root.string()).suffix("jsonl").train("/train/").validate_fraction(0).seed(3).batch_size(32);
 }
 
 std::vector<std::vector<int>> batches_of(engine::DataLoader& loader, int64_t epoch, int64_t max_batches = -1) {
@@ -79,7 +79,7 @@ std::vector<int> flat(const std::vector<std::vector<int>>& batches) {
 }
 
 std::vector<int> train_ids(const Model& model, StreamingDataOptions o, int64_t epoch = 0) {
-  StreamingDataModule data(model, std::move(o));
+  StreamingDataModule data(model.codec(), std::move(o));
   data.setup(engine::Stage::kFit);
   return flat(batches_of(*data.train_dataloader(), epoch));
 }
@@ -136,7 +136,7 @@ TEST(Streaming, PredictKeepsTheInputOrderWithSeveralWorkers) {
   auto root = make_files("stream_order");
   Model model = make_model();
   {
-    StreamingDataModule fit(model, options(root));
+    StreamingDataModule fit(model.codec(), options(root));
     fit.setup(engine::Stage::kFit);
   }
   add_parquet_copies(root);
@@ -145,7 +145,7 @@ TEST(Streaming, PredictKeepsTheInputOrderWithSeveralWorkers) {
   for (const char* suffix : {"jsonl", "parquet"}) {
     SCOPED_TRACE(suffix);
     fs::path format_root = std::string(suffix) == "parquet" ? root / "parquet" : root;
-    StreamingDataModule data(model, options(format_root).suffix(suffix).predict("/train/part-[0-3]").num_workers(3).batch_size(7));
+    StreamingDataModule data(model.codec(), options(format_root).suffix(suffix).predict("/train/part-[0-3]").num_workers(3).batch_size(7));
     data.setup(engine::Stage::kPredict);
     auto batches = batches_of(*data.predict_dataloader(), 0);
     EXPECT_EQ(flat(batches), expected);
@@ -158,14 +158,14 @@ TEST(Streaming, ARestoredStreamGoesOnWhereItStopped) {
   auto root = make_files("stream_resume");
   Model model = make_model();
   auto o = options(root).shuffle_buffer(100).num_workers(2);
-  StreamingDataModule data(model, o);
+  StreamingDataModule data(model.codec(), o);
   data.setup(engine::Stage::kFit);
   auto whole = batches_of(*data.train_dataloader(), 2);
   auto partial = batches_of(*data.train_dataloader(), 2, 5);
   json state = data.state_dict();
   EXPECT_EQ(state["train"]["batches"], 5);
 
-  StreamingDataModule resumed(model, o);
+  StreamingDataModule resumed(model.codec(), o);
   resumed.load_state_dict(state);
   resumed.setup(engine::Stage::kFit);
   auto rest = batches_of(*resumed.train_dataloader(), 2);
@@ -177,14 +177,14 @@ TEST(Streaming, ARestoredStreamGoesOnWhereItStopped) {
 TEST(Streaming, ResumingNeedsTheSameWorkersAndStreamsKnowTheirLength) {
   auto root = make_files("stream_resume_checks");
   Model model = make_model();
-  StreamingDataModule data(model, options(root).num_workers(2).validate_fraction(0.1).stats_records(50));
+  StreamingDataModule data(model.codec(), options(root).num_workers(2).validate_fraction(0.1).stats_records(50));
   data.setup(engine::Stage::kFit);
   // The statistics pass stopped at 50 records; the epoch's length is still counted.
   auto train = flat(batches_of(*data.train_dataloader(), 0));
   EXPECT_EQ(data.train_records(), static_cast<int64_t>(train.size()));
   EXPECT_EQ(data.train_dataloader()->estimated_batches(), (static_cast<int64_t>(train.size()) + 31) / 32);
   json state = data.state_dict();
-  StreamingDataModule other(model, options(root).num_workers(3).validate_fraction(0.1));
+  StreamingDataModule other(model.codec(), options(root).num_workers(3).validate_fraction(0.1));
   other.setup(engine::Stage::kFit);
   try {
     other.load_state_dict(state);
@@ -193,7 +193,7 @@ TEST(Streaming, ResumingNeedsTheSameWorkersAndStreamsKnowTheirLength) {
     EXPECT_NE(std::string(e.what()).find("data.num_workers"), std::string::npos) << e.what();
   }
   // A fraction of a stream whose length is unknown (predict) is refused, not zero batches.
-  StreamingDataModule predict(model, options(root).predict("/train/"));
+  StreamingDataModule predict(model.codec(), options(root).predict("/train/"));
   engine::Trainer trainer(testing::quiet_trainer(root / "runs", 1).limit_predict_batches(engine::BatchLimit::fraction(0.5)));
   try {
     trainer.predict(model, predict, std::nullopt, false);
@@ -213,7 +213,7 @@ TEST(Streaming, SampleRateAndAnEndlessStreamWithReplacement) {
   EXPECT_NEAR(static_cast<double>(epoch0.size()), 200.25, 50);
   EXPECT_NE(std::set<int>(epoch0.begin(), epoch0.end()), std::set<int>(epoch1.begin(), epoch1.end()));
 
-  StreamingDataModule data(model, options(root).replacement(true).sample_rate(1.0));
+  StreamingDataModule data(model.codec(), options(root).replacement(true).sample_rate(1.0));
   data.setup(engine::Stage::kFit);
   auto loader = data.train_dataloader();
   EXPECT_EQ(loader->num_batches(), -1);
@@ -231,7 +231,7 @@ TEST(Streaming, SampleRateAndAnEndlessStreamWithReplacement) {
 TEST(Streaming, HeldOutValidationRecordsNeverTrain) {
   auto root = make_files("stream_holdout");
   Model model = make_model();
-  StreamingDataModule data(model, options(root).validate_fraction(0.2).num_workers(2));
+  StreamingDataModule data(model.codec(), options(root).validate_fraction(0.2).num_workers(2));
   data.setup(engine::Stage::kFit);
   auto train = flat(batches_of(*data.train_dataloader(), 0));
   auto validate = flat(batches_of(*data.val_dataloader(), 0));
@@ -251,7 +251,7 @@ TEST(Streaming, MistakesAndBadFilesAreClearErrors) {
   Model model = make_model();
   auto message = [&](StreamingDataOptions o) -> std::string {
     try {
-      StreamingDataModule data(model, std::move(o));
+      StreamingDataModule data(model.codec(), std::move(o));
       data.setup(engine::Stage::kFit);
       batches_of(*data.train_dataloader(), 0);
     } catch (const std::exception& e) {
@@ -297,7 +297,7 @@ TEST(StreamingModel, LearnsFromParquetFilesReadAsNeeded) {
   }
   Model model = make_model();
   StreamingDataModule data(
-      model, StreamingDataOptions().root((root / "parquet").string()).suffix("parquet").train("/train/").seed(1).num_workers(2));
+      model.codec(), StreamingDataOptions().root((root / "parquet").string()).suffix("parquet").train("/train/").seed(1).num_workers(2).batch_size(32));
   engine::Trainer trainer(testing::quiet_trainer(root / "runs", 12));
   trainer.fit(model, data);
   double rmse = std::sqrt(trainer.callback_metrics().at("loss/validate"));

@@ -108,6 +108,33 @@ class LinearModule : public Module {
   double lr_;
 };
 
+// One batch (32 rows of y = 3x - 1), `times` times an epoch: identical batches for every
+// replica and micro-step, so data-parallel steps can be compared with one device's.
+class RepeatedBatch : public DataLoader {
+ public:
+  explicit RepeatedBatch(int times) : times_(times) {}
+  int64_t num_batches() const override { return times_; }
+  void start_epoch(int64_t) override { served_ = 0; }
+  std::shared_ptr<Batch> next() override {
+    if (served_++ >= times_) return nullptr;
+    inner_.start_epoch(0);
+    return inner_.next();
+  }
+
+ private:
+  XYLoader inner_{32, 32, 9};
+  int times_, served_ = 0;
+};
+
+class RepeatedData : public DataModule {
+ public:
+  explicit RepeatedData(int times) : times_(times) {}
+  std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<RepeatedBatch>(times_); }
+
+ private:
+  int times_;
+};
+
 TrainerOptions quiet(const std::filesystem::path& root) {
   return TrainerOptions().default_root_dir(root.string()).enable_progress_bar(false).seed(0).num_threads(1);
 }
@@ -200,6 +227,27 @@ TEST(Trainer, AccumulatesGradientsAndStopsAtMaxSteps) {
   std::filesystem::remove_all(root);
 }
 
+// From the same initial weights, one device taking a batch once and `devices` replicas taking
+// copies of it over `accumulate` micro-steps: the averaged, accumulated gradient is the same,
+// and so is the one optimizer step.
+void expect_data_parallel_step_equals_one_device(const std::filesystem::path& root, int devices, int accumulate) {
+  torch::manual_seed(0);
+  LinearModule one, many;
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < one.parameters().size(); ++i) many.parameters()[i].copy_(one.parameters()[i]);
+  }
+  RepeatedData once(1), copies(devices * accumulate);
+  Trainer single(quiet(root).max_epochs(1).enable_checkpointing(false).logger(false));
+  single.fit(one, once);
+  Trainer parallel(quiet(root).max_epochs(1).devices(devices).accumulate_grad_batches(accumulate)
+                       .enable_checkpointing(false).logger(false));
+  parallel.fit(many, copies);
+  EXPECT_EQ(parallel.global_step(), 1);
+  for (size_t i = 0; i < one.parameters().size(); ++i)
+    EXPECT_TRUE(torch::allclose(one.parameters()[i], many.parameters()[i], 1e-6, 1e-7)) << devices << "x" << accumulate;
+}
+
 TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
   auto root = testing::temp_dir("engine_replicas");
   LinearModule module;
@@ -211,42 +259,7 @@ TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
   EXPECT_TRUE(trainer.callback_metrics().count("train_loss_epoch"));
 
   // With identical batches on both replicas, the averaged step equals a single-replica step.
-  class SameBatch : public DataModule {
-   public:
-    std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<XYLoader>(32, 32, 9); }
-  };
-  class Twice : public DataLoader {
-   public:
-    int64_t num_batches() const override { return 2; }
-    void start_epoch(int64_t) override { n_ = 0; inner_.start_epoch(0); }
-    std::shared_ptr<Batch> next() override {
-      if (n_++ >= 2) return nullptr;
-      inner_.start_epoch(0);
-      return inner_.next();
-    }
-   private:
-    XYLoader inner_{32, 32, 9};
-    int n_ = 0;
-  };
-  class TwiceData : public DataModule {
-   public:
-    std::shared_ptr<DataLoader> train_dataloader() override { return std::make_shared<Twice>(); }
-  };
-  torch::manual_seed(0);
-  LinearModule one, two;
-  {
-    torch::NoGradGuard g;
-    for (size_t i = 0; i < one.parameters().size(); ++i) two.parameters()[i].copy_(one.parameters()[i]);
-  }
-  SameBatch single;
-  TwiceData doubled;
-  Trainer t1(quiet(root).max_epochs(1).enable_checkpointing(false).logger(false));
-  t1.fit(one, single);
-  Trainer t2(quiet(root).max_epochs(1).devices(2).enable_checkpointing(false).logger(false));
-  t2.fit(two, doubled);
-  EXPECT_EQ(t2.global_step(), 1);
-  for (size_t i = 0; i < one.parameters().size(); ++i)
-    EXPECT_TRUE(torch::allclose(one.parameters()[i], two.parameters()[i], 1e-6, 1e-7));
+  expect_data_parallel_step_equals_one_device(root, 2, 1);
   std::filesystem::remove_all(root);
 }
 
@@ -284,6 +297,35 @@ TEST(Trainer, WeightAveragingLeavesTheMovingAverageInTheModel) {
     EXPECT_TRUE(torch::allclose(params[i], expected[i], 1e-5, 1e-6));
     EXPECT_FALSE(torch::allclose(params[i], recorder->steps.back()[i]));  // not the last step's weights
   }
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, WeightAveragingUpdatesOncePerOptimizerStepWithReplicasAndAccumulation) {
+  // on_train_batch_end runs per batch (as in Lightning) on every strategy; the average moves
+  // once per optimizer step: here 2 replicas x 4 accumulated micro-steps = 8 batches a step.
+  class Counting : public LinearModule {
+   public:
+    void on_train_batch_end(const torch::Tensor&, Batch&, int64_t) override { ++batch_ends; }
+    std::shared_ptr<Module> replicate() override { return std::make_shared<Counting>(); }
+    int batch_ends = 0;
+  };
+  auto root = testing::temp_dir("engine_ema_steps");
+  Counting module;
+  XYData data;  // 8 batches an epoch
+  auto ema = std::make_shared<WeightAveraging>(WeightAveragingOptions().decay(0.9));
+  Trainer trainer(quiet(root).max_epochs(3).devices(2).accumulate_grad_batches(4).callbacks({ema})
+                      .enable_checkpointing(false));
+  trainer.fit(module, data);
+  EXPECT_EQ(trainer.global_step(), 3);
+  EXPECT_EQ(ema->updates(), 3);
+  EXPECT_EQ(module.batch_ends, 24);  // the module's hook runs on the replica strategy too
+  EXPECT_EQ(module.backward_calls, 0);  // backward runs on the replicas, not on the main module
+  std::filesystem::remove_all(root);
+}
+
+TEST(Trainer, ReplicasWithAccumulationStepLikeOneDeviceWithTheWholeBatch) {
+  auto root = testing::temp_dir("engine_replica_acc");
+  expect_data_parallel_step_equals_one_device(root, 2, 2);
   std::filesystem::remove_all(root);
 }
 

@@ -4,8 +4,9 @@
 
 #include <cmath>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/record_encoder.h"
+#include "encoded_fields.h"
 #include "fields/registry.h"
 
 namespace j2v {
@@ -13,15 +14,7 @@ namespace {
 
 constexpr uint8_t kValued = 0, kNull = 1, kPadded = 2, kMasked = 3, kOther = 4;
 
-struct Encoded {
-  std::vector<std::shared_ptr<Field>> fields;
-  EncodedTable table;
-  const Column& column(const std::string& name) const {
-    for (size_t f = 0; f < fields.size(); ++f)
-      if (fields[f]->spec().name == name) return table.columns[f];
-    throw std::out_of_range(name);
-  }
-};
+using testing::Encoded;
 
 // Fits on `records` (or `train`) and encodes `records`.
 Encoded encode(const std::string& fields_json, const std::vector<std::string>& records,

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "compress_util.h"
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "data/readers/record_reader.h"
 #include "data/record_batch.h"
 #include "data/streaming_data_module.h"
@@ -489,10 +489,11 @@ TEST(S3rverIntegration, StreamsTrainingRecordsFromABucket) {
   env.set("AWS_ENDPOINT_URL_S3", s3.endpoint());
   Model model = Model::from_schema(Schema::from_fields_json("record", json::parse(R"({
       "x": "number", "y": {"type": "category", "target": true}})")),
-                                   ModelOptions().d_model(8).n_layers(1).n_heads(2).batch_size(50));
+                                   ModelOptions().d_model(8).n_layers(1).n_heads(2));
   std::map<int, int> seen;
   for (int rank = 0; rank < 2; ++rank) {
-    StreamingDataModule data(model, StreamingDataOptions()
+    StreamingDataModule data(model.codec(), StreamingDataOptions()
+                                        .batch_size(50)
                                         .root("s3://data/events")
                                         .train("/train/")
                                         .validate_fraction(0)
@@ -514,7 +515,7 @@ TEST(S3rverIntegration, StreamsTrainingRecordsFromABucket) {
   try {
     Model fresh = Model::from_schema(Schema::from_fields_json("record", json::parse(R"({
         "x": "number", "y": {"type": "category", "target": true}})")));
-    StreamingDataModule bad_fit(fresh, StreamingDataOptions().root("s3://data/events").train("/bad/").validate_fraction(0));
+    StreamingDataModule bad_fit(fresh.codec(), StreamingDataOptions().root("s3://data/events").train("/bad/").validate_fraction(0));
     bad_fit.setup(engine::Stage::kFit);
     auto loader = bad_fit.train_dataloader();
     loader->start_epoch(0);

@@ -21,7 +21,7 @@ engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
 
 std::map<std::string, double> fit_and_test(Model model, const std::vector<std::string>& train,
                                            const std::vector<std::string>& test, int epochs) {
-  TableDataModule data(model, {.train = train, .test = test});
+  TableDataModule data(model.codec(), {.train = train, .test = test}, TableDataOptions().batch_size(64));
   auto root = testing::temp_dir("datatypes");
   engine::Trainer trainer(quiet(root, epochs));
   trainer.fit(model, data);
@@ -52,7 +52,7 @@ std::vector<std::string> transactions(int n, uint64_t seed) {
 }
 
 TEST(EntityModel, LearnsSameOrDifferentWithinARecord) {
-  auto options = ModelOptions().d_model(32).n_layers(1).batch_size(64);
+  auto options = ModelOptions().d_model(32).n_layers(1);
   auto schema = [&](FieldSpec account) {
     return Model::from_schema({Branch("tx", {account}).length(6), Category("repeat").target()}, options);
   };
@@ -85,7 +85,7 @@ std::vector<std::string> notes(int n, uint64_t seed, const std::vector<std::stri
 
 TEST(TextModel, LearnsWordsAndRecognisesAnUnseenInflection) {
   auto model = Model::from_schema({Text("note"), Boolean("refund").target()},
-                                  ModelOptions().d_model(32).n_layers(1).batch_size(64));
+                                  ModelOptions().d_model(32).n_layers(1));
   auto train = notes(3000, 1, {"refund", "refunds", "refunded"});
   double seen = fit_and_test(model, train, notes(500, 2, {"refund", "refunds", "refunded"}), 6)
                     .at("record.refund/test:accuracy:content");
@@ -127,7 +127,7 @@ std::vector<std::string> tagged(int n, uint64_t seed) {
 TEST(SetModel, PredictsLabelSetsFromACategoryAndADate) {
   auto model = Model::from_schema({DateParts("when").parts({"day_of_week", "hour_of_day"}), Category("colour"),
                                    Set("tags").target()},
-                                  ModelOptions().d_model(32).n_layers(1).batch_size(64));
+                                  ModelOptions().d_model(32).n_layers(1));
   auto metrics = fit_and_test(model, tagged(3000, 1), tagged(500, 2), 8);
   std::cout << "set: f1 " << metrics.at("record.tags/test:f1:content") << ", exact match "
             << metrics.at("record.tags/test:exact_match:content") << std::endl;
@@ -151,7 +151,7 @@ std::vector<std::string> vectors(int n, uint64_t seed) {
 
 TEST(VectorModel, AVectorTargetAndABooleanTarget) {
   auto model = Model::from_schema({Number("a"), Number("b"), Vector("v", 2).target(), Boolean("big").target()},
-                                  ModelOptions().d_model(32).n_layers(1).batch_size(64));
+                                  ModelOptions().d_model(32).n_layers(1));
   auto metrics = fit_and_test(model, vectors(3000, 1), vectors(500, 2), 12);
   double rmse = metrics.at("record.v/test:rmse:content"), auc = metrics.at("record.big/test:auc:content");
   std::cout << "vector: rmse " << rmse << " (each element's std is 1.41); boolean auc " << auc << std::endl;
@@ -183,7 +183,7 @@ TEST(NumberModel, LogScaleLearnsASkewedTargetInItsOwnUnits) {
   auto train = skewed(4000, 1), test = skewed(400, 2);
   auto run = [&](const std::string& transform) {
     auto model = Model::from_schema({Number("x"), Number("y").transform(transform).target()},
-                                    ModelOptions().d_model(32).n_layers(1).batch_size(64));
+                                    ModelOptions().d_model(32).n_layers(1));
     double reported = fit_and_test(model, train, test, 12).at("record.y/test:rmse:content");
     std::vector<std::string> asked;
     for (const auto& row : test) {
@@ -233,7 +233,7 @@ TEST(BranchMaskModel, ReconstructsTheHiddenLastItemOfASequence) {
   // No target at all: hiding each sequence's last item in training is the whole task.
   auto model = Model::from_schema(
       {Branch("seq", {Number("x")}).length(8).n_layers(2).mask(Mask().count(1).window("end"))},
-      ModelOptions().d_model(32).n_layers(1).batch_size(64));
+      ModelOptions().d_model(32).n_layers(1));
   fit_and_test(model, sequences(4000, 1), sequences(200, 2), 10);
   auto test = sequences(300, 3);
   std::vector<std::string> asked;

@@ -7,7 +7,6 @@
 #include "engine/checkpoint_io.h"
 #include "engine/trainer.h"
 #include "model/model.h"
-#include "model/model_impl.h"
 #include "model/quiet_trainer.h"
 #include "test_util.h"
 
@@ -35,8 +34,8 @@ TEST(Model, TheIssueExampleTrainsAndPredicts) {
   auto records = fraud_records(64, 1);
   auto model = Model::from_schema(
       {Number("amount"), Category("merchant").max_vocab_size(128), Category("fraud").target().max_vocab_size(2)},
-      ModelOptions().d_model(32).n_layers(1).n_heads(4).batch_size(2));
-  TableDataModule data(model, {.train = records, .validate = records});
+      ModelOptions().d_model(32).n_layers(1).n_heads(4));
+  TableDataModule data(model.codec(), {.train = records, .validate = records}, TableDataOptions().batch_size(2));
   auto root = testing::temp_dir("model_example");
   engine::Trainer trainer(quiet(root, 1));
   trainer.fit(model, data);
@@ -56,8 +55,8 @@ TEST(Model, TheIssueExampleTrainsAndPredicts) {
 TEST(Model, LearnsAnInteractionAndReloadsFromItsCheckpointAlone) {
   auto root = testing::temp_dir("model_learn");
   auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},
-                                  ModelOptions().d_model(32).n_layers(1).batch_size(64).embed(true));
-  TableDataModule data(model, {.train = fraud_records(2000, 2), .test = fraud_records(500, 3)});
+                                  ModelOptions().d_model(32).n_layers(1).embed(true));
+  TableDataModule data(model.codec(), {.train = fraud_records(2000, 2), .test = fraud_records(500, 3)}, TableDataOptions().batch_size(64));
   auto checkpoint = std::make_shared<engine::ModelCheckpoint>();
   engine::Trainer trainer(quiet(root, 15).callbacks({checkpoint}));
   trainer.fit(model, data);
@@ -86,8 +85,8 @@ TEST(Model, LearnsAnInteractionAndReloadsFromItsCheckpointAlone) {
 TEST(Model, TrainsWithThreadReplicas) {
   auto root = testing::temp_dir("model_replicas");
   auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},
-                                  ModelOptions().d_model(32).n_layers(1).batch_size(32));
-  TableDataModule data(model, {.train = fraud_records(2000, 12), .test = fraud_records(500, 13)});
+                                  ModelOptions().d_model(32).n_layers(1));
+  TableDataModule data(model.codec(), {.train = fraud_records(2000, 12), .test = fraud_records(500, 13)}, TableDataOptions().batch_size(32));
   engine::Trainer trainer(quiet(root, 15).devices(2).enable_checkpointing(false));
   trainer.fit(model, data);
   EXPECT_GT(trainer.test(model, data).at("record.fraud/test:accuracy:content"), 0.95);
@@ -97,8 +96,8 @@ TEST(Model, TrainsWithThreadReplicas) {
 TEST(Model, MaskLiteralImputesAField) {
   auto root = testing::temp_dir("model_mask");
   auto model = Model::from_schema({Number("amount").p_mask(0.3), Category("merchant").p_mask(0.3), Category("fraud").target()},
-                                  ModelOptions().d_model(16).n_layers(1).batch_size(64));
-  TableDataModule data(model, {.train = fraud_records(500, 5)});
+                                  ModelOptions().d_model(16).n_layers(1));
+  TableDataModule data(model.codec(), {.train = fraud_records(500, 5)}, TableDataOptions().batch_size(64));
   engine::Trainer trainer(quiet(root, 2).enable_checkpointing(false));
   trainer.fit(model, data);
   auto out = model.predict({R"({"amount": "<MASK>", "merchant": "books"})", R"({"amount": 3, "merchant": "books"})"});
@@ -121,14 +120,14 @@ TEST(Model, PredictBeforeTrainingIsAClearError) {
 TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   auto root = testing::temp_dir("model_writer");
   auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},
-                                  ModelOptions().d_model(16).n_layers(1).batch_size(16));
+                                  ModelOptions().d_model(16).n_layers(1));
   auto predict = fraud_records(50, 6);
-  TableDataModule data(model, {.train = fraud_records(300, 7), .predict = predict});
+  TableDataModule data(model.codec(), {.train = fraud_records(300, 7), .predict = predict}, TableDataOptions().batch_size(16));
   engine::Trainer fit_trainer(quiet(root, 1).enable_checkpointing(false));
   fit_trainer.fit(model, data);
 
-  auto writer = std::make_shared<engine::Writer>(
-      engine::WriterOptions().path((root / "out").string()).format("jsonl").flush_every_n_batches(1));
+  auto writer = std::make_shared<engine::PredictionWriter>(
+      engine::PredictionWriterOptions().path((root / "out").string()).format("jsonl").flush_every_n_batches(1));
   engine::Trainer trainer(quiet(root, 1).callbacks({writer}));
   trainer.predict(model, data, std::nullopt, false);
   std::ifstream in(root / "out" / "rank-0.jsonl");
@@ -143,7 +142,7 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   EXPECT_EQ(n, predict.size());
 
   // A postprocessor reshapes rows into flat columns for a warehouse table.
-  auto compact = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "compact").string()).postprocessor(
+  auto compact = std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions().path((root / "compact").string()).postprocessor(
       [](const engine::PredictContext&, nlohmann::json rows) {
         nlohmann::json out = nlohmann::json::array();
         for (auto& r : rows)
@@ -158,7 +157,7 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   EXPECT_TRUE(std::filesystem::exists(root / "compact" / "rank-0.parquet"));
 
   // A postprocessor that breaks row alignment fails the run and leaves no output file.
-  auto bad = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "bad").string()).postprocessor(
+  auto bad = std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions().path((root / "bad").string()).postprocessor(
       [](const engine::PredictContext&, nlohmann::json rows) {
         rows.erase(rows.begin());
         return rows;
@@ -191,7 +190,7 @@ TEST(Model, ReachesRandomForestQualityOnChurn) {
                         "tech_support", "streaming_tv", "streaming_movies", "contract", "payment_method"})
     schema.fields.push_back(Category(n));
   auto model = Model::from_schema(schema);
-  TableDataModule data(model, {.train = train, .test = test});
+  TableDataModule data(model.codec(), {.train = train, .test = test});
   auto root = testing::temp_dir("model_churn");
   auto stop = std::make_shared<engine::EarlyStopping>(engine::EarlyStoppingOptions().patience(5));
   auto checkpoint = std::make_shared<engine::ModelCheckpoint>();

@@ -7,7 +7,6 @@
 #include "engine/callbacks/prediction_writer.h"
 #include "engine/trainer.h"
 #include "model/model.h"
-#include "model/model_impl.h"
 #include "model/quiet_trainer.h"
 #include "test_util.h"
 
@@ -23,8 +22,8 @@ std::vector<std::string> orders(int64_t rows, uint64_t seed, bool flatten = fals
 }
 
 double fit_and_test_accuracy(Model model, const std::vector<std::string>& train, const std::vector<std::string>& test,
-                             int epochs, const std::string& metric) {
-  TableDataModule data(model, {.train = train, .test = test});
+                             int epochs, const std::string& metric, int64_t batch_size = 64) {
+  TableDataModule data(model.codec(), {.train = train, .test = test}, TableDataOptions().batch_size(batch_size));
   auto root = testing::temp_dir("nested");
   engine::Trainer trainer(quiet(root, epochs));
   trainer.fit(model, data);
@@ -36,7 +35,7 @@ double fit_and_test_accuracy(Model model, const std::vector<std::string>& train,
 TEST(NestedModel, LearnsTheItemInteractionThatAggregatesHide) {
   // flagged = some item is a fragile SKU *and* expensive: visible item by item, blurred
   // in per-order aggregates (count, price statistics, commonest SKU).
-  auto options = ModelOptions().d_model(32).n_layers(1).batch_size(64);
+  auto options = ModelOptions().d_model(32).n_layers(1);
   auto nested = Model::from_schema(
       {Category("customer_tier"), Branch("items", {Category("sku"), Number("price")}).length(12),
        Category("flagged").target()},
@@ -62,9 +61,10 @@ TEST(NestedModel, TargetsInsideAListArePredictedPerItem) {
        Branch("items", {Category("sku"), Number("price"), Category("seller"), Category("returned").target()})
            .length(12)
            .embed()},
-      ModelOptions().d_model(32).n_layers(1).batch_size(64));
+      ModelOptions().d_model(32).n_layers(1));
   auto test = orders(200, 4);
-  TableDataModule data(model, {.train = orders(2000, 3), .test = test, .predict = test});
+  TableDataModule data(model.codec(), {.train = orders(2000, 3), .test = test, .predict = test},
+                       TableDataOptions().batch_size(64));
   engine::Trainer trainer(quiet(root, 10));
   trainer.fit(model, data);
   EXPECT_GT(trainer.test(model, data).at("record.items.returned/test:accuracy:content"), 0.9);
@@ -91,7 +91,7 @@ TEST(NestedModel, TargetsInsideAListArePredictedPerItem) {
   EXPECT_EQ(sku[1]["content"]["value"].get<std::string>().rfind("sku-", 0), 0u);
 
   // Batch prediction writes the same nested shape to Parquet.
-  auto writer = std::make_shared<engine::Writer>(engine::WriterOptions().path((root / "out").string()));
+  auto writer = std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions().path((root / "out").string()));
   engine::Trainer predictor(quiet(root, 1).callbacks({writer}));
   predictor.predict(model, data, std::nullopt, false);
   EXPECT_EQ(writer->rows_written(), 200);
@@ -112,7 +112,7 @@ TEST(NestedModel, AttentionVariantsAndDeepBranchesTrainAndKeepTheShape) {
              .n_layers(2)
              .attention(attention),
          Number("score").target()},
-        ModelOptions().d_model(16).n_heads(4).n_layers(1).batch_size(8));
+        ModelOptions().d_model(16).n_heads(4).n_layers(1));
     std::vector<std::string> records;
     for (int i = 0; i < 40; ++i)
       records.push_back(nlohmann::json{{"team", i % 2 ? "a" : "b"},
@@ -121,7 +121,7 @@ TEST(NestedModel, AttentionVariantsAndDeepBranchesTrainAndKeepTheShape) {
                                                   {{"name", "y"},
                                                    {"visits", {{{"seconds", 1}, {"page", "q"}}, {{"page", "r"}}}}}}}}
                             .dump());
-    TableDataModule data(model, {.train = records});
+    TableDataModule data(model.codec(), {.train = records}, TableDataOptions().batch_size(8));
     engine::Trainer trainer(quiet(root, 1));
     trainer.fit(model, data);
     EXPECT_TRUE(std::isfinite(trainer.callback_metrics().at("loss/train"))) << attention;
@@ -151,8 +151,8 @@ TEST(NestedModel, StormTracksBeatTheFirstObservation) {
              .length(length)
              .overflow("head"),
          Category("max_category").target()},
-        ModelOptions().d_model(32).n_layers(1).batch_size(32));
-    return fit_and_test_accuracy(model, train, test, 40, "record.max_category/test:accuracy:content");
+        ModelOptions().d_model(32).n_layers(1));
+    return fit_and_test_accuracy(model, train, test, 40, "record.max_category/test:accuracy:content", 32);
   };
   double whole = accuracy(64), first = accuracy(1);
   std::cout << "storms max_category accuracy: whole track " << whole << ", first observation " << first << std::endl;

@@ -32,6 +32,8 @@ namespace {
 using nlohmann::json;
 using serve::Batcher;
 using serve::BatcherOptions;
+using serve::Deployment;
+using serve::DeploymentOptions;
 using namespace std::chrono_literals;
 
 // ---- Batcher ----------------------------------------------------------------------------
@@ -275,8 +277,8 @@ class Serving : public ::testing::Test {
     root_ = testing::temp_dir("serve");
     auto model = Model::from_schema(
         {Number("amount"), Category("merchant"), Category("fraud").target().embed()},
-        ModelOptions().d_model(16).n_layers(1).n_heads(2).batch_size(64).embed(true));
-    TableDataModule data(model, {.train = transactions(600, 1, true)});
+        ModelOptions().d_model(16).n_layers(1).n_heads(2).embed(true));
+    TableDataModule data(model.codec(), {.train = transactions(600, 1, true)}, TableDataOptions().batch_size(64));
     auto checkpoint = std::make_shared<engine::ModelCheckpoint>();
     engine::Trainer trainer(engine::TrainerOptions()
                                 .max_epochs(2)

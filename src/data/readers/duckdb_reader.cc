@@ -3,10 +3,10 @@
 #include <cctype>
 #include <string>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
-#include "engine/available_cores.h"
+#include "base/available_cores.h"
 
 namespace j2v {
 

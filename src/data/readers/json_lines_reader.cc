@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 
 namespace j2v {
 

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 #include "io/s3/s3_client.h"
 
 namespace j2v {

@@ -8,9 +8,21 @@
 
 namespace j2v::engine {
 
+const Parameters<EarlyStoppingOptions>& EarlyStoppingOptions::parameters() {
+  static const auto declared =
+      Parameters<EarlyStoppingOptions>()
+          .add("monitor", &EarlyStoppingOptions::monitor_, "metric watched for improvement")
+          .add("mode", &EarlyStoppingOptions::mode_, "whether a lower or a higher monitored value is better")
+          .one_of({"min", "max"})
+          .add("patience", &EarlyStoppingOptions::patience_, "validation checks without improvement before stopping")
+          .at_least(0)
+          .add("min_delta", &EarlyStoppingOptions::min_delta_, "smallest change that counts as an improvement")
+          .at_least(0);
+  return declared;
+}
+
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
-  if (options_.mode() != "min" && options_.mode() != "max")
-    throw std::invalid_argument("early_stopping.mode: '" + options_.mode() + "' is not allowed (allowed: min, max)");
+  EarlyStoppingOptions::parameters().check(options_, "early_stopping");
   best_ = options_.mode() == "min" ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
 }
 

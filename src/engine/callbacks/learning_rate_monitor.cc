@@ -6,10 +6,17 @@
 
 namespace j2v::engine {
 
+const Parameters<LearningRateMonitorOptions>& LearningRateMonitorOptions::parameters() {
+  static const auto declared =
+      Parameters<LearningRateMonitorOptions>()
+          .add("logging_interval", &LearningRateMonitorOptions::logging_interval_,
+               "log every log_every_n_steps optimizer steps (step) or once per epoch (epoch)")
+          .one_of({"step", "epoch"});
+  return declared;
+}
+
 LearningRateMonitor::LearningRateMonitor(LearningRateMonitorOptions options) : options_(std::move(options)) {
-  if (options_.logging_interval() != "step" && options_.logging_interval() != "epoch")
-    throw std::invalid_argument("LearningRateMonitor.logging_interval: '" + options_.logging_interval() +
-                                "' is not allowed (allowed: step, epoch)");
+  LearningRateMonitorOptions::parameters().check(options_, "LearningRateMonitor");
 }
 
 std::map<std::string, double> LearningRateMonitor::current_rates(Trainer& trainer) {

@@ -2,12 +2,14 @@
 // Logs each optimizer's learning rate (after Lightning's LearningRateMonitor) as
 // "lr-<name>" ("lr-<name>/pg<k>" when it has several parameter groups), every
 // log_every_n_steps optimizer steps or once per epoch.
+#include "base/options.h"
+#include "base/parameters.h"
 #include "engine/callback.h"
-#include "engine/options.h"
 
 namespace j2v::engine {
 
 struct LearningRateMonitorOptions {
+  static const Parameters<LearningRateMonitorOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(std::string, logging_interval) = "step";  // step | epoch
 };
 
@@ -19,6 +21,7 @@ class LearningRateMonitor : public Callback {
   void on_train_epoch_start(Trainer&, Module&) override;
   // The rates as logged, by name: public for tests and for the progress of a run.
   static std::map<std::string, double> current_rates(Trainer& trainer);
+  const LearningRateMonitorOptions& options() const { return options_; }
 
  private:
   void log(Trainer& trainer);

@@ -5,15 +5,28 @@
 #include <fstream>
 #include <iostream>
 
+#include "base/atomic_file.h"
 #include "engine/trainer.h"
 
 namespace j2v::engine {
 
 namespace fs = std::filesystem;
 
+const Parameters<ModelCheckpointOptions>& ModelCheckpointOptions::parameters() {
+  static const auto declared =
+      Parameters<ModelCheckpointOptions>()
+          .add("dirpath", &ModelCheckpointOptions::dirpath_, "directory of the checkpoints; empty: <run dir>/checkpoints")
+          .add("monitor", &ModelCheckpointOptions::monitor_, "metric that ranks checkpoints")
+          .add("mode", &ModelCheckpointOptions::mode_, "whether a lower or a higher monitored value is better")
+          .one_of({"min", "max"})
+          .add("save_top_k", &ModelCheckpointOptions::save_top_k_, "keep this many best checkpoints; 0 = none, -1 = all")
+          .at_least(-1)
+          .add("save_last", &ModelCheckpointOptions::save_last_, "also keep the most recent checkpoint");
+  return declared;
+}
+
 ModelCheckpoint::ModelCheckpoint(ModelCheckpointOptions options) : options_(std::move(options)) {
-  if (options_.mode() != "min" && options_.mode() != "max")
-    throw std::invalid_argument("checkpoint.mode: '" + options_.mode() + "' is not allowed (allowed: min, max)");
+  ModelCheckpointOptions::parameters().check(options_, "checkpoint");
 }
 
 void ModelCheckpoint::on_fit_start(Trainer& trainer, Module&) {
@@ -72,14 +85,7 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
 }
 
 bool ModelCheckpoint::link_as(const std::string& existing, const std::string& target) {
-  std::error_code error;
-  std::string tmp = target + ".link-tmp";
-  fs::remove(tmp, error);
-  fs::create_hard_link(existing, tmp, error);
-  if (error) return false;
-  fs::rename(tmp, target, error);
-  if (error) fs::remove(tmp, error);
-  return !error;
+  return link_file_atomically(existing, target);
 }
 
 std::string ModelCheckpoint::save_last(Trainer& trainer, Module& module) {
@@ -98,12 +104,7 @@ void ModelCheckpoint::write_index() const {
                           {"last_model_path", last_model_path_.empty() ? "" : fs::absolute(last_model_path_).string()},
                           {"monitor", options_.monitor()},
                           {"mode", options_.mode()}};
-  std::string tmp = (fs::path(dirpath_) / "index.json.tmp").string();
-  {
-    std::ofstream out(tmp);
-    out << index.dump(2) << "\n";
-  }
-  fs::rename(tmp, fs::path(dirpath_) / "index.json");
+  write_file_atomically((fs::path(dirpath_) / "index.json").string(), index.dump(2) + "\n");
 }
 
 nlohmann::json ModelCheckpoint::read_index(const fs::path& dir) {

@@ -4,12 +4,14 @@
 // later process can resolve --ckpt_path best|last.
 #include <filesystem>
 
+#include "base/options.h"
+#include "base/parameters.h"
 #include "engine/callback.h"
-#include "engine/options.h"
 
 namespace j2v::engine {
 
 struct ModelCheckpointOptions {
+  static const Parameters<ModelCheckpointOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(std::string, dirpath) = "";  // default: <run dir>/checkpoints
   J2V_ARG(std::string, monitor) = "loss/validate";
   J2V_ARG(std::string, mode) = "min";  // min | max
@@ -31,6 +33,7 @@ class ModelCheckpoint : public Callback {
   const std::string& best_model_path() const { return best_model_path_; }
   double best_model_score() const { return best_model_score_; }
   const std::string& last_model_path() const { return last_model_path_; }
+  const ModelCheckpointOptions& options() const { return options_; }
   static nlohmann::json read_index(const std::filesystem::path& dir);
 
  private:

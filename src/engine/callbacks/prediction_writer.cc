@@ -6,45 +6,57 @@
 
 #include "engine/module.h"
 #include "engine/trainer.h"
+#include "io/duckdb_types.h"
 #include "io/row_writer.h"
 
 namespace j2v::engine {
 
-Writer::Writer(WriterOptions options) : options_(std::move(options)) {
-  if (options_.format() != "parquet" && options_.format() != "jsonl")
-    throw std::invalid_argument("writer.format: '" + options_.format() + "' is not allowed (allowed: parquet, jsonl)");
+const Parameters<PredictionWriterOptions>& PredictionWriterOptions::parameters() {
+  static const auto declared =
+      Parameters<PredictionWriterOptions>()
+          .add("path", &PredictionWriterOptions::path_, "where predict writes its output (rank-<N>.<format> inside)")
+          .add("format", &PredictionWriterOptions::format_, "output format of predictions")
+          .one_of({"parquet", "jsonl"})
+          .add("flush_every_n_batches", &PredictionWriterOptions::flush_every_n_batches_,
+               "write buffered predictions out every this many batches")
+          .at_least(1);
+  return declared;
 }
 
-Writer::~Writer() = default;
+PredictionWriter::PredictionWriter(PredictionWriterOptions options) : options_(std::move(options)) {
+  PredictionWriterOptions::parameters().check(options_, "writer");
+}
 
-std::string Writer::output_path() const {
+PredictionWriter::~PredictionWriter() = default;
+
+std::string PredictionWriter::output_path() const {
   return (std::filesystem::path(options_.path()) / fmt::format("rank-{}.{}", options_.local_rank(), options_.format()))
       .string();
 }
 
 namespace {
 // Column types for rows whose shape only the postprocessor knows: taken from the first row.
-std::string infer_duckdb_type(const nlohmann::json& v) {
-  if (v.is_boolean()) return "BOOLEAN";
-  if (v.is_number_integer()) return "BIGINT";
-  if (v.is_number()) return "DOUBLE";
-  if (v.is_string()) return "VARCHAR";
-  return "JSON";
+ValueType infer_type(const nlohmann::json& v) {
+  if (v.is_boolean()) return ValueType::boolean();
+  if (v.is_number_integer()) return ValueType::int64();
+  if (v.is_number()) return ValueType::float64();
+  if (v.is_string()) return ValueType::string();
+  return ValueType::json();
 }
 }  // namespace
 
-void Writer::on_predict_start(Trainer&, Module& module) {
+void PredictionWriter::on_predict_start(Trainer&, Module& module) {
   writer_.reset();
   columns_.clear();
   // A postprocessor reshapes rows, so the module's column types no longer describe them.
   if (!options_.postprocessor())
-    for (const auto& [name, type] : module.predict_output_types()) columns_.push_back({name, type});
+    for (const auto& column : module.predict_output_types()) columns_.push_back(io::column_of(column));
   if (!columns_.empty()) writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   batches_since_flush_ = 0;
   rows_written_ = 0;
 }
 
-void Writer::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch& batch, int64_t batch_idx) {
+void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch& batch, int64_t batch_idx) {
   nlohmann::json rows = outputs;
   if (options_.postprocessor()) {
     rows = options_.postprocessor()(PredictContext{batch, batch_idx}, std::move(rows));
@@ -56,7 +68,7 @@ void Writer::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outpu
   if (!writer_) {
     if (rows.empty() || !rows[0].is_object())
       throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
-    for (const auto& [name, value] : rows[0].items()) columns_.push_back({name, infer_duckdb_type(value)});
+    for (const auto& [name, value] : rows[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
     writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   }
   for (const auto& row : rows) writer_->write(row);
@@ -67,12 +79,12 @@ void Writer::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outpu
   }
 }
 
-void Writer::on_predict_end(Trainer&, Module&) {
+void PredictionWriter::on_predict_end(Trainer&, Module&) {
   if (writer_) writer_->close();
   writer_.reset();
 }
 
-void Writer::on_exception(Trainer&, Module&, const std::exception&) {
+void PredictionWriter::on_exception(Trainer&, Module&, const std::exception&) {
   if (writer_) writer_->abort();
   writer_.reset();
 }

@@ -1,11 +1,12 @@
 #pragma once
 // Streams predict_step's rows to DIR/rank-0.parquet (or .jsonl) as batches finish, after
-// json2vec's Writer. The file appears only when prediction completes; a failure leaves no
+// json2vec's PredictionWriter. The file appears only when prediction completes; a failure leaves no
 // file that looks complete.
 #include <functional>
 
+#include "base/options.h"
+#include "base/parameters.h"
 #include "engine/callback.h"
-#include "engine/options.h"
 
 #include "io/row_writer.h"
 
@@ -19,7 +20,8 @@ struct PredictContext {
 // Rewrites a batch's rows before they are written; must return one row per input row.
 using Postprocessor = std::function<nlohmann::json(const PredictContext&, nlohmann::json rows)>;
 
-struct WriterOptions {
+struct PredictionWriterOptions {
+  static const Parameters<PredictionWriterOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(std::string, path) = "predictions";
   J2V_ARG(std::string, format) = "parquet";  // parquet | jsonl
   J2V_ARG(int64_t, flush_every_n_batches) = 100;
@@ -27,20 +29,21 @@ struct WriterOptions {
   J2V_ARG(int64_t, local_rank) = 0;
 };
 
-class Writer : public Callback {
+class PredictionWriter : public Callback {
  public:
-  explicit Writer(WriterOptions options = {});
-  ~Writer() override;
-  std::string state_key() const override { return "Writer"; }
+  explicit PredictionWriter(PredictionWriterOptions options = {});
+  ~PredictionWriter() override;
+  std::string state_key() const override { return "PredictionWriter"; }
   void on_predict_start(Trainer&, Module&) override;
   void on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch&, int64_t batch_idx) override;
   void on_predict_end(Trainer&, Module&) override;
   void on_exception(Trainer&, Module&, const std::exception&) override;
   std::string output_path() const;
   int64_t rows_written() const { return rows_written_; }
+  const PredictionWriterOptions& options() const { return options_; }
 
  private:
-  WriterOptions options_;
+  PredictionWriterOptions options_;
   std::unique_ptr<io::RowWriter> writer_;
   std::vector<io::ColumnType> columns_;
   int64_t batches_since_flush_ = 0;

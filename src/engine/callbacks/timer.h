@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "engine/callback.h"
-#include "engine/options.h"
+#include "base/options.h"
 
 namespace j2v::engine {
 

@@ -5,9 +5,16 @@
 
 namespace j2v::engine {
 
+const Parameters<WeightAveragingOptions>& WeightAveragingOptions::parameters() {
+  static const auto declared = Parameters<WeightAveragingOptions>()
+                                   .add("decay", &WeightAveragingOptions::decay_,
+                                        "decay per optimizer step of the exponential moving average of the weights")
+                                   .between(0, 0.99999);
+  return declared;
+}
+
 WeightAveraging::WeightAveraging(WeightAveragingOptions options) : options_(options) {
-  if (!(options_.decay() > 0 && options_.decay() < 1))
-    throw std::invalid_argument("weight averaging decay must be in (0, 1)");
+  WeightAveragingOptions::parameters().check(options_, "WeightAveraging");
 }
 
 void WeightAveraging::on_fit_start(Trainer&, Module& module) {
@@ -16,9 +23,11 @@ void WeightAveraging::on_fit_start(Trainer&, Module& module) {
   average_.clear();
   raw_.clear();
   updates_ = 0;
+  last_update_step_ = 0;
   swapped_ = false;
   if (restored_.size() == params_.size() && !restored_.empty()) {
     updates_ = restored_updates_;
+    last_update_step_ = restored_last_update_step_;
     if (restored_swapped_) {  // the checkpoint's module weights are the average
       for (auto& p : params_) average_.push_back(p.detach().clone());
       raw_ = restored_;
@@ -37,6 +46,7 @@ void WeightAveraging::on_validation_end(Trainer&, Module&) { swap_out(); }
 void WeightAveraging::load_state_dict(const nlohmann::json& s) {
   restored_updates_ = s.value("updates", int64_t{0});
   restored_swapped_ = s.value("swapped", false);
+  restored_last_update_step_ = s.value("last_update_step", int64_t{0});
 }
 
 void WeightAveraging::save_tensors(torch::serialize::OutputArchive& archive) const {
@@ -54,7 +64,10 @@ void WeightAveraging::load_tensors(torch::serialize::InputArchive& archive) {
 }
 
 void WeightAveraging::on_train_batch_end(Trainer& trainer, Module&, const torch::Tensor&, Batch&, int64_t) {
-  if (swapped_ || average_.empty()) return;
+  // on_train_batch_end runs once per batch, as in Lightning; the weights change once per
+  // optimizer step (several batches with accumulation or replicas), and so does the average.
+  if (swapped_ || average_.empty() || trainer.global_step() <= last_update_step_) return;
+  last_update_step_ = trainer.global_step();
   torch::NoGradGuard no_grad;
   ++updates_;
   // Early on the average would be dominated by the random initialisation: warm the decay up.

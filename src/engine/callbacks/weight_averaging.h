@@ -3,12 +3,14 @@
 // and the final model use the average, which is far less noisy than the last step's
 // weights when training stops early at a still-high learning rate. Training itself goes on
 // from the raw weights.
+#include "base/options.h"
+#include "base/parameters.h"
 #include "engine/callback.h"
-#include "engine/options.h"
 
 namespace j2v::engine {
 
 struct WeightAveragingOptions {
+  static const Parameters<WeightAveragingOptions>& parameters();  // names, help, bounds; defaults below
   J2V_ARG(double, decay) = 0.998;  // per optimizer step
 };
 
@@ -24,7 +26,11 @@ class WeightAveraging : public Callback {
   void on_train_epoch_start(Trainer&, Module&) override { swap_out(); }
   // A validation inside an epoch hands the raw weights back to training.
   void on_validation_end(Trainer&, Module&) override;
-  nlohmann::json state_dict() const override { return {{"updates", updates_}, {"swapped", swapped_}}; }
+  nlohmann::json state_dict() const override {
+    return {{"updates", updates_}, {"swapped", swapped_}, {"last_update_step", last_update_step_}};
+  }
+  int64_t updates() const { return updates_; }
+  const WeightAveragingOptions& options() const { return options_; }
   void load_state_dict(const nlohmann::json& s) override;
   // The weights not in the module (the average, or the raw weights while the average is
   // swapped in), so a resumed fit goes on from exactly where it stopped.
@@ -39,10 +45,12 @@ class WeightAveraging : public Callback {
   WeightAveragingOptions options_;
   std::vector<torch::Tensor> params_, average_, raw_;
   int64_t updates_ = 0;
+  int64_t last_update_step_ = 0;  // the global step of the last update
   bool swapped_ = false;
   std::vector<torch::Tensor> restored_;  // from a checkpoint, taken up at on_fit_start
   bool restored_swapped_ = false;
   int64_t restored_updates_ = 0;
+  int64_t restored_last_update_step_ = 0;
 };
 
 }  // namespace j2v::engine

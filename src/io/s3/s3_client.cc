@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 
 namespace j2v::io {
 

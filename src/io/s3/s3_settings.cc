@@ -4,7 +4,7 @@
 #include <fstream>
 #include <map>
 
-#include "data/data_error.h"
+#include "base/errors.h"
 
 namespace j2v::io {
 

@@ -1,32 +1,49 @@
-#include "engine/thread_replicas.h"
+#include "engine/strategies/thread_replica_strategy.h"
 
 #include <exception>
 #include <mutex>
 #include <thread>
 
+#include "engine/module.h"
+
 namespace j2v::engine {
 
-ThreadReplicas::ThreadReplicas(Module& main, int64_t devices, Trainer* trainer) : main_(main) {
-  for (int64_t i = 0; i < devices; ++i) {
+ThreadReplicaStrategy::ThreadReplicaStrategy(int64_t devices) : devices_(devices) {
+  if (devices < 1) throw std::invalid_argument("trainer.devices must be >= 1");
+}
+
+void ThreadReplicaStrategy::setup(Module& main, Trainer& trainer) {
+  main_ = &main;
+  replicas_.clear();
+  replica_params_.clear();
+  for (int64_t i = 0; i < devices_; ++i) {
     auto replica = main.replicate();
     if (!replica)
       throw std::invalid_argument("trainer.devices > 1 needs a module that implements replicate(); this one does not");
-    replica->trainer_ = trainer;
+    replica->attach_trainer(&trainer);
     replica->train();
     replicas_.push_back(replica);
   }
-  main_params_ = main_.parameters();
+  main_params_ = main.parameters();
   for (auto& r : replicas_) {
     replica_params_.push_back(r->parameters());
     if (replica_params_.back().size() != main_params_.size())
       throw std::logic_error("replicate() returned a module with different parameters");
   }
-  sync_weights();
+  replicas_used_ = 0;
+  broadcast_weights(main);
 }
 
-void ThreadReplicas::sync_weights() {
+void ThreadReplicaStrategy::teardown() {
+  replicas_.clear();
+  replica_params_.clear();
+  main_params_.clear();
+  main_ = nullptr;
+}
+
+void ThreadReplicaStrategy::broadcast_weights(Module& main) {
   torch::NoGradGuard no_grad;
-  auto main_buffers = main_.buffers();
+  auto main_buffers = main.buffers();
   for (size_t r = 0; r < replicas_.size(); ++r) {
     for (size_t i = 0; i < main_params_.size(); ++i) replica_params_[r][i].copy_(main_params_[i]);
     auto buffers = replicas_[r]->buffers();
@@ -34,27 +51,33 @@ void ThreadReplicas::sync_weights() {
   }
 }
 
-void ThreadReplicas::run(const std::function<void(Module&, int64_t)>& fn) {
+std::vector<torch::Tensor> ThreadReplicaStrategy::training_step(Module&, const std::vector<Batch*>& batches,
+                                                                int64_t first_batch_idx,
+                                                                const TrainingStepFunction& step) {
+  std::vector<torch::Tensor> losses(batches.size());
   std::exception_ptr error;
   std::mutex error_mutex;
-  auto work = [&](int64_t r) {
+  auto work = [&](size_t r) {
     try {
-      fn(*replicas_[r], r);
+      losses[r] = step(*replicas_[r], *batches[r], first_batch_idx + static_cast<int64_t>(r));
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();
     }
   };
   std::vector<std::thread> threads;
-  for (int64_t r = 1; r < size(); ++r) threads.emplace_back(work, r);
-  work(0);
+  for (size_t r = 1; r < batches.size(); ++r) threads.emplace_back(work, r);
+  if (!batches.empty()) work(0);
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
+  replicas_used_ = std::max<int64_t>(replicas_used_, static_cast<int64_t>(batches.size()));
+  return losses;
 }
 
-void ThreadReplicas::reduce_gradients(int64_t used) {
+void ThreadReplicaStrategy::reduce_gradients(Module&) {
   torch::NoGradGuard no_grad;
-  double scale = 1.0 / static_cast<double>(std::max<int64_t>(used, 1));
+  double scale = 1.0 / static_cast<double>(std::max<int64_t>(replicas_used_, 1));
+  replicas_used_ = 0;
   for (size_t i = 0; i < main_params_.size(); ++i) {
     torch::Tensor sum;
     for (size_t r = 0; r < replicas_.size(); ++r) {

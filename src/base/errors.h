@@ -1,4 +1,6 @@
 #pragma once
+// Errors every layer may raise. Each names what a user can fix: the file, line and field of
+// a record, the key of a setting.
 #include <stdexcept>
 #include <string>
 

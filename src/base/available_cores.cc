@@ -1,4 +1,4 @@
-#include "engine/available_cores.h"
+#include "base/available_cores.h"
 
 #include <sched.h>
 

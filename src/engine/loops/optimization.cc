@@ -1,0 +1,94 @@
+// Automatic optimization: the one training-step function every strategy runs (forward, loss
+// check, backward), and the optimizer step around it: hooks, clipping, schedulers, zeroing
+// (Lightning's _AutomaticOptimization). Manual optimization is the module's own, through
+// Module::manual_backward / optimizer_step (engine/module.cc).
+#include <fmt/format.h>
+
+#include "engine/precision.h"
+#include "engine/profiler.h"
+#include "engine/trainer.h"
+#include "engine/trainer_internals.h"
+
+namespace j2v::engine {
+
+namespace fs = std::filesystem;
+using namespace detail;
+
+torch::Tensor Trainer::run_training_step(Module& module, Batch& batch, int64_t idx, int64_t accumulate,
+                                         bool zero_grad_first) {
+  logging_batch_size() = batch.size();
+  torch::Tensor loss;
+  {
+    PrecisionScope precision(mixed_precision_);
+    auto timer = profiler_->scope("training_step");
+    loss = module.training_step(batch, idx);
+  }
+  if (!module.automatic_optimization) return loss.defined() ? loss : torch::zeros({});
+  if (!loss.defined()) return loss;  // the module skipped this batch
+  check_loss(loss, current_epoch_, idx);
+  if (zero_grad_first) zero_grad(module);
+  module.on_before_backward(loss);
+  {
+    auto timer = profiler_->scope("backward");
+    (accumulate > 1 ? loss / static_cast<double>(accumulate) : loss).backward();
+  }
+  module.on_after_backward();
+  return loss;
+}
+
+void Trainer::clip_gradients(Module& module) {
+  if (options_.gradient_clip_val() <= 0) return;
+  auto timer = profiler_->scope("clip_gradients");
+  if (options_.gradient_clip_algorithm() == "value")
+    torch::nn::utils::clip_grad_value_(module.parameters(), options_.gradient_clip_val());
+  else
+    torch::nn::utils::clip_grad_norm_(module.parameters(), options_.gradient_clip_val());
+}
+
+void Trainer::step_schedulers(const std::string& interval, int64_t counter) {
+  for (auto& opt : optimizers_) {
+    if (!opt.scheduler || opt.interval != interval || counter % std::max<int64_t>(opt.frequency, 1) != 0) continue;
+    if (opt.monitor.empty()) {
+      opt.scheduler->step();
+      continue;
+    }
+    if (metric_is_stale(opt.monitor)) continue;  // no validation this epoch: nothing new to react to
+    auto it = callback_metrics_.find(opt.monitor);
+    // Not logged yet because nothing has validated yet (check_val_every_n_epoch): wait for it.
+    bool validated = interval == "epoch" ? validated_this_epoch_ : validations_run_ > 0;
+    if (it == callback_metrics_.end() && !validated) continue;
+    if (it == callback_metrics_.end())
+      throw std::invalid_argument(fmt::format(
+          "the learning-rate scheduler monitors '{}', which was not logged (logged: {}): set its monitor to a logged "
+          "metric, or validate before it steps",
+          opt.monitor, [&] {
+            std::vector<std::string> names;
+            for (const auto& [k, _] : callback_metrics_) names.push_back(k);
+            return fmt::format("{}", fmt::join(names, ", "));
+          }()));
+    opt.scheduler->step(it->second);
+  }
+}
+
+// Lightning's order: on_before_optimizer_step sees the raw gradients, then they are clipped
+// and the optimizers step. Gradients are zeroed where an accumulation window starts.
+void Trainer::optimizer_step(Module& module) {
+  for (auto& opt : optimizers_) module.on_before_optimizer_step(*opt.optimizer);
+  clip_gradients(module);
+  {
+    auto timer = profiler_->scope("optimizer_step");
+    for (auto& opt : optimizers_) opt.optimizer->step();
+  }
+  ++global_step_;
+  step_schedulers("step", global_step_);
+}
+
+void Trainer::zero_grad(Module& module) {
+  auto timer = profiler_->scope("zero_grad");
+  for (auto& opt : optimizers_) {
+    module.on_before_zero_grad(*opt.optimizer);
+    opt.optimizer->zero_grad();
+  }
+}
+
+}  // namespace j2v::engine

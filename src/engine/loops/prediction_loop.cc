@@ -1,0 +1,52 @@
+// predict (Lightning's _PredictionLoop): rows from predict_step, handed to callbacks (the
+// prediction writer) batch by batch, and returned when asked for.
+#include "engine/trainer.h"
+#include "engine/trainer_internals.h"
+
+namespace j2v::engine {
+
+namespace fs = std::filesystem;
+using namespace detail;
+
+nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
+                                bool return_predictions) {
+  std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
+  if (!path.empty()) preload_module_state(path, module);
+  setup_run(module, false);
+  stage_ = Stage::kPredict;
+  data.prepare_data();
+  data.setup(Stage::kPredict);
+  module.setup(Stage::kPredict);
+  if (!path.empty()) restore(path, module, false);
+  auto loader = data.predict_dataloader();
+  if (!loader) throw std::invalid_argument("predict needs data: the data module has no predict split");
+  torch::NoGradGuard no_grad;
+  module.eval();
+  nlohmann::json all = nlohmann::json::array();
+  try {
+    for (auto& cb : callbacks_) cb->on_predict_start(*this, module);
+    module.on_predict_epoch_start();
+    loader->start_epoch(0);
+    int64_t limit = batches_to_run(options_.limit_predict_batches(), *loader, "limit_predict_batches");
+    num_loop_batches_ = limit;
+    for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
+      auto batch = loader->next();
+      if (!batch) break;
+      batch_index_ = idx;
+      auto rows = module.predict_step(*batch, idx);
+      for (auto& cb : callbacks_) cb->on_predict_batch_end(*this, module, rows, *batch, idx);
+      if (return_predictions)
+        for (auto& row : rows) all.push_back(std::move(row));
+    }
+    module.on_predict_epoch_end();
+    for (auto& cb : callbacks_) cb->on_predict_end(*this, module);
+  } catch (const std::exception& e) {
+    for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
+    throw;
+  }
+  stage_ = Stage::kFit;
+  module.teardown(Stage::kPredict);
+  return all;
+}
+
+}  // namespace j2v::engine

@@ -1,0 +1,75 @@
+#pragma once
+// A Strategy decides where a training step runs and how the gradients of its batches are
+// combined (after Lightning's strategies). The training-epoch loop is the same for all of
+// them: it hands a strategy `devices()` batches per micro-step and the one function that
+// runs a training step on a batch (forward, loss checks, backward); the strategy runs that
+// function on its devices and combines their gradients into the module before the optimizer
+// steps, then hands the stepped weights back to its devices.
+//
+//   single_device    the module itself, intra-op threads on every core
+//   thread_replicas  one replica per CPU thread, single-threaded kernels, DDP semantics
+//
+// Multi-process strategies implement the same interface and report their rank and world size.
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/data.h"
+
+namespace j2v::engine {
+
+class Module;
+class Trainer;
+
+// Runs training_step on one batch of a module (the main module or a replica) and its backward
+// pass; returns the loss (undefined when the module skipped the batch).
+using TrainingStepFunction = std::function<torch::Tensor(Module& module, Batch& batch, int64_t batch_idx)>;
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual std::string name() const = 0;
+
+  // Before the first step of a fit, once the module's weights are final (built, restored).
+  virtual void setup(Module& module, Trainer& trainer) {}
+  virtual void teardown() {}
+
+  // Batches one micro-step takes: one per device.
+  virtual int64_t devices() const { return 1; }
+  // Intra-op threads for LibTorch's kernels, given the cores the process may use.
+  virtual int intra_op_threads(int cores) const { return cores; }
+  virtual bool supports_manual_optimization() const { return true; }
+  // True when steps run on the module the optimizers hold (not on copies of it).
+  virtual bool trains_module_itself() const { return true; }
+
+  // Runs `step` on each batch (batch i on device i); returns the losses, one per batch.
+  virtual std::vector<torch::Tensor> training_step(Module& module, const std::vector<Batch*>& batches,
+                                                   int64_t first_batch_idx, const TrainingStepFunction& step) = 0;
+  // Before an optimizer step: the devices' gradients, averaged, become the module's.
+  virtual void reduce_gradients(Module& module) {}
+  // After an optimizer step: every device gets the new weights.
+  virtual void broadcast_weights(Module& module) {}
+
+  // Among all processes of a run: which one this is, and how many there are.
+  virtual int64_t global_rank() const { return 0; }
+  virtual int64_t world_size() const { return 1; }
+  bool is_global_zero() const { return global_rank() == 0; }
+};
+
+// The module itself, on this thread.
+class SingleDeviceStrategy : public Strategy {
+ public:
+  std::string name() const override { return "single_device"; }
+  std::vector<torch::Tensor> training_step(Module& module, const std::vector<Batch*>& batches, int64_t first_batch_idx,
+                                           const TrainingStepFunction& step) override;
+};
+
+// trainer.strategy: auto (single_device for one device, thread_replicas for more) |
+// single_device | thread_replicas. Throws std::invalid_argument naming the allowed values.
+std::unique_ptr<Strategy> make_strategy(const std::string& name, int64_t devices);
+const std::vector<std::string>& strategy_names();
+
+}  // namespace j2v::engine

@@ -1,0 +1,43 @@
+#pragma once
+// The thread-replica strategy: N copies of a module, each on its own CPU thread with
+// single-threaded kernels, each taking its own batch; gradients are averaged into the
+// main module, which takes the optimizer step, and the new weights are copied back.
+// Small models are latency-bound (one kernel is too small to split across cores), so this
+// uses the cores far better than intra-op threads. Gradients are averaged like DDP: N
+// replicas x batch B train like one device with batch N x B.
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "engine/strategies/strategy.h"
+
+namespace j2v::engine {
+
+class ThreadReplicaStrategy : public Strategy {
+ public:
+  explicit ThreadReplicaStrategy(int64_t devices);
+  std::string name() const override { return "thread_replicas"; }
+  void setup(Module& module, Trainer& trainer) override;
+  void teardown() override;
+  int64_t devices() const override { return devices_; }
+  int intra_op_threads(int) const override { return 1; }
+  bool supports_manual_optimization() const override { return false; }
+  bool trains_module_itself() const override { return false; }
+  std::vector<torch::Tensor> training_step(Module& module, const std::vector<Batch*>& batches, int64_t first_batch_idx,
+                                           const TrainingStepFunction& step) override;
+  // main.grad += mean over the replicas that ran since the last reduction; replicas' grads cleared.
+  void reduce_gradients(Module& module) override;
+  // Copies the main module's parameters and buffers into every replica.
+  void broadcast_weights(Module& module) override;
+
+ private:
+  int64_t devices_;
+  Module* main_ = nullptr;
+  std::vector<std::shared_ptr<Module>> replicas_;
+  std::vector<std::vector<torch::Tensor>> replica_params_;
+  std::vector<torch::Tensor> main_params_;
+  int64_t replicas_used_ = 0;  // the most replicas that ran in one micro-step since the last reduction
+};
+
+}  // namespace j2v::engine

@@ -1,0 +1,113 @@
+// Defaults declared once: what --help and --print_config show for a component is what the
+// component built from an empty config holds.
+#include <gtest/gtest.h>
+
+#include "cli/config.h"
+#include "engine/callbacks/early_stopping.h"
+#include "engine/callbacks/learning_rate_monitor.h"
+#include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/prediction_writer.h"
+#include "engine/callbacks/weight_averaging.h"
+#include "engine/components.h"
+#include "model/model_options.h"
+
+namespace j2v::engine {
+namespace {
+
+using json = nlohmann::json;
+
+// The options a registered callback holds, as its declaration prints them; null for callbacks
+// without declared options.
+json held_options(Callback& callback) {
+  if (auto* c = dynamic_cast<ModelCheckpoint*>(&callback)) return ModelCheckpointOptions::parameters().to_json(c->options());
+  if (auto* c = dynamic_cast<EarlyStopping*>(&callback)) return EarlyStoppingOptions::parameters().to_json(c->options());
+  if (auto* c = dynamic_cast<LearningRateMonitor*>(&callback))
+    return LearningRateMonitorOptions::parameters().to_json(c->options());
+  if (auto* c = dynamic_cast<WeightAveraging*>(&callback)) return WeightAveragingOptions::parameters().to_json(c->options());
+  if (auto* c = dynamic_cast<PredictionWriter*>(&callback))
+    return PredictionWriterOptions::parameters().to_json(c->options());
+  return nullptr;
+}
+
+TEST(ComponentDefaults, EveryCallbackHoldsTheDefaultsItsRegistryPrints) {
+  int checked = 0;
+  for (const auto& name : callbacks().names()) {
+    const json& printed = callbacks().find(name).defaults;
+    bool required = false;
+    for (const auto& [key, value] : printed.items()) required = required || value.is_null();
+    if (required) continue;  // e.g. Timer's duration: there is no default to hold
+    auto callback = callbacks().make(name, json::object());
+    json held = held_options(*callback);
+    if (held.is_null()) {
+      EXPECT_TRUE(printed.empty()) << name << " prints arguments but declares no options";
+      continue;
+    }
+    EXPECT_EQ(held, printed) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+}
+
+TEST(ComponentDefaults, EveryOptimizerIsBuiltWithThePrintedDefaults) {
+  class Tiny : public Module {
+   public:
+    Tiny() { register_module("linear", torch::nn::Linear(2, 1)); }
+    torch::Tensor training_step(Batch&, int64_t) override { return {}; }
+    std::vector<OptimizerConfig> configure_optimizers() override { return {}; }
+  } module;
+  for (const auto& name : optimizers().names()) {
+    const json& printed = optimizers().find(name).defaults;
+    auto optimizer = make_optimizer(name, json::object(), module);
+    auto& options = optimizer->param_groups().at(0).options();
+    EXPECT_DOUBLE_EQ(options.get_lr(), printed["lr"].get<double>()) << name;
+    double weight_decay = -1;
+    if (auto* o = dynamic_cast<torch::optim::AdamOptions*>(&options)) weight_decay = o->weight_decay();
+    if (auto* o = dynamic_cast<torch::optim::AdamWOptions*>(&options)) weight_decay = o->weight_decay();
+    if (auto* o = dynamic_cast<torch::optim::SGDOptions*>(&options)) {
+      weight_decay = o->weight_decay();
+      EXPECT_DOUBLE_EQ(o->momentum(), printed["momentum"].get<double>()) << name;
+    }
+    EXPECT_DOUBLE_EQ(weight_decay, printed["weight_decay"].get<double>()) << name;
+  }
+}
+
+TEST(ComponentDefaults, ConfigSectionsPrintTheOptionsStructsDefaults) {
+  std::map<std::string, json> printed;
+  for (const auto& spec : cli::config_keys()) printed[spec.key] = spec.default_value;
+  auto expect_section = [&](const std::string& section, const json& defaults, std::set<std::string> except = {}) {
+    for (const auto& [key, value] : defaults.items()) {
+      if (except.count(key)) continue;
+      ASSERT_TRUE(printed.count(section + "." + key)) << section << "." << key;
+      EXPECT_EQ(printed[section + "." + key], value) << section << "." << key;
+    }
+  };
+  expect_section("early_stopping", EarlyStoppingOptions::parameters().to_json());
+  expect_section("checkpoint", ModelCheckpointOptions::parameters().to_json(), {"dirpath"});
+  expect_section("writer", PredictionWriterOptions::parameters().to_json());
+  expect_section("model", ModelOptions::parameters().to_json());
+  expect_section("optimizer", OptimizerOptions::parameters().to_json());
+  expect_section("scheduler", SchedulerOptions::parameters().to_json());
+  EXPECT_EQ(printed["trainer.weight_averaging"], WeightAveragingOptions().decay());
+  // The registry's EarlyStopping and the config's early_stopping section are one declaration.
+  EXPECT_EQ(callbacks().find("EarlyStopping").defaults["patience"], printed["early_stopping.patience"]);
+}
+
+TEST(ComponentDefaults, DeclaredBoundsAndChoicesAreEnforced) {
+  try {
+    callbacks().make("EarlyStopping", {{"patience", -1}});
+    FAIL() << "a negative patience must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("patience must be >= 0"), std::string::npos) << e.what();
+  }
+  try {
+    callbacks().make("ModelCheckpoint", {{"mode", "lowest"}});
+    FAIL() << "an unknown mode must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("allowed: min, max"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ModelOptions().n_layers(0).validate(), std::invalid_argument);
+  EXPECT_THROW(ModelOptions().d_model(30).n_heads(4).validate(), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace j2v::engine
