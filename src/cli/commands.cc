@@ -450,8 +450,9 @@ int bench_engine(const json& cfg) {
   auto bare = [&]() {
     Model model = build_model(cfg);
     auto data = build_data(model, cfg);
-    data->setup(engine::Stage::kFit);
+    data->setup(engine::Stage::kFit);  // fits the codec
     engine::Module& module = model;
+    module.setup(engine::Stage::kFit);  // builds the network for it, as the Trainer does
     torch::set_num_threads(threads);
     torch::manual_seed(0);
     auto configs = module.configure_optimizers();

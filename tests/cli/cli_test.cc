@@ -138,6 +138,15 @@ TEST_F(Cli, BenchEncodeReportsThroughput) {
   EXPECT_GT(j["records_per_second"].get<double>(), 0);
 }
 
+TEST_F(Cli, BenchEngineTimesTheSameStepsWithAndWithoutTheEngine) {
+  auto r = run("bench engine " + common() + " --data.batch_size=512", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.last_json();
+  EXPECT_EQ(j["steps_per_epoch"], 8);  // 90% of 4,000 records, 512 a batch
+  EXPECT_GT(j["bare_ms_per_step"].get<double>(), 0);
+  EXPECT_GT(j["engine_own_ms_per_step"].get<double>(), 0);
+}
+
 }  // namespace
 
 // The transactions example as a directory of files read as a stream: Parquet for training,
