@@ -8,6 +8,7 @@
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/prediction_writer.h"
 #include "engine/callbacks/weight_averaging.h"
+#include "engine/trainer.h"
 
 namespace j2v::cli {
 
@@ -29,6 +30,7 @@ const std::vector<KeySpec>& config_keys() {
     }
     return keys;
   };
+  static const ParameterInfo kDecay = engine::WeightAveragingOptions::parameters().info().at(0);
   auto join = [](std::vector<std::vector<KeySpec>> parts) {
     std::vector<KeySpec> all;
     for (auto& part : parts) all.insert(all.end(), part.begin(), part.end());
@@ -83,9 +85,11 @@ const std::vector<KeySpec>& config_keys() {
       {"trainer.gradient_clip_val", "float", 1.0, {}, "clip the gradient norm to this value; 0 disables", 0, none},
       {"trainer.seed", "int", 0, {}, "seed of weight initialization and dropout"},
       {"trainer.num_threads", "int", 0, {}, "threads for tensor operations; 0 = all cores", 0, none},
-      {"trainer.weight_averaging", "float", engine::WeightAveragingOptions().decay(), {}, "decay per step of an exponential moving average of the weights, used for validation, checkpoints and the final model; 0 = off", 0, 0.99999},
+      // WeightAveraging's declaration gives the default and the bounds; 0 (off) is the CLI's.
+      {"trainer.weight_averaging", "float", kDecay.default_value, {}, "decay per step of an exponential moving average of the weights, used for validation, checkpoints and the final model; 0 = off",
+       kDecay.minimum, kDecay.maximum},
       {"trainer.devices", "int", 1, {}, "data-parallel devices, each taking its own batch (DDP semantics: the effective batch is data.batch_size x devices); on CPU, model replicas on threads", 1, 64},
-      {"trainer.strategy", "enum", "auto", {"auto", "single_device", "thread_replicas"},
+      {"trainer.strategy", "enum", engine::TrainerOptions().strategy(), engine::strategy_names(),
        "where training steps run: auto (single_device for one device, thread_replicas for more), single_device, or thread_replicas (a model replica per CPU thread)"},
       {"trainer.default_root_dir", "string", "runs", {}, "directory for logs and checkpoints"},
       {"trainer.enable_progress_bar", "bool", true, {}, "show a progress bar"},

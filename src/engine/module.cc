@@ -4,9 +4,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
-using namespace detail;
-
 void Module::log(const std::string& name, double value, LogOptions options) {
   if (trainer_) trainer_->record_log(name, value, options);
 }

@@ -5,12 +5,8 @@
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/progress_bar.h"
 #include "engine/trainer.h"
-#include "engine/trainer_internals.h"
 
 namespace j2v::engine {
-
-namespace fs = std::filesystem;
-using namespace detail;
 
 void Trainer::attach_default_callbacks() {
   if (options_.logger() && loggers_.empty()) loggers_.push_back(std::make_shared<CSVLogger>(run_dir_));

@@ -8,7 +8,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
 using namespace detail;
 
 nlohmann::json Trainer::accumulators_json() const {

@@ -9,7 +9,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
 using namespace detail;
 
 void Trainer::run_validation(Module& module, DataLoader& loader) {

@@ -11,7 +11,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
 using namespace detail;
 
 torch::Tensor Trainer::run_training_step(Module& module, Batch& batch, int64_t idx, int64_t accumulate,

@@ -5,7 +5,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
 using namespace detail;
 
 nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,

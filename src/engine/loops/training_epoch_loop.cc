@@ -10,7 +10,6 @@
 
 namespace j2v::engine {
 
-namespace fs = std::filesystem;
 using namespace detail;
 
 bool Trainer::validates_after_epoch(int64_t epoch) const {
