@@ -227,6 +227,19 @@ TEST(Trainer, MisconfigurationsAreRefusedWithTheReason) {
   } manual;
   Trainer replicas(quiet(root).max_epochs(1).devices(2).enable_checkpointing(false));
   EXPECT_THROW(replicas.fit(manual, data), std::invalid_argument);
+  // A strategy that cannot take the devices asked for, or one that does not exist, names the choices.
+  try {
+    Trainer one_device(quiet(root).strategy("single_device").devices(2));
+    FAIL() << "single_device with two devices must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.devices is 2"), std::string::npos) << e.what();
+  }
+  try {
+    Trainer unknown(quiet(root).strategy("ddp_spawn"));
+    FAIL() << "an unknown strategy must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("allowed: auto, single_device, thread_replicas"), std::string::npos) << e.what();
+  }
   fs::remove_all(root);
 }
 
