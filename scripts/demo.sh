@@ -12,7 +12,7 @@ build/json2vec test --config "$CONFIG" --ckpt_path best
 echo "== predict"
 build/json2vec predict --config "$CONFIG" --ckpt_path best
 echo "== two predictions, as JSON Lines"
-build/json2vec predict --config "$CONFIG" --ckpt_path best --writer.format=jsonl --data.predict=examples/transactions/predict.jsonl >/dev/null
+build/json2vec predict --config "$CONFIG" --ckpt_path best --prediction_writer.format=jsonl --data.predict=examples/transactions/predict.jsonl >/dev/null
 head -n 2 predictions/transactions/rank-0.jsonl
 
 # Nested records: synthetic orders with line items and every kind of field (see
@@ -24,7 +24,7 @@ build/json2vec generate orders --rows 1000 --seed 2 --max_items 12 --output exam
 build/json2vec fit --config "$ORDERS"
 build/json2vec test --config "$ORDERS" --ckpt_path best
 echo "== nested predictions: one per order, one per item (record.items.returned)"
-build/json2vec predict --config "$ORDERS" --ckpt_path best --writer.format=jsonl >/dev/null
+build/json2vec predict --config "$ORDERS" --ckpt_path best --prediction_writer.format=jsonl >/dev/null
 head -n 1 predictions/orders/rank-0.jsonl | cut -c 1-600
 
 # The engine on a model of one's own: an MLP on a CSV file, registered by name, its

@@ -3,7 +3,7 @@
 
 usage: compare.py HOST PORT RECORDS.jsonl PREDICTIONS.jsonl
 
-PREDICTIONS.jsonl is `json2vec predict --writer.format=jsonl` output for RECORDS.jsonl.
+PREDICTIONS.jsonl is `json2vec predict --prediction_writer.format=jsonl` output for RECORDS.jsonl.
 Sends the records once as one list (one forward pass, like the predict command's batch)
 and once one per request; prints how many numbers are bit-identical and the largest
 difference (a different batch can sum floats in another order).

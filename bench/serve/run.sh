@@ -116,7 +116,7 @@ echo "latency (1 record per request, keep-alive, server on 1 core): $latency   [
 # list; one record per request is a different batch (last-bit float differences).
 "$JSON2VEC" predict --config "$root/bench/accuracy/diamonds.yaml" --ckpt_path "$ckpt" \
   --data.predict="$work/records500.jsonl" --data.batch_size=128 --trainer.num_threads=1 \
-  --writer.format=jsonl --writer.path="$work/predictions" --trainer.enable_progress_bar=false > /dev/null
+  --prediction_writer.format=jsonl --prediction_writer.path="$work/predictions" --trainer.enable_progress_bar=false > /dev/null
 same=$(python3 "$here/compare.py" 127.0.0.1 "$PORT" "$work/records500.jsonl" "$work/predictions/rank-0.jsonl")
 echo "vs json2vec predict: $same"
 [[ "$(field "$same" "['one_list']['identical'] == json.loads(sys.argv[1])['one_list']['numbers']")" == True ]] ||

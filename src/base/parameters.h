@@ -31,7 +31,7 @@ class ParameterError : public std::invalid_argument {
 // One declared parameter, as help texts and config schemas show it.
 struct ParameterInfo {
   std::string name;
-  std::string type;  // int | float | bool | string | enum | string? (a string or null)
+  std::string type;  // int | float | bool | string | enum | string? / int? (or null) | int_or_float
   nlohmann::json default_value;
   std::vector<std::string> allowed;  // enum
   std::string help;
@@ -39,68 +39,79 @@ struct ParameterInfo {
 };
 
 namespace detail {
+// How a member type is read, written, bounded and named. A layer with its own option types
+// (the engine's BatchLimit) specializes ParameterTraits for them.
+template <typename T>
+struct ValueTraits {
+  static nlohmann::json to_json(const T& v) { return nlohmann::json(v); }
+  static T from_json(const nlohmann::json& v) { return v.get<T>(); }
+  static std::optional<double> number(const T& v) {
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) return static_cast<double>(v);
+    return std::nullopt;
+  }
+  static const std::string* text(const T& v) {
+    if constexpr (std::is_same_v<T, std::string>) return &v;
+    return nullptr;
+  }
+};
 template <typename T>
 struct ParameterTraits;
 template <>
-struct ParameterTraits<std::string> {
+struct ParameterTraits<std::string> : ValueTraits<std::string> {
   static constexpr const char* type = "string";
   static bool accepts(const nlohmann::json& v) { return v.is_string(); }
 };
 template <>
-struct ParameterTraits<std::optional<std::string>> {
+struct ParameterTraits<std::optional<std::string>> : ValueTraits<std::optional<std::string>> {
   static constexpr const char* type = "string?";
   static bool accepts(const nlohmann::json& v) { return v.is_string() || v.is_null(); }
+  static nlohmann::json to_json(const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+  static std::optional<std::string> from_json(const nlohmann::json& v) {
+    if (v.is_null()) return std::nullopt;
+    return v.get<std::string>();
+  }
+  static const std::string* text(const std::optional<std::string>& v) { return v ? &*v : nullptr; }
 };
 template <>
-struct ParameterTraits<bool> {
+struct ParameterTraits<bool> : ValueTraits<bool> {
   static constexpr const char* type = "bool";
   static bool accepts(const nlohmann::json& v) { return v.is_boolean(); }
 };
 template <>
-struct ParameterTraits<double> {
+struct ParameterTraits<double> : ValueTraits<double> {
   static constexpr const char* type = "float";
   static bool accepts(const nlohmann::json& v) { return v.is_number(); }
 };
 template <>
-struct ParameterTraits<int64_t> {
+struct ParameterTraits<int64_t> : ValueTraits<int64_t> {
   static constexpr const char* type = "int";
   static bool accepts(const nlohmann::json& v) { return v.is_number_integer(); }
 };
 template <>
-struct ParameterTraits<int> : ParameterTraits<int64_t> {};
+struct ParameterTraits<int> : ValueTraits<int> {
+  static constexpr const char* type = "int";
+  static bool accepts(const nlohmann::json& v) { return v.is_number_integer(); }
+};
 template <>
-struct ParameterTraits<uint64_t> {
+struct ParameterTraits<uint64_t> : ValueTraits<uint64_t> {
   static constexpr const char* type = "int";
   static bool accepts(const nlohmann::json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 };
-
-template <typename T>
-nlohmann::json to_json_value(const T& v) {
-  return nlohmann::json(v);
-}
-inline nlohmann::json to_json_value(const std::optional<std::string>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-template <typename T>
-T from_json_value(const nlohmann::json& v) {
-  return v.get<T>();
-}
+// An integer or nothing (a seed that is not set).
 template <>
-inline std::optional<std::string> from_json_value<std::optional<std::string>>(const nlohmann::json& v) {
-  if (v.is_null()) return std::nullopt;
-  return v.get<std::string>();
-}
-template <typename T>
-std::optional<double> as_number(const T& v) {
-  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) return static_cast<double>(v);
-  return std::nullopt;
-}
-template <typename T>
-const std::string* as_text(const T& v) {
-  if constexpr (std::is_same_v<T, std::string>) return &v;
-  if constexpr (std::is_same_v<T, std::optional<std::string>>) return v ? &*v : nullptr;
-  return nullptr;
-}
+struct ParameterTraits<std::optional<int64_t>> : ValueTraits<std::optional<int64_t>> {
+  static constexpr const char* type = "int?";
+  static bool accepts(const nlohmann::json& v) { return v.is_number_integer() || v.is_null(); }
+  static nlohmann::json to_json(const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+  static std::optional<int64_t> from_json(const nlohmann::json& v) {
+    if (v.is_null()) return std::nullopt;
+    return v.get<int64_t>();
+  }
+  static std::optional<double> number(const std::optional<int64_t>& v) {
+    return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+  }
+};
+
 inline std::string bound_text(double v) {
   return v == static_cast<double>(static_cast<int64_t>(v)) ? std::to_string(static_cast<int64_t>(v)) : fmt::format("{}", v);
 }
@@ -125,14 +136,14 @@ class Parameters {
     e.info.name = name;
     e.info.type = Traits::type;
     e.info.help = std::move(help);
-    e.info.default_value = detail::to_json_value(Options{}.*member);
-    e.get = [member](const Options& o) { return detail::to_json_value(o.*member); };
+    e.info.default_value = Traits::to_json(Options{}.*member);
+    e.get = [member](const Options& o) { return Traits::to_json(o.*member); };
     e.set = [member](Options& o, const nlohmann::json& v) {
       if (!Traits::accepts(v)) throw ParameterError(fmt::format("expected {}, got {}", Traits::type, v.dump()));
-      o.*member = detail::from_json_value<T>(v);
+      o.*member = Traits::from_json(v);
     };
-    e.number = [member](const Options& o) { return detail::as_number(o.*member); };
-    e.text = [member](const Options& o) { return detail::as_text(o.*member); };
+    e.number = [member](const Options& o) { return Traits::number(o.*member); };
+    e.text = [member](const Options& o) { return Traits::text(o.*member); };
     entries_.push_back(std::move(e));
     return *this;
   }

@@ -44,7 +44,7 @@ commands:
   fit           train a model (resume with --ckpt_path last)
   validate      evaluate on data.validate; prints metrics as one JSON line
   test          evaluate on data.test; prints metrics as one JSON line
-  predict       write predictions for data.predict to writer.path/rank-0.parquet
+  predict       write predictions for data.predict to prediction_writer.path/rank-0.parquet
   print-config  print the resolved config, defaults filled
   bench encode  measure encoding throughput: --input FILE (any format data.train takes)
   bench stream  measure a streamed epoch (read, shuffle, encode, batch) of data.streaming's
@@ -112,66 +112,36 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-engine::BatchLimit limit_of(const json& v) {
-  if (v.is_number_integer()) return engine::BatchLimit::count(v.get<int64_t>());
-  return engine::BatchLimit::fraction(v.get<double>());
-}
-
 Model build_model(const json& cfg) {
   const json& m = cfg["model"];
   Schema schema = Schema::from_fields_json(m["name"].get<std::string>(), m["fields"]);
   return Model::from_schema(std::move(schema), model_options(cfg));
 }
 
-// data.streaming's keys, each with its type: checked here, as the section's other keys are
-// by the config schema, so a typo names the key and the allowed ones.
+// data.streaming's keys are StreamingDataOptions' declaration, less those it shares with the
+// data section (batch_size, num_workers, seed, validate_fraction), which come from there.
 StreamingDataOptions streaming_options(const json& streaming, const json& d) {
-  static const std::vector<std::pair<std::string, std::string>> kKeys = {
-      {"root", "string"},       {"suffix", "string"},       {"train", "string"},         {"validate", "string"},
-      {"test", "string"},       {"predict", "string"},      {"sharding", "string"},      {"chunk_size", "int"},
-      {"shuffle_buffer", "int"}, {"sample_rate", "number"}, {"replacement", "bool"},     {"stats_records", "int"},
-      {"queue_batches", "int"}, {"world_size", "int"},      {"rank", "int"}};
+  const auto& common = StreamingDataOptions::common_keys();
+  auto shared = [&](const std::string& key) { return std::find(common.begin(), common.end(), key) != common.end(); };
   if (!streaming.is_object()) throw ConfigError("config key 'data.streaming': expected a mapping (root, suffix, train, ...)");
+  std::vector<std::string> own;
+  for (const auto& p : StreamingDataOptions::parameters().info())
+    if (!shared(p.name)) own.push_back(p.name);
+  json args = json::object();
   for (const auto& [key, value] : streaming.items()) {
-    auto spec = std::find_if(kKeys.begin(), kKeys.end(), [&](const auto& k) { return k.first == key; });
-    if (spec == kKeys.end()) {
-      std::vector<std::string> names;
-      for (const auto& k : kKeys) names.push_back(k.first);
-      throw ConfigError(fmt::format("unknown config key 'data.streaming.{}'; allowed: {}", key, fmt::join(names, ", ")));
-    }
-    const std::string& type = spec->second;
-    bool ok = value.is_null() || (type == "string" && value.is_string()) ||
-              (type == "int" && value.is_number_integer()) || (type == "number" && value.is_number()) ||
-              (type == "bool" && value.is_boolean());
-    if (!ok) throw ConfigError(fmt::format("config key 'data.streaming.{}': expected {}, got {}", key, type, value.dump()));
+    if (shared(key))
+      throw ConfigError(fmt::format("config key 'data.streaming.{}': set it as data.{}, which both data modules read", key, key));
+    if (std::find(own.begin(), own.end(), key) == own.end())
+      throw ConfigError(fmt::format("unknown config key 'data.streaming.{}'; allowed: {}", key, fmt::join(own, ", ")));
+    if (!value.is_null()) args[key] = value;  // null keeps the default
   }
-  auto text = [&](const char* key) -> std::optional<std::string> {
-    if (!streaming.contains(key) || streaming[key].is_null()) return std::nullopt;
-    return streaming[key].get<std::string>();
-  };
-  StreamingDataOptions o;
-  o.root(text("root").value_or(""))
-      .suffix(text("suffix").value_or("jsonl"))
-      .train(text("train"))
-      .validate(text("validate"))
-      .test(text("test"))
-      .predict(text("predict"))
-      .sharding(text("sharding").value_or("chunk"))
-      .batch_size(d["batch_size"].get<int64_t>())
-      .num_workers(d["num_workers"].get<int>())
-      .seed(d["seed"].get<uint64_t>())
-      .validate_fraction(d["validate_fraction"].get<double>());
-  if (!d["shuffle"].get<bool>()) o.shuffle_buffer(0);
-  auto number = [&](const char* key) { return streaming.contains(key) && !streaming[key].is_null(); };
-  if (number("chunk_size")) o.chunk_size(streaming["chunk_size"].get<int64_t>());
-  if (number("shuffle_buffer")) o.shuffle_buffer(streaming["shuffle_buffer"].get<int64_t>());
-  if (number("sample_rate")) o.sample_rate(streaming["sample_rate"].get<double>());
-  if (number("replacement")) o.replacement(streaming["replacement"].get<bool>());
-  if (number("stats_records")) o.stats_records(streaming["stats_records"].get<int64_t>());
-  if (number("queue_batches")) o.queue_batches(streaming["queue_batches"].get<int64_t>());
-  if (number("world_size")) o.world_size(static_cast<int>(streaming["world_size"].get<int64_t>()));
-  if (number("rank")) o.rank(static_cast<int>(streaming["rank"].get<int64_t>()));
-  return o;
+  for (const auto& key : common) args[key] = d[key];
+  if (!d["shuffle"].get<bool>() && !args.contains("shuffle_buffer")) args["shuffle_buffer"] = 0;
+  try {
+    return StreamingDataOptions::parameters().from_json(args, "data.streaming");
+  } catch (const ParameterError& e) {
+    throw ConfigError(e.what());
+  }
 }
 
 // The rank of this process among those sharing a stream: its predictions go to rank-N.
@@ -204,12 +174,9 @@ std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& c
   splits.validate = split("validate");
   splits.test = split("test");
   splits.predict = split("predict");
-  TableDataOptions options;
-  options.batch_size(d["batch_size"].get<int64_t>())
-      .num_workers(d["num_workers"].get<int>())
-      .shuffle(d["shuffle"].get<bool>())
-      .seed(d["seed"].get<uint64_t>())
-      .validate_fraction(d["validate_fraction"].get<double>());
+  json data_args = json::object();
+  for (const auto& p : TableDataOptions::parameters().info()) data_args[p.name] = d[p.name];
+  TableDataOptions options = TableDataOptions::parameters().from_json(data_args, "data");
   return std::make_unique<TableDataModule>(model.codec(), std::move(splits), options);
 }
 
@@ -284,33 +251,14 @@ json effective_config(json cfg) {
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
   const json& t = cfg["trainer"];
   const json effective = effective_config(cfg);
-  engine::TrainerOptions o;
-  o.max_epochs(t["max_epochs"].get<int64_t>())
-      .max_steps(t["max_steps"].get<int64_t>())
-      .limit_train_batches(limit_of(t["limit_train_batches"]))
-      .limit_val_batches(limit_of(t["limit_val_batches"]))
-      .limit_test_batches(limit_of(t["limit_test_batches"]))
-      .limit_predict_batches(limit_of(t["limit_predict_batches"]))
-      .fast_dev_run(t["fast_dev_run"].get<bool>())
-      .accumulate_grad_batches(t["accumulate_grad_batches"].get<int64_t>())
-      .gradient_clip_val(t["gradient_clip_val"].get<double>())
-      .seed(t["seed"].get<int64_t>())
-      .num_threads(t["num_threads"].get<int64_t>())
-      .devices(t["devices"].get<int64_t>())
-      .strategy(t["strategy"].get<std::string>())
-      .default_root_dir(t["default_root_dir"].get<std::string>())
-      .enable_progress_bar(t["enable_progress_bar"].get<bool>())
-      .enable_checkpointing(t["enable_checkpointing"].get<bool>())
-      .logger(t["logger"].is_boolean() ? t["logger"].get<bool>() : !t["logger"].empty())
-      .log_every_n_steps(t["log_every_n_steps"].get<int64_t>())
-      .precision(t["precision"].get<std::string>())
-      .gradient_clip_algorithm(t["gradient_clip_algorithm"].get<std::string>())
-      .overfit_batches(limit_of(t["overfit_batches"]))
-      .val_check_interval(limit_of(t["val_check_interval"]))
-      .check_val_every_n_epoch(t["check_val_every_n_epoch"].get<int64_t>())
-      .deterministic(t["deterministic"].get<bool>())
-      .profiler(t["profiler"].get<std::string>() == "none" ? "" : t["profiler"].get<std::string>())
-      .config(effective);
+  // The declared keys as the config holds them; the CLI's own forms (logger lists, callbacks,
+  // weight_averaging) are built below.
+  json declared = json::object();
+  for (const auto& p : engine::TrainerOptions::parameters().info())
+    if (t.contains(p.name)) declared[p.name] = t[p.name];
+  if (!t["logger"].is_boolean()) declared["logger"] = !t["logger"].empty();
+  engine::TrainerOptions o = engine::TrainerOptions::parameters().from_json(declared, "trainer");
+  o      .config(effective);
   if (t["logger"].is_array()) {
     std::vector<std::shared_ptr<engine::Logger>> loggers;
     for (const auto& logger : t["logger"])
@@ -330,28 +278,19 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
         engine::WeightAveragingOptions().decay(t["weight_averaging"].get<double>())));
   if (command == "fit") {
     if (o.enable_checkpointing() && !listed("ModelCheckpoint")) {
-      const json& c = cfg["checkpoint"];
-      callbacks.push_back(std::make_shared<engine::ModelCheckpoint>(engine::ModelCheckpointOptions()
-                                                                        .monitor(c["monitor"].get<std::string>())
-                                                                        .mode(c["mode"].get<std::string>())
-                                                                        .save_top_k(c["save_top_k"].get<int64_t>())
-                                                                        .save_last(c["save_last"].get<bool>())));
+      callbacks.push_back(std::make_shared<engine::ModelCheckpoint>(
+          engine::ModelCheckpointOptions::parameters().from_json(cfg["checkpoint"], "checkpoint")));
     }
-    const json& e = cfg["early_stopping"];
-    if (e["enabled"].get<bool>() && !listed("EarlyStopping"))
-      callbacks.push_back(std::make_shared<engine::EarlyStopping>(engine::EarlyStoppingOptions()
-                                                                      .monitor(e["monitor"].get<std::string>())
-                                                                      .mode(e["mode"].get<std::string>())
-                                                                      .patience(e["patience"].get<int64_t>())
-                                                                      .min_delta(e["min_delta"].get<double>())));
+    json e = cfg["early_stopping"];
+    bool enabled = e["enabled"].get<bool>();
+    e.erase("enabled");
+    if (enabled && !listed("EarlyStopping"))
+      callbacks.push_back(std::make_shared<engine::EarlyStopping>(
+          engine::EarlyStoppingOptions::parameters().from_json(e, "early_stopping")));
   }
   if (command == "predict") {
-    const json& w = cfg["writer"];
-    callbacks.push_back(std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions()
-                                                             .path(w["path"].get<std::string>())
-                                                             .format(w["format"].get<std::string>())
-                                                             .flush_every_n_batches(w["flush_every_n_batches"].get<int64_t>())
-                                                             .local_rank(streaming_rank(cfg))));
+    auto writer = engine::PredictionWriterOptions::parameters().from_json(cfg["prediction_writer"], "prediction_writer");
+    callbacks.push_back(std::make_shared<engine::PredictionWriter>(writer.local_rank(streaming_rank(cfg))));
   }
   for (const auto& callback : t["callbacks"]) {
     auto made = engine::callbacks().make_completed(callback["class_path"].get<std::string>(), callback["init_args"]);

@@ -36,9 +36,15 @@ const std::vector<SectionInfo>& sections() {
       {"trainer", "training loop: duration, batch limits, logging"},
       {"checkpoint", "which checkpoints to keep (needs trainer.enable_checkpointing)"},
       {"early_stopping", "stop training when the monitored metric stops improving"},
-      {"writer", "where and how predict writes its output"},
+      {"prediction_writer", "where and how predict writes its output (PredictionWriter)"},
   };
   return kSections;
+}
+
+// Sections renamed since they were first released: the old name still reads as the new one.
+std::string current_section_name(const std::string& name) {
+  if (name == "writer") return "prediction_writer";  // the PredictionWriter's section in 0.1
+  return name;
 }
 
 constexpr const char* kFieldsKey = "model.fields";
@@ -617,6 +623,7 @@ class Resolver {
     }
 
     auto path = split(dotted, '.');
+    path[0] = current_section_name(path[0]);
     if (std::any_of(path.begin(), path.end(), [](const std::string& part) { return part.empty(); })) {
       throw ConfigError(fmt::format("config override '--{}': malformed key '{}'", text, dotted));
     }
@@ -682,7 +689,8 @@ class Resolver {
   }
 
  private:
-  void apply_section(const std::string& section, const json& body, const std::string& suffix) {
+  void apply_section(const std::string& given_section, const json& body, const std::string& suffix) {
+    const std::string section = current_section_name(given_section);
     if (section == kSchedulerComponent) {
       config_[section] = body.is_null() ? json(nullptr) : normalize_component(body, section, suffix);
       return;
@@ -692,7 +700,7 @@ class Resolver {
       return;
     }
     if (!is_section(section)) throw_unknown_section(section, suffix);
-    if (body.is_null()) return;  // "writer:" with nothing under it keeps the defaults
+    if (body.is_null()) return;  // "prediction_writer:" with nothing under it keeps the defaults
     if (is_component_slot(section) && (is_component(body) || body.is_string())) {
       set_component(section, normalize_component(body, section, suffix), suffix);
       return;

@@ -1,5 +1,7 @@
 #include "data/streaming_data_module.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "base/errors.h"
@@ -7,25 +9,55 @@
 
 namespace j2v {
 
+const Parameters<StreamingDataOptions>& StreamingDataOptions::parameters() {
+  using O = StreamingDataOptions;
+  static const auto p =
+      Parameters<O>()
+          .add("root", &O::root_, "directory searched for files (required)")
+          .add("suffix", &O::suffix_, "file suffix: jsonl | ndjson | parquet | csv | json")
+          .add("train", &O::train_, "regex searched in each path under root: the training files")
+          .add("validate", &O::validate_, "regex of the validation files; null holds validate_fraction of train out")
+          .add("test", &O::test_, "regex of the test files")
+          .add("predict", &O::predict_, "regex of the files to predict")
+          .add("sharding", &O::sharding_, "how ranks and workers split the files").one_of({"file", "chunk", "record"})
+          .add("chunk_size", &O::chunk_size_, "records per chunk (sharding: chunk)").at_least(1)
+          .add("shuffle_buffer", &O::shuffle_buffer_, "records shuffled together; <= 1 disables shuffling")
+          .add("sample_rate", &O::sample_rate_,
+               "expected share of each record (copies, with replacement); in (0, 1] without replacement")
+          .add("replacement", &O::replacement_, "an endless training stream; bound epochs with trainer.limit_train_batches")
+          .add("validate_fraction", &O::validate_fraction_, "held out of train when there is no validate pattern").between(0, 1)
+          .add("stats_records", &O::stats_records_, "records read to fit the fields; 0 = every training record").at_least(0)
+          .add("batch_size", &O::batch_size_, "records per batch").at_least(1)
+          .add("num_workers", &O::num_workers_, "reading and encoding threads per rank; 0 = min(2, cores)").at_least(0)
+          .add("queue_batches", &O::queue_batches_, "encoded batches waiting per worker").at_least(1)
+          .add("seed", &O::seed_, "seed of the shuffling and of the held-out share")
+          .add("world_size", &O::world_size_, "ranks sharing the stream").at_least(1)
+          .add("rank", &O::rank_, "this process's rank among them").at_least(0);
+  return p;
+}
+
+const std::vector<std::string>& StreamingDataOptions::common_keys() {
+  static const std::vector<std::string> keys = {"batch_size", "num_workers", "seed", "validate_fraction"};
+  return keys;
+}
+
 StreamingDataModule::StreamingDataModule(std::shared_ptr<RecordCodec> codec, StreamingDataOptions options)
     : codec_(std::move(codec)), options_(std::move(options)) {
   const auto& o = options_;
   if (!codec_) throw std::invalid_argument("StreamingDataModule needs a codec (model.codec())");
   if (o.root().empty()) throw std::invalid_argument("data.streaming.root is required");
+  StreamingDataOptions::parameters().check(o, "data.streaming");
   sharding_ = sharding_from_name(o.sharding());
   try {
     format_ = format_from_name(o.suffix());
   } catch (const DataError& e) {
     throw std::invalid_argument(std::string("data.streaming.suffix: ") + e.what());
   }
-  if (o.chunk_size() < 1) throw std::invalid_argument("data.streaming.chunk_size must be >= 1");
   if (o.sample_rate() <= 0 || (!o.replacement() && o.sample_rate() > 1))
     throw std::invalid_argument("data.streaming.sample_rate must be in (0, 1] (any positive rate with replacement)");
-  if (o.validate_fraction() < 0 || o.validate_fraction() >= 1)
-    throw std::invalid_argument("data.validate_fraction must be in [0, 1)");
-  if (o.world_size() < 1 || o.rank() < 0 || o.rank() >= o.world_size())
-    throw std::invalid_argument("the rank must be in [0, world_size)");
-  if (o.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
+  if (o.validate_fraction() >= 1) throw std::invalid_argument("data.validate_fraction must be < 1, got 1");
+  if (o.rank() >= o.world_size())
+    throw std::invalid_argument(fmt::format("data.streaming.rank must be < world_size ({}), got {}", o.world_size(), o.rank()));
 }
 
 std::vector<DiscoveredFile> StreamingDataModule::files_of(const std::optional<std::string>& pattern,

@@ -11,11 +11,18 @@
 #include "data/record_stream.h"
 #include "engine/data.h"
 #include "base/options.h"
+#include "base/parameters.h"
 #include "data/record_codec.h"
 
 namespace j2v {
 
 struct StreamingDataOptions {
+  // data.streaming's keys; batch_size, num_workers, seed and validate_fraction are shared with
+  // the in-memory module and set in the data section.
+  static const Parameters<StreamingDataOptions>& parameters();
+  // Those keys, which both data modules take (the config gives them once, in its data section).
+  static const std::vector<std::string>& common_keys();
+
   J2V_ARG(std::string, root);
   J2V_ARG(std::string, suffix) = "jsonl";  // jsonl | ndjson | parquet | csv | json
   J2V_ARG(std::optional<std::string>, train) = std::nullopt;  // regex on the path under root

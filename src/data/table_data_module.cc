@@ -61,12 +61,25 @@ std::shared_ptr<RecordBuffer> load(const RecordSource& source, const std::string
 
 }  // namespace
 
+const Parameters<TableDataOptions>& TableDataOptions::parameters() {
+  using O = TableDataOptions;
+  static const auto p =
+      Parameters<O>()
+          .add("batch_size", &O::batch_size_, "records per batch").at_least(1)
+          .add("num_workers", &O::num_workers_, "threads encoding records into tensors; 0 = all cores").at_least(0)
+          .add("shuffle", &O::shuffle_, "shuffle the training records every epoch")
+          .add("seed", &O::seed_, "seed of the shuffling and of the train/validate split")
+          .add("validate_fraction", &O::validate_fraction_,
+               "share of train held out for validation when data.validate is null; 0 disables").between(0, 1);
+  return p;
+}
+
 TableDataModule::TableDataModule(std::shared_ptr<RecordCodec> codec, TableSplits splits, TableDataOptions options)
     : codec_(std::move(codec)), splits_(std::move(splits)), options_(std::move(options)) {
   if (!codec_) throw std::invalid_argument("TableDataModule needs a codec (model.codec())");
-  if (options_.validate_fraction() < 0 || options_.validate_fraction() >= 1)
-    throw std::invalid_argument("data.validate_fraction must be in [0, 1)");
-  if (options_.batch_size() < 1) throw std::invalid_argument("data.batch_size must be >= 1");
+  TableDataOptions::parameters().check(options_, "data");
+  // Holding everything out would leave nothing to train on.
+  if (options_.validate_fraction() >= 1) throw std::invalid_argument("data.validate_fraction must be < 1, got 1");
 }
 
 std::shared_ptr<const EncodedTable> TableDataModule::encode(const RecordSource& source, const std::string& name) {

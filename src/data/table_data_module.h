@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/options.h"
+#include "base/parameters.h"
 #include "data/encoded_table.h"
 #include "data/record_codec.h"
 #include "engine/data.h"
@@ -39,8 +40,10 @@ struct TableSplits {
 };
 
 struct TableDataOptions {
+  static const Parameters<TableDataOptions>& parameters();
+
   J2V_ARG(int64_t, batch_size) = 256;
-  J2V_ARG(int, num_workers) = 0;  // encoding threads; 0 = all cores
+  J2V_ARG(int, num_workers) = 0;
   J2V_ARG(bool, shuffle) = true;
   J2V_ARG(uint64_t, seed) = 0;
   J2V_ARG(double, validate_fraction) = 0.1;

@@ -29,26 +29,11 @@ const char* stage_name(Stage stage) {
   return "?";
 }
 
-int64_t BatchLimit::apply(int64_t available) const {
-  if (is_fraction) {
-    if (available < 0) return value >= 1.0 ? -1 : 0;
-    return static_cast<int64_t>(std::floor(available * std::clamp(value, 0.0, 1.0)));
-  }
-  int64_t n = static_cast<int64_t>(value);
-  return available < 0 ? n : std::min(n, available);
-}
-
-
 Trainer::~Trainer() = default;
 
 Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
-  strategy_ = make_strategy(options_.strategy(), options_.devices());  // throws for bad devices or names
-  if (options_.gradient_clip_algorithm() != "norm" && options_.gradient_clip_algorithm() != "value")
-    throw std::invalid_argument("trainer.gradient_clip_algorithm: '" + options_.gradient_clip_algorithm() +
-                                "' is not allowed (allowed: norm, value)");
-  if (options_.profiler() != "" && options_.profiler() != "simple")
-    throw std::invalid_argument("trainer.profiler: '" + options_.profiler() + "' is not allowed (allowed: simple, or none)");
-  if (options_.check_val_every_n_epoch() < 1) throw std::invalid_argument("trainer.check_val_every_n_epoch must be >= 1");
+  TrainerOptions::parameters().check(options_, "trainer");
+  strategy_ = make_strategy(options_.strategy(), options_.devices());  // throws for bad devices
   if (options_.val_check_interval().value <= 0)
     throw std::invalid_argument("trainer.val_check_interval must be a fraction in (0, 1] or a number of batches >= 1");
   mixed_precision_ = is_mixed_precision(options_.precision());  // throws for an unknown precision

@@ -19,63 +19,13 @@
 #include <optional>
 #include <set>
 
-#include "base/options.h"
 #include "engine/callback.h"
 #include "engine/logger.h"
 #include "engine/module.h"
 #include "engine/strategies/strategy.h"
+#include "engine/trainer_options.h"
 
 namespace j2v::engine {
-
-// limit_*_batches: a fraction of the loader (1.0 = all) or a count of batches.
-struct BatchLimit {
-  double value = 1.0;
-  bool is_fraction = true;
-  static BatchLimit fraction(double f) { return {f, true}; }
-  static BatchLimit count(int64_t n) { return {static_cast<double>(n), false}; }
-  int64_t apply(int64_t available) const;  // available may be -1 (unknown)
-};
-
-struct TrainerOptions {
-  J2V_ARG(int64_t, max_epochs) = 100;
-  J2V_ARG(int64_t, max_steps) = -1;
-  J2V_ARG(BatchLimit, limit_train_batches) = {};
-  J2V_ARG(BatchLimit, limit_val_batches) = {};
-  J2V_ARG(BatchLimit, limit_test_batches) = {};
-  J2V_ARG(BatchLimit, limit_predict_batches) = {};
-  J2V_ARG(bool, fast_dev_run) = false;  // one batch of each loop, no checkpoints or logs
-  J2V_ARG(int64_t, accumulate_grad_batches) = 1;
-  J2V_ARG(double, gradient_clip_val) = 0.0;  // clip the global grad norm; 0 = off
-  J2V_ARG(std::optional<int64_t>, seed) = std::nullopt;
-  J2V_ARG(int64_t, num_threads) = 0;  // 0 = all cores
-  // Data-parallel devices, each taking its own batch (DDP semantics: the effective batch is
-  // batch_size x devices). On CPU, the thread_replicas strategy runs one replica per thread.
-  J2V_ARG(int64_t, devices) = 1;
-  // auto (single_device for one device, thread_replicas for more) | single_device | thread_replicas
-  J2V_ARG(std::string, strategy) = "auto";
-  J2V_ARG(std::string, default_root_dir) = "runs";
-  J2V_ARG(bool, enable_progress_bar) = true;
-  J2V_ARG(bool, enable_checkpointing) = true;
-  J2V_ARG(bool, logger) = true;  // a CSVLogger in the run directory when no loggers are given
-  J2V_ARG(int64_t, log_every_n_steps) = 50;
-  J2V_ARG(std::vector<std::shared_ptr<Callback>>, callbacks) = {};
-  J2V_ARG(std::vector<std::shared_ptr<Logger>>, loggers) = {};
-  // "32-true" | "bf16-mixed" (training and evaluation steps run under CPU autocast to bfloat16).
-  J2V_ARG(std::string, precision) = "32-true";
-  J2V_ARG(std::string, gradient_clip_algorithm) = "norm";  // norm | value
-  // Train and validate on the same first batches of the training data, to check that the
-  // model can learn at all: a count or a fraction of the training batches; 0 = off.
-  J2V_ARG(BatchLimit, overfit_batches) = BatchLimit::count(0);
-  // How often to validate within an epoch: a fraction of the epoch or a count of batches.
-  J2V_ARG(BatchLimit, val_check_interval) = {};
-  J2V_ARG(int64_t, check_val_every_n_epoch) = 1;
-  J2V_ARG(bool, deterministic) = false;  // refuse nondeterministic kernels
-  J2V_ARG(std::string, profiler) = "";   // "" | "simple": time per hook, written to <run dir>/fit-profiler.txt
-  // SIGINT / SIGTERM during fit finish the step, write a resumable checkpoint and return.
-  J2V_ARG(bool, handle_signals) = true;
-  // The resolved run configuration, kept in every checkpoint (meta "config").
-  J2V_ARG(nlohmann::json, config) = nullptr;
-};
 
 class CheckpointError : public std::runtime_error {
  public:

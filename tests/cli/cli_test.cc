@@ -24,7 +24,7 @@ class Cli : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir); }
   std::string common() const {
     return "--config examples/transactions/config.yaml --trainer.default_root_dir=" + (dir / "runs").string() +
-           " --writer.path=" + (dir / "predictions").string() + " --trainer.enable_progress_bar=false";
+           " --prediction_writer.path=" + (dir / "predictions").string() + " --trainer.enable_progress_bar=false";
   }
   fs::path dir;
 };
@@ -191,7 +191,7 @@ TEST_F(Cli, StreamingMistakesNameTheKey) {
   r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null "
           "--data.streaming='{root: /tmp, chunk_size: many}'", dir);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("config key 'data.streaming.chunk_size': expected int, got \"many\""), std::string::npos)
+  EXPECT_NE(r.err.find("data.streaming.chunk_size: expected int, got \"many\""), std::string::npos)
       << r.err;
   r = run("fit " + common() + " --data.streaming='{root: /tmp, train: x}'", dir);
   EXPECT_NE(r.err.find("'data.train' and 'data.streaming' exclude each other"), std::string::npos) << r.err;

@@ -89,7 +89,7 @@ TEST(ConfigTest, DefaultsAreFilledForEveryKey) {
   EXPECT_EQ(config["trainer"]["default_root_dir"], "runs");
   EXPECT_EQ(config["checkpoint"]["monitor"], "loss/validate");
   EXPECT_EQ(config["early_stopping"]["patience"], 10);
-  EXPECT_EQ(config["writer"]["format"], "parquet");
+  EXPECT_EQ(config["prediction_writer"]["format"], "parquet");
   EXPECT_EQ(config["model"]["fields"], json({{"price", "number"}}));
 }
 
@@ -137,13 +137,22 @@ data:
   EXPECT_DOUBLE_EQ(config["optimizer"]["lr"].get<double>(), 3e-4);
   EXPECT_EQ(config["optimizer"]["name"], "sgd");
   EXPECT_TRUE(config["data"]["train"].is_null());      // null override clears the path
-  EXPECT_EQ(config["writer"]["path"], "predictions");  // empty section keeps defaults
+  EXPECT_EQ(config["prediction_writer"]["path"], "predictions");  // empty section keeps defaults
   EXPECT_EQ(config["model"]["fields"]["price"], json({{"type", "number"}, {"target", true}}));
   EXPECT_EQ(config["model"]["fields"]["cut"], "category");
 
   // Later overrides win over earlier ones.
   config = resolve_config(path, {"trainer.max_epochs=7", "trainer.max_epochs=9"});
   EXPECT_EQ(config["trainer"]["max_epochs"], 9);
+}
+
+// The PredictionWriter's section was called `writer` in 0.1; configs written then still read.
+TEST(ConfigTest, TheWriterSectionStillReadsAsPredictionWriter) {
+  json config = resolve_config(std::nullopt, {kOneField, "writer={format: jsonl}", "--writer.path=out"});
+  EXPECT_EQ(config["prediction_writer"]["format"], "jsonl");
+  EXPECT_EQ(config["prediction_writer"]["path"], "out");
+  EXPECT_FALSE(config.contains("writer"));
+  EXPECT_CONTAINS(resolve_error({kOneField, "writer.fromat=jsonl"}), "did you mean 'prediction_writer.format'?");
 }
 
 TEST(ConfigTest, JsonFileIsAccepted) {
@@ -273,7 +282,7 @@ TEST(ConfigTest, BoundsAndCrossChecks) {
 TEST(ConfigTest, BadEnumListsAllowed) {
   std::string message = resolve_error({kOneField, "optimizer.name=adagrad"});
   EXPECT_CONTAINS(message, "config key 'optimizer.name': expected one of adamw, adam, sgd, got 'adagrad'");
-  EXPECT_CONTAINS(resolve_error({kOneField, "writer.format=parqet"}), "did you mean 'parquet'?");
+  EXPECT_CONTAINS(resolve_error({kOneField, "prediction_writer.format=parqet"}), "did you mean 'parquet'?");
 }
 
 TEST(ConfigTest, MalformedOverrides) {
@@ -365,7 +374,7 @@ TEST(ConfigTest, ToYamlRoundTrips) {
   EXPECT_CONTAINS(yaml, "limit_train_batches: 10\n");
   // Readable output: sections in schema order, plain scalars where safe.
   EXPECT_LT(yaml.find("model:"), yaml.find("data:"));
-  EXPECT_LT(yaml.find("data:"), yaml.find("writer:"));
+  EXPECT_LT(yaml.find("data:"), yaml.find("prediction_writer:"));
   EXPECT_CONTAINS(yaml, "  monitor: \"1.5\"\n");
   EXPECT_CONTAINS(yaml, "  monitor: loss/validate\n");
   EXPECT_CONTAINS(yaml, "  test: null\n");

@@ -8,7 +8,11 @@
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/callbacks/prediction_writer.h"
 #include "engine/callbacks/weight_averaging.h"
+#include "data/streaming_data_module.h"
+#include "data/table_data_module.h"
 #include "engine/components.h"
+#include "engine/scheduler.h"
+#include "engine/trainer.h"
 #include "model/model_options.h"
 
 namespace j2v::engine {
@@ -83,13 +87,62 @@ TEST(ComponentDefaults, ConfigSectionsPrintTheOptionsStructsDefaults) {
   };
   expect_section("early_stopping", EarlyStoppingOptions::parameters().to_json());
   expect_section("checkpoint", ModelCheckpointOptions::parameters().to_json(), {"dirpath"});
-  expect_section("writer", PredictionWriterOptions::parameters().to_json());
+  expect_section("prediction_writer", PredictionWriterOptions::parameters().to_json());
+  expect_section("data", TableDataOptions::parameters().to_json());
+  // The CLI's trainer differs from the library's in these keys only, on purpose (see
+  // cli_trainer_defaults): a repeatable seed and a clipped gradient norm.
+  expect_section("trainer", TrainerOptions::parameters().to_json(), {"seed", "gradient_clip_val", "handle_signals"});
+  EXPECT_TRUE(TrainerOptions::parameters().to_json()["seed"].is_null());
+  EXPECT_EQ(printed["trainer.seed"], 0);
+  EXPECT_EQ(TrainerOptions::parameters().to_json()["gradient_clip_val"], 0.0);
+  EXPECT_EQ(printed["trainer.gradient_clip_val"], 1.0);
   expect_section("model", ModelOptions::parameters().to_json());
   expect_section("optimizer", OptimizerOptions::parameters().to_json());
   expect_section("scheduler", SchedulerOptions::parameters().to_json());
   EXPECT_EQ(printed["trainer.weight_averaging"], WeightAveragingOptions().decay());
   // The registry's EarlyStopping and the config's early_stopping section are one declaration.
   EXPECT_EQ(callbacks().find("EarlyStopping").defaults["patience"], printed["early_stopping.patience"]);
+}
+
+// A scheduler's defaults live in its registry entry; built from an empty config, it behaves as
+// those printed numbers say. Every registered scheduler is checked, so a new one must be added.
+TEST(ComponentDefaults, EverySchedulerIsBuiltWithThePrintedDefaults) {
+  auto weight = torch::zeros({1}, torch::requires_grad());
+  torch::optim::SGD optimizer({weight}, torch::optim::SGDOptions(1.0));
+  Trainer trainer(TrainerOptions().max_steps(1000));
+  auto lr = [&] { return optimizer.param_groups().at(0).options().get_lr(); };
+  auto printed = [](const std::string& name) { return schedulers().find(name).defaults; };
+  std::set<std::string> checked;
+  auto build = [&](const std::string& name, json args = json::object()) {
+    optimizer.param_groups().at(0).options().set_lr(1.0);
+    checked.insert(name);
+    return schedulers().make(name, args, optimizer, trainer);
+  };
+
+  auto step = build("StepLR", {{"step_size", 3}});
+  for (int i = 0; i < 3; ++i) step->step();
+  EXPECT_DOUBLE_EQ(lr(), printed("StepLR")["gamma"].get<double>());
+
+  auto plateau = build("ReduceLROnPlateau");
+  int64_t patience = printed("ReduceLROnPlateau")["patience"].get<int64_t>();
+  plateau->step(1.0);
+  for (int64_t i = 0; i < patience; ++i) plateau->step(1.0);
+  EXPECT_DOUBLE_EQ(lr(), 1.0) << "patience steps without improvement keep the lr";
+  plateau->step(1.0);
+  EXPECT_DOUBLE_EQ(lr(), printed("ReduceLROnPlateau")["factor"].get<double>());
+
+  build("OneCycleLR");  // starts at max_lr (the optimizer's lr) / div_factor
+  EXPECT_NEAR(lr(), 1.0 / printed("OneCycleLR")["div_factor"].get<double>(), 1e-12);
+
+  auto cosine = build("WarmupCosine");  // ends at min_lr_ratio x lr after the fit's 1000 steps
+  for (int i = 0; i < 1000; ++i) cosine->step();
+  EXPECT_NEAR(lr(), printed("WarmupCosine")["min_lr_ratio"].get<double>(), 1e-9);
+
+  auto constant = build("ConstantLR");
+  for (int i = 0; i < 10; ++i) constant->step();
+  EXPECT_DOUBLE_EQ(lr(), 1.0);
+
+  for (const auto& name : schedulers().names()) EXPECT_TRUE(checked.count(name)) << name << " is not checked here";
 }
 
 TEST(ComponentDefaults, DeclaredBoundsAndChoicesAreEnforced) {
@@ -105,6 +158,13 @@ TEST(ComponentDefaults, DeclaredBoundsAndChoicesAreEnforced) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("allowed: min, max"), std::string::npos) << e.what();
   }
+  try {
+    Trainer trainer(TrainerOptions().max_epochs(-2));
+    FAIL() << "max_epochs below -1 must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.max_epochs must be >= -1, got -2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Trainer(TrainerOptions().precision("16-mixed")), std::invalid_argument);
   EXPECT_THROW(ModelOptions().n_layers(0).validate(), std::invalid_argument);
   EXPECT_THROW(ModelOptions().d_model(30).n_heads(4).validate(), std::invalid_argument);
 }

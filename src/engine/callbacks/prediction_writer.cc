@@ -24,7 +24,7 @@ const Parameters<PredictionWriterOptions>& PredictionWriterOptions::parameters()
 }
 
 PredictionWriter::PredictionWriter(PredictionWriterOptions options) : options_(std::move(options)) {
-  PredictionWriterOptions::parameters().check(options_, "writer");
+  PredictionWriterOptions::parameters().check(options_, "prediction_writer");
 }
 
 PredictionWriter::~PredictionWriter() = default;
