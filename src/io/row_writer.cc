@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cfloat>
 #include <cmath>
@@ -29,14 +33,17 @@ using nlohmann::json;
 // JSON Lines rows are small; past this the buffer is written out even without flush(), so a
 // caller that flushes rarely still cannot grow the process without bound.
 constexpr size_t kJsonlBufferBytes = size_t{4} << 20;
-// DuckDB keeps the Parquet rows until close(); past this limit it spills them to the temp
-// directory instead of growing our process. Measured with 3M rows of ~20 values: RSS stays
-// near 165MB while writing, and 256MB was no faster.
+// Parquet rows stream through DuckDB: a COPY on the writer's own thread reads them from a
+// table function fed chunk by chunk, and writes each row group as soon as it is full, so
+// memory holds a row group and a few chunks, never the whole output.
 constexpr const char* kDuckdbMemoryLimit = "128MB";
-// The Parquet encoder's row-group buffers live outside memory_limit, about 100MB per thread in
-// the same measurement, so the thread count is capped rather than left at one per core.
+// The Parquet encoder's buffers live outside memory_limit (about 100MB per thread at 122,880
+// rows per group), so the thread count is capped rather than left at one per core.
 constexpr int kDuckdbThreads = 2;
+// Chunks (of duckdb_vector_size() rows) waiting for the COPY: the producer blocks beyond this.
+constexpr size_t kQueuedChunks = 4;
 constexpr const char* kTableName = "\"rows\"";
+constexpr const char* kSourceFunction = "j2v_pending_rows";
 
 // "string \"abc\"" for error messages; long values are cut so one bad row cannot flood a log.
 std::string describe_json(const json& value) {
@@ -581,14 +588,16 @@ void fill(const TypeNode& node, duckdb_vector vector, idx_t row, const json& val
 // ---------------------------------------------------------------------------------------------
 class ParquetRowWriter final : public RowWriter {
  public:
-  ParquetRowWriter(std::string path, std::vector<ColumnType> columns)
+  ParquetRowWriter(std::string path, std::vector<ColumnType> columns, int64_t row_group_rows)
       : path_(std::move(path)),
         temp_path_(temp_path_for(path_)),
         spill_dir_(temp_path_ + ".spill"),
-        columns_(std::move(columns)) {
+        columns_(std::move(columns)),
+        row_group_rows_(row_group_rows) {
     try {
       open();
     } catch (...) {
+      stop_copy();
       release_duckdb();
       remove_quietly(temp_path_);
       remove_quietly(spill_dir_);
@@ -635,26 +644,26 @@ class ParquetRowWriter final : public RowWriter {
       }
     }
     ++rows_;
-    if (++rows_in_chunk_ == duckdb_vector_size()) append_chunk();
+    if (++rows_in_chunk_ == duckdb_vector_size()) hand_over_chunk();
   }
 
   void flush() override {
     require_open("flush");
-    append_chunk();
-    if (duckdb_appender_flush(appender_) == DuckDBError) fail_with_appender_error();
+    hand_over_chunk();
   }
 
   void close() override {
     if (state_ == State::kClosed) return;
     require_open("close");
     try {
-      append_chunk();
-      if (duckdb_appender_close(appender_) == DuckDBError) fail_with_appender_error();
-      duckdb_appender_destroy(&appender_);
-      // Snappy rather than DuckDB's default of the day: every Parquet reader decodes it.
-      run_sql(std::string("COPY ") + kTableName + " TO " + quote_string_literal(temp_path_) +
-                  " (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false)",
-              "cannot write '" + temp_path_ + "'");
+      hand_over_chunk();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        input_done_ = true;
+      }
+      changed_.notify_all();
+      if (copy_thread_.joinable()) copy_thread_.join();
+      if (!copy_error_.empty()) throw WriteError("cannot write '" + temp_path_ + "': " + copy_error_);
       release_duckdb();
       remove_quietly(spill_dir_);
       commit_temp_file(temp_path_, path_);
@@ -667,6 +676,7 @@ class ParquetRowWriter final : public RowWriter {
 
   void abort() override {
     if (state_ == State::kClosed || state_ == State::kAborted) return;
+    stop_copy();
     release_duckdb();
     remove_quietly(temp_path_);
     remove_quietly(spill_dir_);
@@ -706,8 +716,8 @@ class ParquetRowWriter final : public RowWriter {
                          "' differ only in case, which DuckDB treats as the same name; rename one");
       }
     }
-    // DuckDB parses the declared types; the table that holds the rows then uses the storage
-    // types derived from them (see storage_type).
+    // DuckDB parses the declared types; the rows then take the storage types derived from
+    // them (see storage_type), read back from an empty table of those types.
     std::string declared;
     for (size_t i = 0; i < columns_.size(); ++i) {
       column_index_.emplace(columns_[i].name, i);
@@ -716,23 +726,9 @@ class ParquetRowWriter final : public RowWriter {
     }
     std::string create_error = prepare_and_run("CREATE TABLE declared (" + declared + ")");
     if (!create_error.empty()) throw WriteError(explain_create_error(create_error));
-    duckdb_result result;
-    if (duckdb_query(connection_, "SELECT * FROM declared LIMIT 0", &result) == DuckDBError) {
-      std::string reason = duckdb_result_error(&result);
-      duckdb_destroy_result(&result);
-      throw WriteError("cannot read back the column types for '" + path_ + "': " + reason);
-    }
-    try {
-      for (size_t i = 0; i < columns_.size(); ++i) {
-        OwnedType type(duckdb_column_logical_type(&result, i));
-        column_types_.push_back(resolve_type(type.get(), columns_[i]));
-      }
-    } catch (...) {
-      duckdb_destroy_result(&result);
-      throw;
-    }
-    duckdb_destroy_result(&result);
-
+    read_column_types("declared", [&](size_t i, OwnedType type) {
+      column_types_.push_back(resolve_type(type.get(), columns_[i]));
+    });
     std::string stored;
     for (size_t i = 0; i < columns_.size(); ++i) {
       if (i) stored += ", ";
@@ -741,24 +737,129 @@ class ParquetRowWriter final : public RowWriter {
     run_sql("DROP TABLE declared", "cannot prepare DuckDB for '" + path_ + "'");
     run_sql(std::string("CREATE TABLE ") + kTableName + " (" + stored + ")",
             "cannot create the Parquet columns for '" + path_ + "'");
-    if (duckdb_appender_create(connection_, nullptr, "rows", &appender_) == DuckDBError) {
-      fail_with_appender_error();
-    }
-    for (size_t i = 0; i < columns_.size(); ++i) {
-      owned_types_.emplace_back(duckdb_appender_column_type(appender_, i));
-      chunk_types_.push_back(owned_types_.back().get());
-    }
+    read_column_types(kTableName, [&](size_t, OwnedType type) { owned_types_.push_back(std::move(type)); });
+    for (const auto& type : owned_types_) chunk_types_.push_back(type.get());
+    run_sql(std::string("DROP TABLE ") + kTableName, "cannot prepare DuckDB for '" + path_ + "'");
+    register_source();
+    start_copy();
   }
 
-  // Hands the rows collected so far to the appender, which owns them from then on.
-  void append_chunk() {
+  // The types of a table's columns, in order, each handed to `take`.
+  template <typename Take>
+  void read_column_types(const std::string& table, Take take) {
+    duckdb_result result;
+    if (duckdb_query(connection_, ("SELECT * FROM " + table + " LIMIT 0").c_str(), &result) == DuckDBError) {
+      std::string reason = duckdb_result_error(&result);
+      duckdb_destroy_result(&result);
+      throw WriteError("cannot read back the column types for '" + path_ + "': " + reason);
+    }
+    try {
+      for (size_t i = 0; i < columns_.size(); ++i) {
+        take(i, OwnedType(duckdb_column_logical_type(&result, i)));
+      }
+    } catch (...) {
+      duckdb_destroy_result(&result);
+      throw;
+    }
+    duckdb_destroy_result(&result);
+  }
+
+  // The table function the COPY reads: it hands over the chunks write() filled, in order, and
+  // ends when close() says there are no more.
+  void register_source() {
+    ::duckdb_table_function function = duckdb_create_table_function();
+    duckdb_table_function_set_name(function, kSourceFunction);
+    duckdb_table_function_set_extra_info(function, this, nullptr);
+    duckdb_table_function_set_bind(function, &ParquetRowWriter::bind_source);
+    duckdb_table_function_set_init(function, &ParquetRowWriter::init_source);
+    duckdb_table_function_set_function(function, &ParquetRowWriter::produce);
+    duckdb_state registered = duckdb_register_table_function(connection_, function);
+    duckdb_destroy_table_function(&function);
+    if (registered == DuckDBError) throw WriteError("cannot prepare DuckDB to stream rows to '" + path_ + "'");
+  }
+
+  static void bind_source(duckdb_bind_info info) {
+    auto* self = static_cast<ParquetRowWriter*>(duckdb_bind_get_extra_info(info));
+    for (size_t i = 0; i < self->columns_.size(); ++i)
+      duckdb_bind_add_result_column(info, self->columns_[i].name.c_str(), self->chunk_types_[i]);
+  }
+
+  // One thread reads the source, so row order is input order.
+  static void init_source(duckdb_init_info info) { duckdb_init_set_max_threads(info, 1); }
+
+  static void produce(duckdb_function_info info, duckdb_data_chunk output) {
+    auto* self = static_cast<ParquetRowWriter*>(duckdb_function_get_extra_info(info));
+    duckdb_data_chunk chunk = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(self->mutex_);
+      self->changed_.wait(lock, [&] { return self->stopping_ || self->input_done_ || !self->queue_.empty(); });
+      if (self->stopping_) {
+        duckdb_function_set_error(info, "the writer was aborted");
+        return;
+      }
+      if (self->queue_.empty()) {  // input done: an empty chunk ends the table
+        duckdb_data_chunk_set_size(output, 0);
+        return;
+      }
+      chunk = self->queue_.front();
+      self->queue_.pop_front();
+    }
+    self->changed_.notify_all();
+    // The output shares the chunk's buffers (reference counted), so the chunk can go now.
+    idx_t size = duckdb_data_chunk_get_size(chunk);
+    for (size_t i = 0; i < self->columns_.size(); ++i)
+      duckdb_vector_reference_vector(duckdb_data_chunk_get_vector(output, i), duckdb_data_chunk_get_vector(chunk, i));
+    duckdb_data_chunk_set_size(output, size);
+    duckdb_destroy_data_chunk(&chunk);
+  }
+
+  void start_copy() {
+    // Snappy rather than DuckDB's default of the day: every Parquet reader decodes it.
+    std::string sql = std::string("COPY (SELECT * FROM ") + kSourceFunction + "()) TO " +
+                      quote_string_literal(temp_path_) + " (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false";
+    if (row_group_rows_ > 0) sql += ", ROW_GROUP_SIZE " + std::to_string(row_group_rows_);
+    sql += ")";
+    copy_thread_ = std::thread([this, sql] {
+      std::string error = prepare_and_run(sql);
+      std::lock_guard<std::mutex> lock(mutex_);
+      copy_error_ = error;
+      copy_finished_ = true;
+      changed_.notify_all();
+    });
+  }
+
+  // Ends the COPY without a file: it fails on its next chunk, and the thread is joined.
+  void stop_copy() noexcept {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (copy_thread_.joinable()) copy_thread_.join();
+    for (auto& chunk : queue_) duckdb_destroy_data_chunk(&chunk);
+    queue_.clear();
+  }
+
+  // Queues the rows filled so far for the COPY, waiting while it is behind.
+  void hand_over_chunk() {
     if (!chunk_) return;
+    if (rows_in_chunk_ == 0) return;
     duckdb_data_chunk_set_size(chunk_, rows_in_chunk_);
-    duckdb_state appended = rows_in_chunk_ ? duckdb_append_data_chunk(appender_, chunk_) : DuckDBSuccess;
-    // A fresh chunk per batch: list children and validity masks start clean.
-    duckdb_destroy_data_chunk(&chunk_);
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return queue_.size() < kQueuedChunks || copy_finished_; });
+    if (copy_finished_) {
+      // The COPY ended before its input did: only an error does that.
+      std::string reason = copy_error_.empty() ? "the Parquet writer stopped early" : copy_error_;
+      lock.unlock();
+      abort();
+      throw WriteError("cannot write '" + temp_path_ + "': " + reason);
+    }
+    // A fresh chunk per hand-over: list children and validity masks start clean.
+    queue_.push_back(chunk_);
+    chunk_ = nullptr;
     rows_in_chunk_ = 0;
-    if (appended == DuckDBError) fail_with_appender_error();
+    lock.unlock();
+    changed_.notify_all();
   }
 
   // Runs one statement. A prepared statement cannot hold two, so a type string cannot smuggle
@@ -798,22 +899,9 @@ class ParquetRowWriter final : public RowWriter {
     return "cannot create the Parquet columns for '" + path_ + "': " + error;
   }
 
-  [[noreturn]] void fail_with_appender_error() {
-    std::string reason = "unknown error";
-    duckdb_error_data error = duckdb_appender_error_data(appender_);
-    if (error) {
-      if (duckdb_error_data_has_error(error)) reason = duckdb_error_data_message(error);
-      duckdb_destroy_error_data(&error);
-    }
-    abort();
-    throw WriteError("DuckDB failed while writing '" + path_ + "': " + reason);
-  }
-
   void release_duckdb() noexcept {
     if (chunk_) duckdb_destroy_data_chunk(&chunk_);
     rows_in_chunk_ = 0;
-    // Destroying the appender flushes it; harmless here since the table is discarded or copied.
-    if (appender_) duckdb_appender_destroy(&appender_);
     if (connection_) duckdb_disconnect(&connection_);
     if (database_) duckdb_close(&database_);
   }
@@ -833,6 +921,7 @@ class ParquetRowWriter final : public RowWriter {
   std::string temp_path_;
   std::string spill_dir_;
   std::vector<ColumnType> columns_;
+  int64_t row_group_rows_;
   std::unordered_map<std::string, size_t> column_index_;
   std::vector<TypeNode> column_types_;
   std::vector<OwnedType> owned_types_;
@@ -840,17 +929,23 @@ class ParquetRowWriter final : public RowWriter {
   std::vector<const json*> slots_;
   duckdb_database database_ = nullptr;
   duckdb_connection connection_ = nullptr;
-  duckdb_appender appender_ = nullptr;
   duckdb_data_chunk chunk_ = nullptr;
   idx_t rows_in_chunk_ = 0;
   int64_t rows_ = 0;
   State state_ = State::kOpen;
+  // Between write() and the COPY's thread.
+  std::thread copy_thread_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<duckdb_data_chunk> queue_;
+  bool input_done_ = false, stopping_ = false, copy_finished_ = false;
+  std::string copy_error_;
 };
 
 }  // namespace
 
 std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::string& format,
-                                           std::vector<ColumnType> columns) {
+                                           std::vector<ColumnType> columns, int64_t row_group_rows) {
   if (format != "parquet" && format != "jsonl") {
     throw WriteError("writer.format: unknown format '" + format + "' (allowed: parquet, jsonl)");
   }
@@ -875,7 +970,7 @@ std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::s
     }
   }
   if (format == "jsonl") return std::make_unique<JsonlRowWriter>(path, std::move(columns));
-  return std::make_unique<ParquetRowWriter>(path, std::move(columns));
+  return std::make_unique<ParquetRowWriter>(path, std::move(columns), row_group_rows);
 }
 
 }  // namespace j2v::io

@@ -41,8 +41,10 @@ class RowWriter {
   // (1-based, in write order) and the column; the row is then not written and the writer
   // stays usable. Rows are buffered; JSON Lines may flush early when its buffer grows large.
   virtual void write(const nlohmann::json& row) = 0;
-  // Moves buffered rows out of this writer's memory (JSON Lines: into the temp file;
-  // Parquet: into DuckDB, which spills to the temp directory past a fixed memory limit).
+  // Moves buffered rows out of this writer's memory (JSON Lines: into the temp file; Parquet:
+  // to the encoder, which writes each row group to the temp file as soon as it is full).
+  // Memory stays bounded whether or not flush() is called: Parquet hands rows over every
+  // duckdb_vector_size() rows, JSON Lines writes past a few MB.
   virtual void flush() = 0;
   // Commits: writes the final file and atomically renames it to `path`. Calling it again
   // after success does nothing. On failure the temp files are removed and WriteError is thrown.
@@ -54,9 +56,11 @@ class RowWriter {
 };
 
 // `format` is "parquet" or "jsonl". Creates the parent directory of `path` if missing.
+// row_group_rows: rows per Parquet row group (0: DuckDB's default, 122,880); a reader can
+// start on a group once it is written.
 // Throws WriteError for an unknown format, an empty or invalid column list, an unsupported
 // column type or an unwritable location.
 std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::string& format,
-                                           std::vector<ColumnType> columns);
+                                           std::vector<ColumnType> columns, int64_t row_group_rows = 0);
 
 }  // namespace j2v::io

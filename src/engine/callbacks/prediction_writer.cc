@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/module.h"
@@ -51,7 +52,6 @@ void PredictionWriter::on_predict_start(Trainer&, Module& module) {
   // A postprocessor reshapes rows, so the module's column types no longer describe them.
   if (!options_.postprocessor())
     for (const auto& column : module.predict_output_types()) columns_.push_back(io::column_of(column));
-  if (!columns_.empty()) writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   batches_since_flush_ = 0;
   rows_written_ = 0;
 }
@@ -66,10 +66,15 @@ void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::j
           rows.is_array() ? rows.size() : 0, batch.size(), batch_idx));
   }
   if (!writer_) {
-    if (rows.empty() || !rows[0].is_object())
-      throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
-    for (const auto& [name, value] : rows[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
-    writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
+    if (columns_.empty()) {
+      if (rows.empty() || !rows[0].is_object())
+        throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
+      for (const auto& [name, value] : rows[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
+    }
+    // A Parquet row group per flush: a reader of a growing job sees whole flushes. Groups of
+    // fewer than DuckDB's 2,048-row vectors would only make the file slower to read.
+    int64_t rows_per_flush = static_cast<int64_t>(rows.size()) * options_.flush_every_n_batches();
+    writer_ = io::make_row_writer(output_path(), options_.format(), columns_, std::max<int64_t>(rows_per_flush, 2048));
   }
   for (const auto& row : rows) writer_->write(row);
   rows_written_ += static_cast<int64_t>(rows.size());
@@ -80,6 +85,8 @@ void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::j
 }
 
 void PredictionWriter::on_predict_end(Trainer&, Module&) {
+  // No batches: the file still says what its columns are.
+  if (!writer_ && !columns_.empty()) writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   if (writer_) writer_->close();
   writer_.reset();
 }
