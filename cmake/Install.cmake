@@ -48,8 +48,8 @@ install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/json2vec/
   FILES_MATCHING PATTERN "*.h")
 
 # The command line, finding the bundled libduckdb.so beside it wherever the prefix moves.
-set_target_properties(json2vec PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
-install(TARGETS json2vec RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+set_target_properties(json2vec_cli PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+install(TARGETS json2vec json2vec_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # DuckDB: the library and its one header (io/ and data/ headers include "duckdb.h").
 install(FILES ${DUCKDB_ROOT}/lib/libduckdb.so DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -4,9 +4,11 @@
 #include <numeric>
 #include <random>
 
+#include "base/available_cores.h"
 #include "base/errors.h"
 #include "data/readers/record_reader.h"
 #include "data/record_batch.h"
+#include "data/record_stream.h"
 
 namespace j2v {
 
@@ -127,7 +129,7 @@ void TableDataModule::setup(engine::Stage stage) {
   }
   if (stage == engine::Stage::kPredict) {
     if (!splits_.predict) throw std::invalid_argument("predict needs data.predict");
-    predict_ = encode(*splits_.predict, "predict");
+    if (!splits_.predict->is_file()) predict_ = encode(*splits_.predict, "predict");
   }
 }
 
@@ -146,7 +148,16 @@ std::shared_ptr<engine::DataLoader> TableDataModule::test_dataloader() {
   return test_ ? loader(test_, all_rows(test_->rows), false) : nullptr;
 }
 std::shared_ptr<engine::DataLoader> TableDataModule::predict_dataloader() {
-  return predict_ ? loader(predict_, all_rows(predict_->rows), false) : nullptr;
+  if (predict_) return loader(predict_, all_rows(predict_->rows), false);
+  if (!splits_.predict || !splits_.predict->is_file() || !codec_->fitted()) return nullptr;
+  // Workers read and encode batches ahead of the model, in input order.
+  RecordStreamSpec spec;
+  spec.files = {DiscoveredFile{splits_.predict->path, splits_.predict->path}};
+  spec.ordered = true;
+  spec.workers = options_.num_workers() > 0 ? options_.num_workers() : available_cores();
+  spec.batch_size = options_.batch_size();
+  std::shared_ptr<const RecordEncoder> encoder(codec_, &codec_->encoder());
+  return std::make_shared<RecordStream>(std::move(spec), std::move(encoder));
 }
 
 int64_t TableDataModule::rows(engine::Stage stage) const {
@@ -154,7 +165,7 @@ int64_t TableDataModule::rows(engine::Stage stage) const {
     case engine::Stage::kFit: return static_cast<int64_t>(train_rows_.size());
     case engine::Stage::kValidate: return static_cast<int64_t>(validate_rows_.size());
     case engine::Stage::kTest: return test_ ? test_->rows : 0;
-    case engine::Stage::kPredict: return predict_ ? predict_->rows : 0;
+    case engine::Stage::kPredict: return predict_ ? predict_->rows : splits_.predict && splits_.predict->is_file() ? -1 : 0;
   }
   return 0;
 }

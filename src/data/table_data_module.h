@@ -35,6 +35,8 @@ struct RecordSource {
   bool is_query() const { return !sql.empty(); }
 };
 
+// The predict split of a file is read as it is predicted (in order, a batch at a time), so a
+// file of any size predicts in bounded memory; the other splits are loaded and encoded once.
 struct TableSplits {
   std::optional<RecordSource> train, validate, test, predict;
 };
@@ -60,6 +62,7 @@ class TableDataModule : public engine::DataModule {
   std::shared_ptr<engine::DataLoader> test_dataloader() override;
   std::shared_ptr<engine::DataLoader> predict_dataloader() override;
 
+  // Records of a split; -1 for a predict file, which is streamed.
   int64_t rows(engine::Stage stage) const;
 
  private:

@@ -27,7 +27,7 @@ pc=$(find "$prefix" -path '*/pkgconfig/json2vec.pc' | head -n 1)
 libdir=$(dirname "$(dirname "$pc")")
 for f in include/json2vec/json2vec.h include/json2vec/engine.h include/json2vec/cli.h \
   include/json2vec/engine/trainer.h include/json2vec/data/table_data_module.h \
-  include/json2vec/model/model.h include/json2vec/duckdb.h bin/json2vec; do
+  include/json2vec/model/model.h include/json2vec/duckdb.h bin/json2vec bin/json2vec-cli; do
   [[ -f "$prefix/$f" ]] || fail "not installed: $f"
 done
 for layer in base schema io nn fields engine data model serve cli; do
