@@ -377,6 +377,35 @@ TEST_F(RowWriterTest, MultipleFlushesReadByHyparquet) {
   for (int i = 0; i < kRows; ++i) ASSERT_EQ(rows[i], many_row(i)) << "row " << i;
 }
 
+// A long prediction job must not hold its output in memory: each row group goes to the temp
+// file while later rows are still being written, and the finished file has them all, in order.
+TEST_F(RowWriterTest, ParquetRowGroupsReachTheDiskBeforeClose) {
+  const int kGroupRows = 2048, kGroups = 6;
+  std::string path = file("streamed.parquet");
+  auto writer = make_row_writer(path, "parquet", {{"id", "BIGINT"}, {"name", "VARCHAR"}}, kGroupRows);
+  for (int i = 0; i < kGroups * kGroupRows; ++i) {
+    writer->write({{"id", i}, {"name", "row-" + std::to_string(i)}});
+    if (i % kGroupRows == kGroupRows - 1) writer->flush();
+  }
+  // The encoder runs on its own thread; give it time to catch up (not a speed bound).
+  uintmax_t written = 0;
+  for (int wait = 0; wait < 600 && written < 20000; ++wait) {
+    written = fs::file_size(temp_path_of(path));
+    if (written < 20000) usleep(50 * 1000);
+  }
+  EXPECT_GE(written, 20000u) << "rows stayed in memory until close()";
+  EXPECT_FALSE(fs::exists(path));
+  writer->close();
+  Reader reader;
+  auto groups = reader.query("SELECT count(DISTINCT row_group_id) FROM parquet_metadata('" +
+                             path + "')");
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0][0], std::to_string(kGroups));
+  auto order = reader.query("SELECT count(*) FROM (SELECT id, row_number() OVER () - 1 AS position FROM '" + path +
+                            "') WHERE id = position");
+  EXPECT_EQ(order[0][0], std::to_string(kGroups * kGroupRows));
+}
+
 TEST_F(RowWriterTest, NothingAppearsAtThePathBeforeClose) {
   for (std::string format : {"parquet", "jsonl"}) {
     std::string path = file("out." + format);
