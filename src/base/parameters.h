@@ -62,17 +62,6 @@ struct ParameterTraits<std::string> : ValueTraits<std::string> {
   static bool accepts(const nlohmann::json& v) { return v.is_string(); }
 };
 template <>
-struct ParameterTraits<std::optional<std::string>> : ValueTraits<std::optional<std::string>> {
-  static constexpr const char* type = "string?";
-  static bool accepts(const nlohmann::json& v) { return v.is_string() || v.is_null(); }
-  static nlohmann::json to_json(const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
-  static std::optional<std::string> from_json(const nlohmann::json& v) {
-    if (v.is_null()) return std::nullopt;
-    return v.get<std::string>();
-  }
-  static const std::string* text(const std::optional<std::string>& v) { return v ? &*v : nullptr; }
-};
-template <>
 struct ParameterTraits<bool> : ValueTraits<bool> {
   static constexpr const char* type = "bool";
   static bool accepts(const nlohmann::json& v) { return v.is_boolean(); }
@@ -97,19 +86,29 @@ struct ParameterTraits<uint64_t> : ValueTraits<uint64_t> {
   static constexpr const char* type = "int";
   static bool accepts(const nlohmann::json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0); }
 };
-// An integer or nothing (a seed that is not set).
-template <>
-struct ParameterTraits<std::optional<int64_t>> : ValueTraits<std::optional<int64_t>> {
-  static constexpr const char* type = "int?";
-  static bool accepts(const nlohmann::json& v) { return v.is_number_integer() || v.is_null(); }
-  static nlohmann::json to_json(const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
-  static std::optional<int64_t> from_json(const nlohmann::json& v) {
+// A value or nothing (a pattern not given, a seed not set): null, or what T accepts.
+template <typename T>
+struct OptionalTraits {
+  static bool accepts(const nlohmann::json& v) { return v.is_null() || ParameterTraits<T>::accepts(v); }
+  static nlohmann::json to_json(const std::optional<T>& v) {
+    return v ? ParameterTraits<T>::to_json(*v) : nlohmann::json(nullptr);
+  }
+  static std::optional<T> from_json(const nlohmann::json& v) {
     if (v.is_null()) return std::nullopt;
-    return v.get<int64_t>();
+    return ParameterTraits<T>::from_json(v);
   }
-  static std::optional<double> number(const std::optional<int64_t>& v) {
-    return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+  static std::optional<double> number(const std::optional<T>& v) {
+    return v ? ParameterTraits<T>::number(*v) : std::nullopt;
   }
+  static const std::string* text(const std::optional<T>& v) { return v ? ParameterTraits<T>::text(*v) : nullptr; }
+};
+template <>
+struct ParameterTraits<std::optional<std::string>> : OptionalTraits<std::string> {
+  static constexpr const char* type = "string?";
+};
+template <>
+struct ParameterTraits<std::optional<int64_t>> : OptionalTraits<int64_t> {
+  static constexpr const char* type = "int?";
 };
 
 inline std::string bound_text(double v) {

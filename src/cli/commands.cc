@@ -125,8 +125,7 @@ StreamingDataOptions streaming_options(const json& streaming, const json& d) {
   auto shared = [&](const std::string& key) { return std::find(common.begin(), common.end(), key) != common.end(); };
   if (!streaming.is_object()) throw ConfigError("config key 'data.streaming': expected a mapping (root, suffix, train, ...)");
   std::vector<std::string> own;
-  for (const auto& p : StreamingDataOptions::parameters().info())
-    if (!shared(p.name)) own.push_back(p.name);
+  for (const auto& p : StreamingDataOptions::own_parameters()) own.push_back(p.name);
   json args = json::object();
   for (const auto& [key, value] : streaming.items()) {
     if (shared(key))
@@ -258,7 +257,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
     if (t.contains(p.name)) declared[p.name] = t[p.name];
   if (!t["logger"].is_boolean()) declared["logger"] = !t["logger"].empty();
   engine::TrainerOptions o = engine::TrainerOptions::parameters().from_json(declared, "trainer");
-  o      .config(effective);
+  o.config(effective);
   if (t["logger"].is_array()) {
     std::vector<std::shared_ptr<engine::Logger>> loggers;
     for (const auto& logger : t["logger"])

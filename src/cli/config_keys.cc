@@ -1,7 +1,7 @@
 // The config file's schema: every key with its type, default, bounds and help. Sections whose
-// options structs declare their parameters (model, optimizer, scheduler, checkpoint,
-// trainer, data, checkpoint, early_stopping, prediction_writer) take their keys from those
-// declarations.
+// options structs declare their parameters (model, data, data.streaming, optimizer,
+// scheduler, trainer, checkpoint, early_stopping, prediction_writer) take their keys from
+// those declarations.
 #include <algorithm>
 
 #include "cli/config.h"
@@ -38,15 +38,10 @@ void cli_trainer_defaults(KeySpec& key) {
   }
 }
 
-// data.streaming's own keys (StreamingDataOptions less the keys the data section gives both
-// modules), each with its help.
+// data.streaming's own keys, each with its help.
 std::string streaming_help() {
   std::string help = "read files as needed instead of loading them. Keys:";
-  for (const auto& p : StreamingDataOptions::parameters().info()) {
-    const auto& common = StreamingDataOptions::common_keys();
-    if (std::find(common.begin(), common.end(), p.name) != common.end()) continue;
-    help += " " + p.name + ": " + p.help + ";";
-  }
+  for (const auto& p : StreamingDataOptions::own_parameters()) help += " " + p.name + ": " + p.help + ";";
   help.back() = '.';
   return help;
 }
@@ -54,8 +49,6 @@ std::string streaming_help() {
 }  // namespace
 
 const std::vector<KeySpec>& config_keys() {
-  using Bound = std::optional<double>;
-  const Bound none;
   // One place for the whole schema: help, defaults, validation and
   // print-config all derive from it.
   // Sections whose options structs declare their parameters take their keys from there.

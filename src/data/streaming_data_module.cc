@@ -41,6 +41,14 @@ const std::vector<std::string>& StreamingDataOptions::common_keys() {
   return keys;
 }
 
+std::vector<ParameterInfo> StreamingDataOptions::own_parameters() {
+  const auto& common = common_keys();
+  std::vector<ParameterInfo> own;
+  for (const auto& p : parameters().info())
+    if (std::find(common.begin(), common.end(), p.name) == common.end()) own.push_back(p);
+  return own;
+}
+
 StreamingDataModule::StreamingDataModule(std::shared_ptr<RecordCodec> codec, StreamingDataOptions options)
     : codec_(std::move(codec)), options_(std::move(options)) {
   const auto& o = options_;

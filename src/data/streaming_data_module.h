@@ -22,6 +22,8 @@ struct StreamingDataOptions {
   static const Parameters<StreamingDataOptions>& parameters();
   // Those keys, which both data modules take (the config gives them once, in its data section).
   static const std::vector<std::string>& common_keys();
+  // The declaration less common_keys(): what data.streaming itself holds.
+  static std::vector<ParameterInfo> own_parameters();
 
   J2V_ARG(std::string, root);
   J2V_ARG(std::string, suffix) = "jsonl";  // jsonl | ndjson | parquet | csv | json

@@ -56,8 +56,8 @@ class RowWriter {
 };
 
 // `format` is "parquet" or "jsonl". Creates the parent directory of `path` if missing.
-// row_group_rows: rows per Parquet row group (0: DuckDB's default, 122,880); a reader can
-// start on a group once it is written.
+// row_group_rows: rows per Parquet row group (0: DuckDB's default, 122,880), which is also how
+// many rows the encoder holds before it writes them to the temp file.
 // Throws WriteError for an unknown format, an empty or invalid column list, an unsupported
 // column type or an unwritable location.
 std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::string& format,

@@ -71,8 +71,9 @@ void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::j
         throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
       for (const auto& [name, value] : rows[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
     }
-    // A Parquet row group per flush: a reader of a growing job sees whole flushes. Groups of
-    // fewer than DuckDB's 2,048-row vectors would only make the file slower to read.
+    // A Parquet row group per flush_every_n_batches batches: the encoder holds at most that
+    // many rows before writing them out. Groups smaller than DuckDB's 2,048-row vectors would
+    // only make the file slower to read.
     int64_t rows_per_flush = static_cast<int64_t>(rows.size()) * options_.flush_every_n_batches();
     writer_ = io::make_row_writer(output_path(), options_.format(), columns_, std::max<int64_t>(rows_per_flush, 2048));
   }
