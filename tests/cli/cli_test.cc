@@ -89,6 +89,36 @@ TEST_F(Cli, AMalformedRecordIsOneLineNamingFileAndLine) {
   EXPECT_FALSE(fs::exists(dir / "runs" / "version_0" / "checkpoints"));
 }
 
+// predict reads its file as it goes: a bad record far into it fails the run after rows have
+// gone to the writer, and still names file and line and leaves no output, complete or partial.
+TEST_F(Cli, ABadRecordDeepInAPredictFileLeavesNoOutput) {
+  auto fit = run("fit " + common() + " --trainer.max_epochs=1", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3000; ++i) lines.push_back(R"({"amount": 12.5, "merchant": "books", "hour": 3, "country": "DE"})");
+  struct Case {
+    std::string line, message;
+  };
+  for (const Case& c : {Case{R"({"amount": 2, "merchant": )", ":2501: malformed JSON"},
+                        Case{R"({"amount": {"value": 2}, "merchant": "books"})",
+                             ":2501: field 'record.amount' is an object, but the field is a number"}}) {
+    for (std::string format : {"parquet", "jsonl"}) {
+      auto bad = dir / "predict.jsonl";
+      auto with_bad = lines;
+      with_bad[2500] = c.line;
+      j2v::testing::write_lines(bad, with_bad);
+      fs::remove_all(dir / "predictions");
+      auto r = run("predict " + common() + " --ckpt_path last --data.predict=" + bad.string() +
+                       " --prediction_writer.format=" + format + " --prediction_writer.flush_every_n_batches=1",
+                   dir);
+      EXPECT_EQ(r.code, 1) << format;
+      EXPECT_NE(r.err.find(bad.string() + c.message), std::string::npos) << format << ": " << r.err;
+      if (fs::exists(dir / "predictions"))
+        EXPECT_TRUE(fs::is_empty(dir / "predictions")) << format << ": a file was left behind";
+    }
+  }
+}
+
 TEST_F(Cli, AWrongTypeNamesTheField) {
   auto bad = dir / "bad.jsonl";
   j2v::testing::write_lines(bad, {R"({"amount": 1, "merchant": "books", "fraud": "no"})",
@@ -188,6 +218,11 @@ TEST_F(Cli, StreamingMistakesNameTheKey) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown config key 'data.streaming.trian'; allowed: root, suffix, train"), std::string::npos)
       << r.err;
+  // A key the data section gives both modules is set there, not here.
+  r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null "
+          "--data.streaming='{root: /tmp, batch_size: 64}'", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("config key 'data.streaming.batch_size': set it as data.batch_size"), std::string::npos) << r.err;
   r = run("fit " + common() + " --data.train=null --data.test=null --data.predict=null "
           "--data.streaming='{root: /tmp, chunk_size: many}'", dir);
   EXPECT_EQ(r.code, 2);
