@@ -118,7 +118,7 @@ endforeach()
 list(APPEND J2V_PC_TORCH_LIBS -Wl,--no-as-needed -ltorch -Wl,--as-needed -ltorch_cpu -lc10)
 list(JOIN J2V_PC_TORCH_LIBS " " J2V_PC_TORCH_LIBS)
 
-# The serving layer calls LibTorch's OpenMP runtime directly.
+# The engine and serving layers call LibTorch's OpenMP runtime directly.
 set(J2V_PC_OPENMP_LIBS)
 foreach(name IN LISTS OpenMP_CXX_LIB_NAMES)
   list(APPEND J2V_PC_OPENMP_LIBS -l${name})

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-openmp
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
-  libcpp-httplib-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev
+  libboost-dev libcpp-httplib-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-sklearn python3-torch python3-numpy
   wrk

@@ -1,8 +1,10 @@
 #include "base/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +27,25 @@ void fsync_parent(const std::string& path) {
 }  // namespace
 
 std::string temp_path_for(const std::string& path) { return path + ".tmp-" + std::to_string(::getpid()); }
+
+void remove_stale_temp_files(const std::string& path) {
+  fs::path target(path);
+  fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    size_t digits = 0;
+    while (prefix.size() + digits < name.size() && std::isdigit(static_cast<unsigned char>(name[prefix.size() + digits])))
+      ++digits;
+    if (digits == 0 || digits > 9) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name.substr(prefix.size(), digits)));
+    // Signal 0 checks existence only; EPERM means alive under another user.
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    remove_quietly(it->path().string());
+  }
+}
 
 void fsync_path(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
@@ -58,6 +79,7 @@ void commit_file(const std::string& temp_path, const std::string& path) {
 }
 
 void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
+  remove_stale_temp_files(path);
   std::string temp = temp_path_for(path);
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);

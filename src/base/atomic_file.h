@@ -20,6 +20,13 @@ class AtomicFileError : public std::runtime_error {
 // leftover names the process that left it.
 std::string temp_path_for(const std::string& path);
 
+// Removes what a killed run left beside `path`: "<path>.tmp-<pid>" and anything named after
+// it ("<path>.tmp-<pid>.spill/", ".link"), for every pid that is no longer running here. A
+// writer calls it before it starts, so kill -9 leaves at most one run's leftovers. (On a file
+// system shared between machines a pid says nothing about another machine's processes: give
+// each machine its own output paths, as rank-N files are.)
+void remove_stale_temp_files(const std::string& path);
+
 // Publishes a finished temporary file as `path`: fsync, rename, fsync of the directory (best
 // effort: some file systems refuse it). Throws AtomicFileError; the temporary file is removed.
 void commit_file(const std::string& temp_path, const std::string& path);

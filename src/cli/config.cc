@@ -615,7 +615,7 @@ class Resolver {
     const std::string suffix = fmt::format(" (from --{})", text);
     json value;
     try {
-      value = yaml_to_json(YAML::Load(text.substr(equals + 1)));
+      value = parse_yaml(text.substr(equals + 1));
     } catch (const YAML::Exception& e) {
       throw ConfigError(fmt::format("config override '--{}': value is not valid YAML: {}", text, e.msg));
     } catch (const ConfigError& e) {
@@ -889,10 +889,15 @@ std::string read_file(const std::string& path) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("config file '{}': cannot open (missing or unreadable)", path));
-  std::ostringstream content;
-  content << in.rdbuf();
+  // Read at most one byte past the limit: a device or pipe (/dev/zero) never ends.
+  std::string content(kMaxConfigBytes + 1, '\0');
+  in.read(content.data(), static_cast<std::streamsize>(content.size()));
   if (in.bad()) throw ConfigError(fmt::format("config file '{}': read error", path));
-  return content.str();
+  content.resize(static_cast<size_t>(in.gcount()));
+  if (content.size() > kMaxConfigBytes)
+    throw ConfigError(fmt::format("config file '{}': larger than {} MiB; a config is a few KB", path,
+                                  kMaxConfigBytes >> 20));
+  return content;
 }
 
 bool ends_with(const std::string& text, std::string_view suffix) {
@@ -910,7 +915,7 @@ json load_document(const std::string& path) {
     }
   }
   try {
-    return yaml_to_json(YAML::Load(content));
+    return parse_yaml(content);
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("config file '{}': YAML syntax error at line {}, column {}: {}", path,
                                   e.mark.line + 1, e.mark.column + 1, e.msg));
@@ -921,36 +926,97 @@ json load_document(const std::string& path) {
 
 }  // namespace
 
-nlohmann::json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(node);
-    case YAML::NodeType::Sequence: {
-      json list = json::array();
-      for (const auto& item : node) list.push_back(yaml_to_json(item));
-      return list;
-    }
-    case YAML::NodeType::Map: {
-      json object = json::object();
-      for (const auto& item : node) {
-        if (!item.first.IsScalar()) {
-          throw ConfigError(fmt::format("line {}: mapping keys must be scalars", item.first.Mark().line + 1));
-        }
-        const std::string& key = item.first.Scalar();
-        // yaml-cpp keeps both copies of a repeated key; silently picking one
-        // would hide a mistake in the file.
-        if (object.contains(key)) {
-          throw ConfigError(fmt::format("line {}: duplicate key '{}'", item.first.Mark().line + 1, key));
-        }
-        object[key] = yaml_to_json(item.second);
+namespace {
+
+// Converts with a budget: yaml-cpp shares an aliased node instead of copying it, so a
+// self-referencing alias (`a: &a [*a]`) is an infinite tree and nine levels of nine-fold
+// aliases ("billion laughs") a tree of 10^9 nodes; both must stop with an error, not with
+// the stack or the memory exhausted.
+class YamlConverter {
+ public:
+  json convert(const YAML::Node& node, int depth) {
+    if (depth > kMaxConfigDepth)
+      throw ConfigError(fmt::format("line {}: nested deeper than {} levels (a recursive alias?)", node.Mark().line + 1,
+                                    kMaxConfigDepth));
+    if (++nodes_ > kMaxConfigNodes)
+      throw ConfigError(fmt::format("more than {} values once aliases are expanded (aliases that multiply?)",
+                                    kMaxConfigNodes));
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        return nullptr;
+      case YAML::NodeType::Scalar:
+        return scalar_to_json(node);
+      case YAML::NodeType::Sequence: {
+        json list = json::array();
+        for (const auto& item : node) list.push_back(convert(item, depth + 1));
+        return list;
       }
-      return object;
+      case YAML::NodeType::Map: {
+        json object = json::object();
+        for (const auto& item : node) {
+          if (!item.first.IsScalar()) {
+            throw ConfigError(fmt::format("line {}: mapping keys must be scalars", item.first.Mark().line + 1));
+          }
+          const std::string& key = item.first.Scalar();
+          // yaml-cpp keeps both copies of a repeated key; silently picking one
+          // would hide a mistake in the file.
+          if (object.contains(key)) {
+            throw ConfigError(fmt::format("line {}: duplicate key '{}'", item.first.Mark().line + 1, key));
+          }
+          object[key] = convert(item.second, depth + 1);
+        }
+        return object;
+      }
     }
+    return nullptr;
   }
-  return nullptr;
+
+ private:
+  size_t nodes_ = 0;
+};
+
+// yaml-cpp's parser recurses once per level of `[` and `{`, so a line of 100,000 brackets
+// overflows the stack before any check of ours could run: count them first (outside
+// quotes and comments). Block nesting needs a line of indentation per level, which the
+// size limit bounds.
+void check_flow_depth(std::string_view text) {
+  int depth = 0;
+  size_t line = 1;
+  char quote = 0;
+  bool comment = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') {
+      ++line;
+      comment = false;
+      continue;
+    }
+    if (comment) continue;
+    if (quote) {
+      if (c == '\\' && quote == '"') ++i;
+      else if (c == quote) quote = 0;
+      continue;
+    }
+    char before = i == 0 ? ' ' : text[i - 1];
+    bool starts_scalar = before == ' ' || before == '\t' || before == '\n' || before == ':' || before == ',' ||
+                         before == '[' || before == '{' || before == '-';
+    if ((c == '"' || c == '\'') && starts_scalar) quote = c;  // not the apostrophe of "don't"
+    else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) comment = true;
+    else if (c == '[' || c == '{') {
+      if (++depth > kMaxConfigDepth)
+        throw ConfigError(fmt::format("line {}: nested deeper than {} levels", line, kMaxConfigDepth));
+    } else if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+}
+
+}  // namespace
+
+nlohmann::json yaml_to_json(const YAML::Node& node) { return YamlConverter().convert(node, 0); }
+
+nlohmann::json parse_yaml(const std::string& text) {
+  check_flow_depth(text);
+  return yaml_to_json(YAML::Load(text));
 }
 
 nlohmann::json resolve_config(const std::optional<std::string>& path, const std::vector<std::string>& overrides,

@@ -76,6 +76,14 @@ std::string config_help();
 
 // Scalars are typed by the YAML 1.2 core schema (int, float, bool, null,
 // string); quoted or !!str scalars stay strings. Duplicate keys are an error.
+// Limits, each a ConfigError naming the line: nesting deeper than kMaxConfigDepth (a
+// recursive alias is infinitely deep), more than kMaxConfigNodes values once aliases are
+// expanded, and (files) more than kMaxConfigBytes.
+constexpr int kMaxConfigDepth = 64;
+constexpr size_t kMaxConfigNodes = 1'000'000;
+constexpr size_t kMaxConfigBytes = size_t{16} << 20;
 nlohmann::json yaml_to_json(const YAML::Node& node);
+// YAML text to JSON, with the limits above (checked before yaml-cpp parses, where it must be).
+nlohmann::json parse_yaml(const std::string& text);
 
 }  // namespace j2v::cli

@@ -329,6 +329,12 @@ void parse_records(const RecordBuffer& records, const std::vector<int64_t>* rows
         return;
       }
       walker.walk_object(object, 0, 0);
+      // `{"a":1} {"a":2}` or `{"a":1}}`: one record per line; taking the first object would
+      // drop the rest silently.
+      if (!doc.current_location().error()) {  // a token left: OUT_OF_BOUNDS means the line ended
+        errors.offer(i, fmt::format("{}: content after the JSON object (one record per line)", records.where(r)));
+        return;
+      }
     } catch (const simdjson::simdjson_error& e) {
       errors.offer(i, fmt::format("{}: malformed JSON ({})", records.where(r), e.what()));
       return;

@@ -2,7 +2,8 @@
 // One self-describing checkpoint file: a LibTorch archive holding a JSON "meta" document
 // (trainer, callback and module state: schema, vocabularies, hyperparameters) beside the
 // module's tensors and each optimizer's state. Written to a temporary file, synced and
-// renamed, so a crash never leaves a torn checkpoint under the final name.
+// renamed, so a crash never leaves a torn checkpoint under the final name; a checksum of the
+// file is verified on load, so bytes damaged later are refused rather than predicted with.
 #include <torch/torch.h>
 
 #include <functional>
@@ -35,6 +36,7 @@ class CheckpointReader {
 };
 
 constexpr const char* kCheckpointFormat = "json2vec-checkpoint";
-constexpr int kCheckpointVersion = 1;
+// 2: a CRC-32 of the file in the zip comment, verified on load (1: none).
+constexpr int kCheckpointVersion = 2;
 
 }  // namespace j2v::engine

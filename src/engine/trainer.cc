@@ -46,11 +46,12 @@ Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
   }
 }
 
-void Trainer::set_num_threads() const {
+int Trainer::cores() const {
   int64_t n = options_.num_threads();
-  if (n <= 0) n = available_cores();
-  torch::set_num_threads(strategy_->intra_op_threads(static_cast<int>(n)));
+  return static_cast<int>(n > 0 ? n : available_cores());
 }
+
+void Trainer::set_num_threads() const { torch::set_num_threads(strategy_->intra_op_threads(cores())); }
 
 void Trainer::setup_run(Module& module, bool for_fit) {
   module.attach_trainer(this);

@@ -121,6 +121,7 @@ class Trainer {
   void begin_epoch_metrics();
   std::map<std::string, double> end_epoch_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics);
+  int cores() const;  // trainer.num_threads, or the cores this process may use
   void set_num_threads() const;
 
   TrainerOptions options_;

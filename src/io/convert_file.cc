@@ -53,7 +53,7 @@ int64_t convert_file(const std::string& input, const std::string& output) {
   }
   duckdb_result result;
   bool ok = duckdb_query(con, sql.c_str(), &result) == DuckDBSuccess;
-  std::string error = ok ? "" : duckdb_result_error(&result);
+  std::string error = ok ? "" : one_line_duckdb_error(duckdb_result_error(&result));
   int64_t rows = ok ? duckdb_value_int64(&result, 0, 0) : 0;
   duckdb_destroy_result(&result);
   duckdb_disconnect(&con);

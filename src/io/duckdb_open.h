@@ -18,6 +18,12 @@ struct DuckDbSettings {
 duckdb_state open_duckdb(const DuckDbSettings& settings, duckdb_database* database, std::string* error);
 
 // `read_parquet('path')`, `read_csv(...)` or `read_json(...)` for a file, by its suffix.
+// JSON files are scanned first: nesting deeper than kMaxJsonDepth throws DataError naming the
+// line (DuckDB would crash on it).
+constexpr int kMaxJsonDepth = 1000;
 std::string duckdb_table_function(const std::string& path);
+
+// DuckDB's error text cut to what a user needs, on one line (no fixes list, no internal SQL).
+std::string one_line_duckdb_error(const char* detail);
 
 }  // namespace j2v::io

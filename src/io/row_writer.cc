@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "base/atomic_file.h"
+#include "base/raw_json.h"
 #include "duckdb.h"
 #include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
@@ -159,7 +160,9 @@ class JsonlRowWriter final : public RowWriter {
       line_ += quoted_keys_[i];
       line_ += ':';
       try {
-        line_ += slots_[i] ? slots_[i]->dump() : "null";
+        if (!slots_[i]) line_ += "null";
+        else if (is_raw_json(*slots_[i])) line_ += raw_json_text(*slots_[i]);
+        else line_ += slots_[i]->dump();
       } catch (const json::exception& e) {
         throw WriteError(where(row_number) + ", column '" + column_names_[i] + "': " + e.what());
       }
@@ -478,6 +481,7 @@ void validate(const TypeNode& node, const json& value, const Location& at) {
       }
       return;
     case Kind::kJson:
+      if (is_raw_json(value)) return;
       try {
         (void)value.dump();
       } catch (const json::exception& e) {
@@ -557,6 +561,10 @@ void fill(const TypeNode& node, duckdb_vector vector, idx_t row, const json& val
       return duckdb_vector_assign_string_element_len(vector, row, s.data(), s.size());
     }
     case Kind::kJson: {
+      if (is_raw_json(value)) {
+        auto text = raw_json_text(value);
+        return duckdb_vector_assign_string_element_len(vector, row, text.data(), text.size());
+      }
       std::string text = value.dump();
       return duckdb_vector_assign_string_element_len(vector, row, text.data(), text.size());
     }
@@ -969,6 +977,7 @@ std::unique_ptr<RowWriter> make_row_writer(const std::string& path, const std::s
       throw WriteError("cannot create directory '" + parent.string() + "' for '" + path + "': " + error.message());
     }
   }
+  remove_stale_temp_files(path);  // a killed run's "<path>.tmp-PID" and its spill directory
   if (format == "jsonl") return std::make_unique<JsonlRowWriter>(path, std::move(columns));
   return std::make_unique<ParquetRowWriter>(path, std::move(columns), row_group_rows);
 }

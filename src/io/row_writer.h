@@ -2,7 +2,8 @@
 // Writes prediction/embedding rows to Parquet or JSON Lines. A reader of the output must
 // never see a half-written file: rows go to "<path>.tmp-<pid>" (plus, for Parquet, a spill
 // directory "<path>.tmp-<pid>.spill"), and only close() moves the finished file to `path`
-// (fsync, then rename). A crash therefore leaves temp files behind, never a partial `path`.
+// (fsync, then rename). A crash therefore leaves temp files behind, never a partial `path`;
+// the next writer of `path` removes them (when the process that left them is gone).
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -40,6 +41,8 @@ class RowWriter {
   // column type (Parquet only: JSON Lines ignores types), throws WriteError naming the row
   // (1-based, in write order) and the column; the row is then not written and the writer
   // stays usable. Rows are buffered; JSON Lines may flush early when its buffer grows large.
+  // A column's value may be a raw_json() (base/raw_json.h): its text is written as it is, for
+  // a JSON column in Parquet and for any column in JSON Lines.
   virtual void write(const nlohmann::json& row) = 0;
   // Moves buffered rows out of this writer's memory (JSON Lines: into the temp file; Parquet:
   // to the encoder, which writes each row group to the temp file as soon as it is full).

@@ -1,7 +1,9 @@
 #include "model/model_impl.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "base/raw_json.h"
 #include "data/record_batch.h"
 #include "engine/checkpoint_io.h"
 #include "engine/components.h"
@@ -17,6 +19,37 @@ namespace {
 constexpr int64_t kValued = static_cast<int64_t>(CellState::kValued);
 constexpr int64_t kMasked = static_cast<int64_t>(CellState::kMasked);
 constexpr int64_t kPadded = static_cast<int64_t>(CellState::kPadded);
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// "'note' is not in the checkpoint; 'hour' is a category here but a number in the checkpoint;
+// 'merchant': max_vocab_size 64 here, 256 in the checkpoint".
+std::string describe_field_differences(const nlohmann::json& configured, const nlohmann::json& saved) {
+  auto brief = [](const nlohmann::json& v) {
+    std::string text = v.dump();
+    return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  };
+  std::vector<std::string> parts;
+  for (const auto& [name, spec] : configured.items()) {
+    if (!saved.contains(name)) parts.push_back(fmt::format("'{}' is not in the checkpoint", name));
+    else if (saved[name].value("type", "") != spec.value("type", ""))
+      parts.push_back(fmt::format("'{}' is a {} here but a {} in the checkpoint", name, spec.value("type", "?"),
+                                  saved[name].value("type", "?")));
+    else if (saved[name] != spec) {
+      std::vector<std::string> options;
+      for (const auto& [key, value] : spec.items())
+        if (!saved[name].contains(key) || saved[name][key] != value)
+          options.push_back(fmt::format("{} {} here, {} in the checkpoint", key, brief(value),
+                                        saved[name].contains(key) ? brief(saved[name][key]) : "unset"));
+      for (const auto& [key, value] : saved[name].items())
+        if (!spec.contains(key)) options.push_back(fmt::format("{} unset here, {} in the checkpoint", key, brief(value)));
+      parts.push_back(fmt::format("'{}': {}", name, fmt::join(options, ", ")));
+    }
+  }
+  for (const auto& [name, spec] : saved.items())
+    if (!configured.contains(name)) parts.push_back(fmt::format("'{}' (in the checkpoint) is missing", name));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
 
 std::string module_name(size_t index, const std::string& field) {
   std::string name = fmt::format("field{}_", index);
@@ -344,10 +377,12 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   int64_t B = batch.size();
   nlohmann::json rows = nlohmann::json::array();
   for (int64_t i = 0; i < B; ++i) {
-    nlohmann::json input;
+    // The record as it was read (the encoder accepted it as one JSON object): verbatim, in
+    // its own key order, and without a parse and a print per row.
     std::string_view raw = batch.record(i);
-    input = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, false);
-    rows.push_back({{"inputs", std::move(input)}, {"predictions", nlohmann::json::object()}});
+    while (!raw.empty() && is_json_space(raw.back())) raw.remove_suffix(1);
+    while (!raw.empty() && is_json_space(raw.front())) raw.remove_prefix(1);
+    rows.push_back({{"inputs", raw_json(raw)}, {"predictions", nlohmann::json::object()}});
   }
   auto normalized = [](const torch::Tensor& v) {
     return torch::nn::functional::normalize(v, torch::nn::functional::NormalizeFuncOptions().dim(1)).contiguous();
@@ -504,6 +539,14 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
       throw engine::CheckpointError("the checkpoint's schema differs from this model's; load it with Model::load");
     return;
   }
+  // A model given fields (a config's) must be the one the weights were trained for: loading
+  // the checkpoint's silently would run another model than the config says.
+  if (!schema().fields.empty()) {
+    auto difference = describe_field_differences(schema().to_json()["fields"], saved.to_json()["fields"]);
+    if (!difference.empty())
+      throw engine::CheckpointError("the config's fields differ from the checkpoint's: " + difference +
+                                    " (give the fields it was trained with, or none to use the checkpoint's)");
+  }
   // The checkpoint's schema and options win: they are what the weights were trained for.
   options_ = ModelOptions::from_json(checkpoint.value("options", nlohmann::json::object()));
   try {
@@ -548,7 +591,10 @@ nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& record
     std::vector<int64_t> rows;
     for (int64_t i = start; i < std::min(table->rows, start + bs); ++i) rows.push_back(i);
     RecordBatch batch(table, std::move(rows));
-    for (auto& row : predict_step(batch, start / bs)) all.push_back(std::move(row));
+    for (auto& row : predict_step(batch, start / bs)) {
+      materialize_raw_json(row["inputs"]);  // callers get a tree they can read and print
+      all.push_back(std::move(row));
+    }
   }
   train(was_training);
   return all;

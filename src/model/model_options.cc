@@ -37,12 +37,14 @@ const Parameters<ModelOptions>& ModelOptions::parameters() {
   static const auto declared =
       Parameters<ModelOptions>()
           .add("name", &ModelOptions::name_, "name of the root address, i.e. the record as a whole")
+          // Upper bounds far beyond any useful model: past them a typo would allocate until
+          // the machine runs out of memory instead of failing with the key's name.
           .add("d_model", &ModelOptions::d_model_, "width of the field embeddings and of every transformer layer")
-          .at_least(1)
+          .between(1, 8192)
           .add("n_layers", &ModelOptions::n_layers_, "number of transformer layers mixing the field embeddings")
-          .at_least(1)
+          .between(1, 64)  // as a branch's n_layers
           .add("n_heads", &ModelOptions::n_heads_, "attention heads per layer; must divide model.d_model")
-          .at_least(1)
+          .between(1, 256)
           .add("dropout", &ModelOptions::dropout_, "dropout probability inside the network (below 1)")
           .between(0, 1)
           .add("embed", &ModelOptions::embed_, "also emit the record embedding in predictions");

@@ -37,10 +37,20 @@ void Batcher::depart() {
 }
 
 std::future<nlohmann::json> Batcher::submit(Arrival arrival, std::vector<std::string> records) {
+  auto promise = std::make_shared<std::promise<nlohmann::json>>();
+  auto future = promise->get_future();
+  submit(std::move(arrival), std::move(records), [promise](nlohmann::json rows, std::exception_ptr error) {
+    if (error) promise->set_exception(error);
+    else promise->set_value(std::move(rows));
+  });
+  return future;
+}
+
+void Batcher::submit(Arrival arrival, std::vector<std::string> records, Done done) {
   Job job;
   job.records = std::move(records);
   job.enqueued = Clock::now();
-  auto future = job.promise.get_future();
+  job.done = std::move(done);
   bool collecting;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -58,7 +68,6 @@ std::future<nlohmann::json> Batcher::submit(Arrival arrival, std::vector<std::st
     collecting = collecting_;
   }
   (collecting ? collect_cv_ : queue_cv_).notify_one();
-  return future;
 }
 
 void Batcher::stop() {
@@ -132,7 +141,7 @@ void Batcher::run(int worker, std::vector<Job>& batch) {
     for (Job* job : jobs) {
       nlohmann::json mine = nlohmann::json::array();
       for (size_t i = 0; i < job->records.size(); ++i) mine.push_back(std::move(rows[at++]));
-      job->promise.set_value(std::move(mine));
+      job->done(std::move(mine), nullptr);
     }
   };
   std::vector<Job*> all;
@@ -142,7 +151,7 @@ void Batcher::run(int worker, std::vector<Job>& batch) {
     return;
   } catch (...) {
     if (all.size() == 1) {
-      all[0]->promise.set_exception(std::current_exception());
+      all[0]->done(nullptr, std::current_exception());
       return;
     }
   }
@@ -152,7 +161,7 @@ void Batcher::run(int worker, std::vector<Job>& batch) {
     try {
       run_one({job});
     } catch (...) {
-      job->promise.set_exception(std::current_exception());
+      job->done(nullptr, std::current_exception());
     }
   }
 }

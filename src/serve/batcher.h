@@ -66,8 +66,12 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   Arrival arrive();
-  // Queues a request; its future holds the request's rows (a JSON array). Throws QueueFull
-  // when the queue is full, std::runtime_error after stop().
+  // Queues a request; `done` is called on a worker thread with the request's rows (a JSON
+  // array), or with the error that failed them. Throws QueueFull when the queue is full,
+  // std::runtime_error after stop(); `done` is not called then.
+  using Done = std::function<void(nlohmann::json rows, std::exception_ptr error)>;
+  void submit(Arrival arrival, std::vector<std::string> records, Done done);
+  // The same, waited for through a future.
   std::future<nlohmann::json> submit(Arrival arrival, std::vector<std::string> records);
   // Stops taking requests, answers every queued one, joins the workers. Idempotent.
   void stop();
@@ -79,7 +83,7 @@ class Batcher {
  private:
   struct Job {
     std::vector<std::string> records;
-    std::promise<nlohmann::json> promise;
+    Done done;
     std::chrono::steady_clock::time_point enqueued;
   };
   void work(int worker);

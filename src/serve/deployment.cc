@@ -1,9 +1,8 @@
 #include "serve/deployment.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <omp.h>
-#include <sys/socket.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cerrno>
@@ -21,6 +20,7 @@
 #include "schema/query_path.h"
 #include "serve/batcher.h"
 #include "serve/http_error.h"
+#include "serve/http_server.h"
 #include "serve/metrics.h"
 #include "serve/request_reader.h"
 
@@ -38,9 +38,56 @@ std::string error_body(int status, const std::string& message) {
   return nlohmann::json{{"error", message}, {"status", status}}.dump();
 }
 
-void answer_error(httplib::Response& res, int status, const std::string& message) {
-  res.status = status;
-  res.set_content(error_body(status, message), kJson);
+HttpResponse error_response(int status, const std::string& message) {
+  HttpResponse response;
+  response.status = status;
+  response.body = error_body(status, message);
+  return response;
+}
+
+HttpResponse json_response(std::string body) {
+  HttpResponse response;
+  response.body = std::move(body);
+  return response;
+}
+
+// The body as sent: identity, gzip or deflate (zlib), inflated to at most `limit` bytes so a
+// small compressed body cannot expand without bound.
+std::string decoded_body(const HttpRequest& request, size_t limit) {
+  std::string encoding = request.header("Content-Encoding");
+  for (auto& c : encoding) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (encoding.empty() || encoding == "identity") return request.body;
+  if (encoding != "gzip" && encoding != "deflate" && encoding != "x-gzip")
+    throw HttpError(415, fmt::format("unsupported Content-Encoding '{}' (send the body uncompressed, gzip or deflate)",
+                                     encoding));
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 32) != Z_OK) throw HttpError(500, "cannot start zlib");  // 32: gzip or zlib header
+  std::string out;
+  char chunk[65536];
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(request.body.data()));
+  z.avail_in = static_cast<uInt>(request.body.size());
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    z.next_out = reinterpret_cast<Bytef*>(chunk);
+    z.avail_out = sizeof(chunk);
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&z);
+      throw HttpError(400, "the compressed body is corrupt or truncated");
+    }
+    out.append(chunk, sizeof(chunk) - z.avail_out);
+    if (out.size() > limit) {
+      inflateEnd(&z);
+      throw HttpError(413, fmt::format("the request body is larger than {} bytes once decompressed (max_body_bytes)",
+                                       limit));
+    }
+    if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) {
+      inflateEnd(&z);
+      throw HttpError(400, "the compressed body is truncated");
+    }
+  }
+  inflateEnd(&z);
+  return out;
 }
 
 nlohmann::json schema_payload(const Model& model, const DeploymentOptions& options) {
@@ -86,9 +133,7 @@ struct Deployment::State {
   std::string schema_json;
   serve::Metrics metrics;
 
-  httplib::Server server;
-  std::thread http_thread;
-  int listen_fd = -1;
+  std::unique_ptr<HttpServer> server;
   int port = 0;
 
   // loaded: the model and batcher exist (stays true while stopping, so requests received
@@ -104,7 +149,8 @@ struct Deployment::State {
   bool stopped = false;
 
   void configure_server();
-  void predict(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& content);
+  void handle(HttpRequest request, Respond respond);
+  void predict(HttpRequest request, Respond respond);
   nlohmann::json run_batch(int worker, const std::vector<std::string>& records);
   void stop();
 };
@@ -115,97 +161,73 @@ nlohmann::json Deployment::State::run_batch(int worker, const std::vector<std::s
   return replicas[static_cast<size_t>(worker)].predict(records, options.max_batch_size(), 1);
 }
 
-void Deployment::State::predict(const httplib::Request& req, httplib::Response& res,
-                                const httplib::ContentReader& content) {
+void Deployment::State::predict(HttpRequest request, Respond respond) {
   auto start = Clock::now();
   in_flight.fetch_add(1, std::memory_order_relaxed);
-  struct Leave {
-    std::atomic<int64_t>& n;
-    ~Leave() { n.fetch_sub(1, std::memory_order_relaxed); }
-  } leave{in_flight};
-  bool is_loaded = loaded.load(std::memory_order_acquire);
-  // Announced before the body is read, so a collecting worker knows to wait for it.
-  std::optional<Batcher::Arrival> arrival;
-  if (is_loaded) arrival.emplace(batcher->arrive());
-
-  // The body is read here, not by httplib, so the limit holds for chunked and compressed
-  // bodies too (httplib checks only Content-Length) and no form parsing happens.
-  const size_t limit = static_cast<size_t>(options.max_body_bytes());
-  std::string body;
-  bool too_large = false;
-  if (req.has_header("Content-Length")) {
-    auto length = req.get_header_value<uint64_t>("Content-Length");
-    if (length <= limit) body.reserve(length);
-  }
-  bool read = content([&](const char* data, size_t n) {
-    if (body.size() + n > limit) {
-      too_large = true;
-      return false;
-    }
-    body.append(data, n);
-    return true;
-  });
-  if (too_large || res.status == 413) {
-    // Whatever is left of the body is unread: the connection cannot carry another request.
-    if (too_large) res.set_header("Connection", "close");
-    return answer_error(res, 413,
-                        fmt::format("the request body is larger than {} bytes (max_body_bytes): send fewer records "
-                                    "per request",
-                                    limit));
-  }
-  if (!read) {
-    res.set_header("Connection", "close");
-    return answer_error(res, 400, "could not read the request body (truncated, or a bad chunked/compressed encoding)");
-  }
-  if (!is_loaded) return answer_error(res, 503, "the model is still loading; retry shortly");
-
+  // Answered once, from whichever thread finishes the request; in_flight counts until then.
+  auto answer = [this, respond](HttpResponse response) {
+    in_flight.fetch_sub(1, std::memory_order_relaxed);
+    respond(std::move(response));
+  };
+  if (!loaded.load(std::memory_order_acquire)) return answer(error_response(503, "the model is still loading; retry shortly"));
+  // Announced before the body is checked, so a collecting worker knows to wait for it.
+  Batcher::Arrival arrival = batcher->arrive();
   try {
-    serve::ReadRequest request = reader->read(std::move(body));
-    if (request.records.empty()) {
-      res.set_content("[]", kJson);
-      return;
-    }
-    int64_t n = static_cast<int64_t>(request.records.size());
-    auto future = batcher->submit(std::move(*arrival), std::move(request.records));
-    nlohmann::json rows = future.get();
-    std::string out = request.list ? rows.dump() : rows[0].dump();
-    res.set_content(std::move(out), kJson);
-    metrics.observe_predict(std::chrono::duration<double>(Clock::now() - start).count(), n);
+    std::string body = decoded_body(request, static_cast<size_t>(options.max_body_bytes()));
+    serve::ReadRequest read = reader->read(std::move(body));
+    if (read.records.empty()) return answer(json_response("[]"));
+    int64_t n = static_cast<int64_t>(read.records.size());
+    bool list = read.list;
+    batcher->submit(std::move(arrival), std::move(read.records),
+                    [this, answer, list, n, start](nlohmann::json rows, std::exception_ptr error) {
+                      if (error) {
+                        try {
+                          std::rethrow_exception(error);
+                        } catch (const DataError& e) {
+                          return answer(error_response(422, e.what()));
+                        } catch (const std::exception& e) {
+                          std::string what = e.what();
+                          return answer(error_response(stopping ? 503 : 500,
+                                                       "internal error: " + what.substr(0, what.find('\n'))));
+                        }
+                      }
+                      answer(json_response(list ? rows.dump() : rows[0].dump()));
+                      metrics.observe_predict(std::chrono::duration<double>(Clock::now() - start).count(), n);
+                    });
   } catch (const HttpError& e) {
-    answer_error(res, e.status(), e.what());
+    answer(error_response(e.status(), e.what()));
   } catch (const serve::QueueFull& e) {
-    res.set_header("Retry-After", "1");
-    answer_error(res, 503, e.what());
+    auto response = error_response(503, e.what());
+    response.headers.emplace_back("Retry-After", "1");
+    answer(std::move(response));
   } catch (const DataError& e) {
-    answer_error(res, 422, e.what());
+    answer(error_response(422, e.what()));
   } catch (const std::exception& e) {
     std::string what = e.what();
-    answer_error(res, stopping ? 503 : 500, "internal error: " + what.substr(0, what.find('\n')));
+    answer(error_response(stopping ? 503 : 500, "internal error: " + what.substr(0, what.find('\n'))));
   }
 }
 
-void Deployment::State::configure_server() {
-  const auto& o = options;
-  size_t threads = static_cast<size_t>(o.http_threads());
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_tcp_nodelay(true);  // responses go out in two writes (headers, body): no Nagle delay
-  server.set_keep_alive_max_count(100000);
-  server.set_keep_alive_timeout(static_cast<time_t>(std::ceil(o.keep_alive_timeout_s())));
-  server.set_payload_max_length(static_cast<size_t>(o.max_body_bytes()));
-  server.set_socket_options([this](socket_t sock) {
-    // httplib's default adds SO_REUSEPORT, which would let a second server share the port
-    // silently; a port in use must be an error.
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    listen_fd = sock;
-  });
-
-  server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    if (ready.load(std::memory_order_acquire)) return res.set_content(R"({"status":"ok"})", kJson);
-    res.status = 503;
-    res.set_content(stopping ? R"({"status":"stopping"})" : R"({"status":"loading"})", kJson);
-  });
-  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+void Deployment::State::handle(HttpRequest request, Respond respond) {
+  const std::string& path = request.path;
+  const char* allowed = path == "/predict" ? "POST" : "GET";
+  if (!known_route(path))
+    return respond(error_response(404, fmt::format("no such endpoint: {} {} (endpoints: POST /predict, GET /health, "
+                                                   "GET /metrics, GET /schema)",
+                                                   request.method, path)));
+  if (request.method != allowed) {
+    auto response = error_response(405, fmt::format("{} takes {}, not {}", path, allowed, request.method));
+    response.headers.emplace_back("Allow", allowed);
+    return respond(std::move(response));
+  }
+  if (path == "/predict") return predict(std::move(request), std::move(respond));
+  if (path == "/health") {
+    if (ready.load(std::memory_order_acquire)) return respond(json_response(R"({"status":"ok"})"));
+    auto response = json_response(stopping ? R"({"status":"stopping"})" : R"({"status":"loading"})");
+    response.status = 503;
+    return respond(std::move(response));
+  }
+  if (path == "/metrics") {
     serve::Gauges g;
     g.ready = ready.load(std::memory_order_acquire);
     g.in_flight = in_flight.load(std::memory_order_relaxed);
@@ -214,67 +236,32 @@ void Deployment::State::configure_server() {
       g.queued_records = batcher->queued_records();
       g.queued_requests = batcher->queued_requests();
     }
-    res.set_content(metrics.render(g), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server.Get("/schema", [this](const httplib::Request&, httplib::Response& res) {
-    if (!loaded.load(std::memory_order_acquire))
-      return answer_error(res, 503, "the model is still loading; retry shortly");
-    res.set_content(schema_json, kJson);
-  });
-  server.Post("/predict", [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& c) {
-    predict(req, res, c);
-  });
-  // A client announcing a body over the limit is refused before it sends it.
-  server.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.has_header("Content-Length") &&
-        req.get_header_value<uint64_t>("Content-Length") > static_cast<uint64_t>(options.max_body_bytes())) {
-      res.status = 413;
-      return 413;
-    }
-    return 100;
-  });
-  // Every 4xx/5xx gets a JSON body naming the problem, including those httplib answers itself.
-  server.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
-                                                                       httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message;
-    if (res.status == 404 && known_route(req.path)) {
-      res.status = 405;
-      const char* allowed = req.path == "/predict" ? "POST" : "GET";
-      res.set_header("Allow", allowed);
-      message = fmt::format("{} takes {}, not {}", req.path, allowed, req.method);
-    } else if (res.status == 404) {
-      message = fmt::format("no such endpoint: {} {} (endpoints: POST /predict, GET /health, GET /metrics, "
-                            "GET /schema)",
-                            req.method, req.path);
-    } else if (res.status == 413) {
-      message = fmt::format("the request body is larger than {} bytes (max_body_bytes): send fewer records per request",
-                            options.max_body_bytes());
-    } else if (res.status == 414) {
-      message = "the request line is too long";
-    } else if (res.status == 415) {
-      message = "unsupported Content-Encoding (send the body uncompressed, gzip or br)";
-    } else if (res.status == 400) {
-      message = "malformed HTTP request";
-    } else {
-      message = fmt::format("the request was refused (HTTP {})", res.status);
-    }
-    res.set_content(error_body(res.status, message), kJson);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    answer_error(res, 500, "internal error: " + what.substr(0, what.find('\n')));
-  });
-  server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    metrics.count_response(req.path, res.status);
-  });
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = metrics.render(g);
+    return respond(std::move(response));
+  }
+  // /schema
+  if (!loaded.load(std::memory_order_acquire))
+    return respond(error_response(503, "the model is still loading; retry shortly"));
+  respond(json_response(schema_json));
+}
+
+void Deployment::State::configure_server() {
+  const auto& o = options;
+  HttpServerOptions h;
+  h.host = o.host();
+  h.port = static_cast<int>(o.port());
+  h.threads = static_cast<int>(o.http_threads());
+  h.max_connections = o.max_connections();
+  h.max_header_bytes = static_cast<size_t>(o.max_header_bytes());
+  h.max_body_bytes = static_cast<size_t>(o.max_body_bytes());
+  h.request_timeout_s = o.request_timeout_s();
+  h.idle_timeout_s = o.keep_alive_timeout_s();
+  server = std::make_unique<HttpServer>(
+      h, [this](HttpRequest request, Respond respond) { handle(std::move(request), std::move(respond)); },
+      &error_response,
+      [this](const std::string& path, int status) { metrics.count_response(path.empty() ? "other" : path, status); });
 }
 
 void Deployment::State::stop() {
@@ -282,10 +269,9 @@ void Deployment::State::stop() {
   if (!started || stopped) return;
   stopping = true;
   ready.store(false, std::memory_order_release);
-  // Closes the listening socket; connection threads finish the request they hold, and the
-  // listen thread returns once every one of them has.
-  server.stop();
-  if (http_thread.joinable()) http_thread.join();
+  // Stops accepting; a request already received is answered (its batch still runs), then
+  // every connection closes and the server's threads return.
+  server->stop();
   if (batcher) batcher->stop();  // nothing can be queued any more: this only joins the workers
   stopped = true;
   stopped_cv.notify_all();
@@ -313,28 +299,9 @@ void Deployment::start() {
     if (s.given && !s.given->trained())
       throw std::invalid_argument("the model has not been trained: fit it or load a checkpoint before serving it");
     s.configure_server();
-    const std::string& host = s.options.host();
-    errno = 0;
-    bool bound = false;
-    if (s.options.port() == 0) {
-      int port = s.server.bind_to_any_port(host);
-      bound = port > 0;
-      s.port = port;
-    } else {
-      bound = s.server.bind_to_port(host, static_cast<int>(s.options.port()));
-      s.port = static_cast<int>(s.options.port());
-    }
-    if (!bound) {
-      int err = errno;
-      throw std::runtime_error(fmt::format("cannot listen on {}:{}{}", host, s.options.port(),
-                                           err ? std::string(": ") + std::strerror(err) : std::string()));
-    }
-    // httplib listens with a backlog of 5: a burst of new connections would see SYNs dropped
-    // and one-second retransmits. Listening again only raises the backlog.
-    if (s.listen_fd >= 0) ::listen(s.listen_fd, SOMAXCONN);
-    s.http_thread = std::thread([&s] { s.server.listen_after_bind(); });
-    // stop() before the server runs would be lost: wait until it does.
-    while (!s.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s.server->listen();  // throws "cannot listen on HOST:PORT: reason"
+    s.port = s.server->port();
+    s.server->start();
     s.started = true;
   }
   try {

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "base/available_cores.h"
+
 namespace j2v::serve {
 
 namespace {
@@ -68,6 +70,9 @@ const std::vector<Setting>& settings() {
       setting<double>("batch_timeout_ms", &O::batch_timeout_ms, &O::batch_timeout_ms),
       setting<int64_t>("workers", &O::workers, &O::workers),
       setting<int64_t>("http_threads", &O::http_threads, &O::http_threads),
+      setting<int64_t>("max_connections", &O::max_connections, &O::max_connections),
+      setting<int64_t>("max_header_bytes", &O::max_header_bytes, &O::max_header_bytes),
+      setting<double>("request_timeout_s", &O::request_timeout_s, &O::request_timeout_s),
       setting<int64_t>("max_body_bytes", &O::max_body_bytes, &O::max_body_bytes),
       setting<int64_t>("max_records_per_request", &O::max_records_per_request, &O::max_records_per_request),
       setting<int64_t>("max_queue_records", &O::max_queue_records, &O::max_queue_records),
@@ -131,6 +136,17 @@ void DeploymentOptions::validate() const {
   at_least("max_records_per_request", static_cast<double>(max_records_per_request()), 1);
   at_least("max_queue_records", static_cast<double>(max_queue_records()), 1);
   at_least("keep_alive_timeout_s", keep_alive_timeout_s(), 0);
+  at_least("max_connections", static_cast<double>(max_connections()), 1);
+  at_least("max_header_bytes", static_cast<double>(max_header_bytes()), 1024);
+  if (request_timeout_s() <= 0) throw std::invalid_argument("request_timeout_s must be > 0");
+  // Each worker holds a model copy and a thread: beyond these the process would exhaust
+  // memory or the thread limit instead of serving.
+  const int64_t cores = available_cores();
+  for (auto [key, value] : {std::pair<const char*, int64_t>{"workers", workers()}, {"http_threads", http_threads()}})
+    if (value > kMaxThreadsPerCore * cores)
+      throw std::invalid_argument(fmt::format("{} must be <= {} ({} per core, {} cores here), not {}", key,
+                                              kMaxThreadsPerCore * cores, kMaxThreadsPerCore, cores, value));
+  if (max_header_bytes() > (int64_t{1} << 20)) throw std::invalid_argument("max_header_bytes must be <= 1048576");
   if (batch_timeout_ms() > 60'000) throw std::invalid_argument("batch_timeout_ms must be <= 60000");
   if (unknown_fields() != "ignore" && unknown_fields() != "reject")
     throw std::invalid_argument(fmt::format("unknown_fields must be 'ignore' or 'reject', not '{}'", unknown_fields()));

@@ -11,6 +11,8 @@
 
 namespace j2v::serve {
 
+constexpr int64_t kMaxThreadsPerCore = 4;  // workers, and http_threads
+
 struct DeploymentOptions {
   J2V_ARG(std::string, ckpt_path) = "";  // the checkpoint served (Deployment(options) only)
   J2V_ARG(std::string, host) = "127.0.0.1";
@@ -22,11 +24,18 @@ struct DeploymentOptions {
   // ends early once no other request is being read, so a lone client is not slowed.
   J2V_ARG(double, batch_timeout_ms) = 2.0;
   // Forward-pass threads, each with its own model copy and one kernel thread: with two,
-  // one batch runs while the next is collected.
+  // one batch runs while the next is collected. At most kMaxThreadsPerCore per core.
   J2V_ARG(int64_t, workers) = 2;
-  // Connections served at once (one thread each, idle keep-alive ones included); further
-  // connections wait to be accepted.
-  J2V_ARG(int64_t, http_threads) = 128;
+  // Threads of the HTTP event loop, which reads, checks and answers requests for every
+  // connection (forward passes run on the workers). At most kMaxThreadsPerCore per core.
+  J2V_ARG(int64_t, http_threads) = 2;
+  // Open connections at most (idle keep-alive ones included); further ones are closed at once.
+  J2V_ARG(int64_t, max_connections) = 10000;
+  // A request's line and headers together; more is answered 431.
+  J2V_ARG(int64_t, max_header_bytes) = 16384;
+  // From a request's first byte to its last: a client sending slower is answered 408 and
+  // closed (slowloris), and never holds up others.
+  J2V_ARG(double, request_timeout_s) = 10.0;
   J2V_ARG(int64_t, max_body_bytes) = 1 << 20;
   J2V_ARG(int64_t, max_records_per_request) = 1024;
   // Records waiting for a worker; past this /predict answers 503 (back-pressure).

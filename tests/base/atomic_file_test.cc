@@ -161,5 +161,20 @@ TEST_F(AtomicFile, CommitPublishesATemporaryFileAndRefusesAMissingOne) {
   EXPECT_EQ(listing(), std::set<std::string>{"predictions.jsonl"});
 }
 
+// kill -9 leaves "<path>.tmp-PID" (and a checkpoint's or a Parquet writer's siblings of it);
+// the next write of that path removes them, but never a running process's, nor other files.
+TEST_F(AtomicFile, TheNextWriteRemovesWhatADeadRunLeft) {
+  std::string target = path("last.ckpt");
+  std::ofstream(path("last.ckpt.tmp-999999999")) << "dead";     // no such process
+  fs::create_directories(path("last.ckpt.tmp-999999998.spill"));  // a dead writer's directory
+  std::ofstream(path("last.ckpt.tmp-1")) << "init is running";
+  std::ofstream(path("other.ckpt.tmp-999999999")) << "another target's";
+  std::ofstream(path("last.ckpt.tmp-notapid")) << "not ours";
+  write_file_atomically(target, "new");
+  EXPECT_EQ(listing(), (std::set<std::string>{"last.ckpt", "last.ckpt.tmp-1", "other.ckpt.tmp-999999999",
+                                              "last.ckpt.tmp-notapid"}));
+  EXPECT_EQ(read(target), "new");
+}
+
 }  // namespace
 }  // namespace j2v

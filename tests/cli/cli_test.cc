@@ -119,6 +119,59 @@ TEST_F(Cli, ABadRecordDeepInAPredictFileLeavesNoOutput) {
   }
 }
 
+// Files a hostile or careless user gives as data: each fails with one line naming the file
+// (and line), or is read as the text it is; none crashes the process or loses records silently.
+TEST_F(Cli, HostileDataFilesFailClearlyOrReadAsText) {
+  auto fit = run("fit " + common() + " --trainer.max_epochs=1", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  const std::string record = R"({"amount": 12.5, "merchant": "books", "hour": 3, "country": "DE"})";
+  auto predict = [&](const std::string& data, const std::string& extra = "") {
+    fs::remove_all(dir / "predictions");
+    return run("predict " + common() + " --ckpt_path last --prediction_writer.format=jsonl --data.predict=" + data +
+                   extra,
+               dir);
+  };
+  auto lines_in = [](const fs::path& file) {
+    std::ifstream in(file);
+    return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+  };
+  auto file = dir / "in.jsonl";
+
+  // Two records on one line: refused, not one of them dropped.
+  j2v::testing::write_lines(file, {record, record + " " + record, record});
+  auto r = predict(file.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(file.string() + ":2: content after the JSON object"), std::string::npos) << r.err;
+
+  // A key the schema does not use, nested 100,000 deep: a clear error, or skipped; no crash.
+  j2v::testing::write_lines(file, {record, R"({"amount": 1, "junk": )" + std::string(100000, '[') +
+                                               std::string(100000, ']') + "}"});
+  r = predict(file.string());
+  EXPECT_TRUE(r.code == 0 || (r.code == 1 && r.err.find(file.string() + ":2: ") != std::string::npos))
+      << r.code << ": " << r.err.substr(0, 300);
+
+  // A UTF-8 byte-order mark is not part of the first record.
+  j2v::testing::write_lines(file, {"\xEF\xBB\xBF" + record, record});
+  r = predict(file.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines_in(dir / "predictions" / "rank-0.jsonl"), 2);
+
+  // A directory, or a device that never ends a line.
+  r = predict(dir.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is a directory"), std::string::npos) << r.err;
+  r = predict("/dev/zero");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("/dev/zero:1: a line longer than 256 MiB"), std::string::npos) << r.err;
+
+  // Fields other than the checkpoint's: refused, naming the difference, not silently replaced.
+  j2v::testing::write_lines(file, {record});
+  r = predict(file.string(), " --model.fields.extra=number --model.fields.hour=category");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("'extra' is not in the checkpoint"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'hour' is a category here but a number in the checkpoint"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, AWrongTypeNamesTheField) {
   auto bad = dir / "bad.jsonl";
   j2v::testing::write_lines(bad, {R"({"amount": 1, "merchant": "books", "fraud": "no"})",
@@ -302,4 +355,36 @@ TEST_F(Cli, ConvertWritesParquetThatReadsBackAsTheSameRecords) {
   r = run("convert --input " + (dir / "missing.jsonl").string() + " --output " + (dir / "y.parquet").string(), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no such file"), std::string::npos) << r.err;
+}
+
+// Ragged CSV rows and an open quote are errors on one line, not rows padded with nulls, a
+// lost header or a quote inside a label; JSON nested past 1,000 levels is refused (DuckDB
+// would crash on it). A well-formed CSV, with any common delimiter, still reads.
+TEST_F(Cli, ConvertRefusesRaggedCsvAndRunawayNesting) {
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name, std::ios::binary) << text;
+    return (dir / name).string();
+  };
+  auto convert = [&](const std::string& input) {
+    return run("convert --input " + input + " --output " + (dir / "out.jsonl").string(), dir);
+  };
+  for (const char* text : {"a,b,c\n1,2,3\n4,5\n6,7,8,9\n", "a,b\n1,\"x\n2,y\n"}) {
+    auto r = convert(write("bad.csv", text));
+    EXPECT_EQ(r.code, 1) << text;
+    EXPECT_NE(r.err.find("cannot convert '" + (dir / "bad.csv").string() + "'"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "out.jsonl"));
+  }
+  auto r = convert(write("deep.jsonl", "{\"a\": 1}\n{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}\n"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("deep.jsonl:2: nested deeper than 1000 levels"), std::string::npos) << r.err;
+  for (const char* text : {"a,b\n1,x\n2,\"y, z\"\n", "a;b\n1;x\n2;y\n", "a\tb\n1\tx\n2\ty\n"}) {
+    r = convert(write("good.csv", text));
+    ASSERT_EQ(r.code, 0) << text << r.err;
+    EXPECT_EQ(r.last_json()["rows"], 2) << text;
+    std::ifstream in(dir / "out.jsonl");
+    std::string first;
+    std::getline(in, first);
+    EXPECT_EQ(nlohmann::json::parse(first), nlohmann::json::parse(R"({"a":1,"b":"x"})")) << text;
+  }
 }

@@ -1,5 +1,6 @@
 #include "cli/config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -401,4 +402,28 @@ TEST(ConfigTest, HelpMentionsEveryKey) {
 }
 
 }  // namespace
+// Hostile YAML: yaml-cpp shares aliased nodes and recurses per nesting level, so without
+// limits these crash (stack) or exhaust memory instead of failing with a message.
+TEST(ConfigTest, RecursiveAliasesAliasBombsAndDeepNestingAreRefused) {
+  TempDir dir;
+  auto load = [&](const std::string& content) {
+    return error_of([&] { resolve_config(dir.write("hostile.yaml", content), {kOneField}); });
+  };
+  EXPECT_CONTAINS(load("a: &a [*a]\n"), "nested deeper than 64 levels (a recursive alias?)");
+  std::string laughs = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i <= 9; ++i) {
+    laughs += fmt::format("l{}: &l{} [", i, i);
+    for (int j = 0; j < 9; ++j) laughs += fmt::format("{}*l{}", j ? ", " : "", i - 1);
+    laughs += "]\n";
+  }
+  EXPECT_CONTAINS(load("unknown_key:\n" + laughs), "values once aliases are expanded");
+  EXPECT_CONTAINS(load("model: " + std::string(100000, '[') + std::string(100000, ']') + "\n"),
+                  "line 1: nested deeper than 64 levels");
+  // Brackets inside quotes and comments are text; an apostrophe inside a word is no quote.
+  EXPECT_CONTAINS(load("# [[[[[[[[\nnote: \"" + std::string(100, '[') + "\"\nother: don't [x]\n"),
+                  "unknown config section");
+  EXPECT_CONTAINS(error_of([&] { resolve_config(std::string("/dev/zero"), {kOneField}); }), "larger than 16 MiB");
+  EXPECT_CONTAINS(resolve_error({kOneField, "model.n_layers=100000"}), "model.n_layers");
+}
+
 }  // namespace j2v::cli

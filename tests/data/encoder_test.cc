@@ -84,6 +84,16 @@ TEST(Encoder, BadRecordsNameFileLineAndField) {
   auto malformed = encode_error({R"({"x": 1})", R"({"x": 1,,})"});
   EXPECT_EQ(malformed.rfind("input.jsonl:2: malformed JSON", 0), 0u) << malformed;
   EXPECT_EQ(encode_error({R"([1, 2])"}).rfind("input.jsonl:1: the record is not a JSON object", 0), 0u);
+  // Two objects on a line, or a stray brace, would otherwise keep the first and drop the rest.
+  for (const char* line : {R"({"x": 1} {"x": 2})", "{\"x\": 1}\r{\"x\": 2}"})
+    EXPECT_EQ(encode_error({R"({"x": 1})", line}), "input.jsonl:2: content after the JSON object (one record per line)")
+        << line;
+  for (const char* line : {R"({"x": 1}})", R"({"x": 1} 5)", R"({"x": 1} [)"}) {
+    auto error = encode_error({R"({"x": 1})", line});
+    EXPECT_TRUE(error.rfind("input.jsonl:2: malformed JSON", 0) == 0 ||
+                error == "input.jsonl:2: content after the JSON object (one record per line)")
+        << line << " -> " << error;
+  }
 }
 
 TEST(Encoder, FileLinesCountBlankLinesAndGzipIsRead) {

@@ -6,6 +6,7 @@
 
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
+#include "engine/callbacks/prediction_writer.h"
 #include "engine/callbacks/progress_bar.h"
 #include "engine/callbacks/weight_averaging.h"
 #include "engine/checkpoint_io.h"
@@ -263,6 +264,70 @@ TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
   std::filesystem::remove_all(root);
 }
 
+// Predicts 1,000 rows in batches of 7; batch `failing_batch` throws (none when negative).
+class ManyBatchData : public DataModule {
+ public:
+  std::shared_ptr<DataLoader> predict_dataloader() override { return std::make_shared<XYLoader>(1000, 7, 5); }
+};
+
+class FailingPredictor : public LinearModule {
+ public:
+  explicit FailingPredictor(int64_t failing_batch) : failing_batch_(failing_batch) {}
+  nlohmann::json predict_step(Batch& b, int64_t idx) override {
+    if (idx == failing_batch_) throw std::runtime_error("batch " + std::to_string(idx) + " is bad");
+    return LinearModule::predict_step(b, idx);
+  }
+  std::shared_ptr<Module> replicate() override { return std::make_shared<FailingPredictor>(failing_batch_); }
+
+ private:
+  int64_t failing_batch_;
+};
+
+// Prediction runs on a replica per thread (auto, several cores; or thread_replicas): the
+// rows are those of the module itself, in input order, and the writer gets them in order.
+TEST(Trainer, PredictionOnReplicasKeepsRowsAndTheirOrder) {
+  auto root = testing::temp_dir("engine_predict_replicas");
+  FailingPredictor module(-1);
+  ManyBatchData data;
+  auto alone = Trainer(quiet(root).strategy("single_device")).predict(module, data);
+  ASSERT_EQ(alone.size(), 1000u);
+  for (auto options : {quiet(root).num_threads(3), quiet(root).devices(2)}) {
+    auto writer = std::make_shared<PredictionWriter>(
+        PredictionWriterOptions().path((root / "out").string()).format("jsonl").flush_every_n_batches(3));
+    Trainer trainer(options.callbacks({writer}));
+    EXPECT_EQ(trainer.predict(module, data), alone);
+    std::ifstream written(writer->output_path());
+    std::string line;
+    size_t i = 0;
+    for (; std::getline(written, line); ++i) ASSERT_EQ(nlohmann::json::parse(line), alone[i]) << "row " << i;
+    EXPECT_EQ(i, 1000u);
+  }
+  std::filesystem::remove_all(root);
+}
+
+// A failing predict_step on any replica stops the run with its error and leaves no output.
+TEST(Trainer, AFailingPredictionStepStopsThePredictionAndWritesNothing) {
+  auto root = testing::temp_dir("engine_predict_failure");
+  ManyBatchData data;
+  for (int64_t bad : {0, 57, 142}) {
+    FailingPredictor module(bad);
+    auto writer = std::make_shared<PredictionWriter>(
+        PredictionWriterOptions().path((root / "out").string()).format("parquet").flush_every_n_batches(1));
+    Trainer trainer(quiet(root).num_threads(2).callbacks({writer}));
+    try {
+      trainer.predict(module, data);
+      ADD_FAILURE() << "batch " << bad << " should have failed";
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()), "batch " + std::to_string(bad) + " is bad");
+    }
+    EXPECT_FALSE(std::filesystem::exists(writer->output_path()));
+    if (std::filesystem::exists(root / "out"))
+      for (const auto& entry : std::filesystem::directory_iterator(root / "out"))
+        ADD_FAILURE() << "left behind: " << entry.path();
+  }
+  std::filesystem::remove_all(root);
+}
+
 // Records the weights after every optimizer step, to check the average against.
 class StepRecorder : public Callback {
  public:
@@ -355,6 +420,51 @@ TEST(Checkpoint, AnUnreadableFileIsAClearError) {
   XYData data;
   Trainer trainer(quiet(root));
   EXPECT_THROW(trainer.fit(module, data, path.string()), CheckpointError);
+  std::filesystem::remove_all(root);
+}
+
+// A checkpoint whose bytes changed on disk (a flipped bit, a truncated copy) is refused on
+// load, wherever the change is: tensors, the meta document, the zip records, the checksum.
+TEST(Checkpoint, DamagedBytesAreRefusedWherever) {
+  auto root = testing::temp_dir("engine_damaged");
+  LinearModule module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(1));
+  trainer.fit(module, data);
+  auto path = (root / "version_0" / "checkpoints" / "last.ckpt").string();
+  std::string good;
+  {
+    std::ifstream in(path, std::ios::binary);
+    good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_NO_THROW(CheckpointReader reader(path));
+  auto damaged = (root / "damaged.ckpt").string();
+  auto write = [&](const std::string& bytes) { std::ofstream(damaged, std::ios::binary) << bytes; };
+  int refused = 0, variants = 0;
+  for (size_t at = 0; at < good.size(); at += std::max<size_t>(good.size() / 97, 1)) {
+    std::string bytes = good;
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x10);
+    write(bytes);
+    ++variants;
+    try {
+      CheckpointReader reader(damaged);
+      ADD_FAILURE() << "a flipped byte at " << at << " of " << good.size() << " loaded";
+    } catch (const CheckpointError&) {
+      ++refused;
+    }
+  }
+  write(good.substr(0, good.size() - 40));  // truncated
+  EXPECT_THROW(CheckpointReader reader(damaged), CheckpointError);
+  EXPECT_EQ(refused, variants);
+  // The message says what happened.
+  std::string bytes = good;
+  bytes[good.size() / 2] = static_cast<char>(bytes[good.size() / 2] ^ 0x01);
+  write(bytes);
+  try {
+    CheckpointReader reader(damaged);
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("is damaged"), std::string::npos) << e.what();
+  }
   std::filesystem::remove_all(root);
 }
 

@@ -3,9 +3,12 @@
 // reader (tests/io/read_parquet.mjs; skipped unless `npm ci --prefix tests/io` was run).
 #include "io/row_writer.h"
 
+#include "base/raw_json.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -291,6 +294,32 @@ TEST_F(RowWriterTest, JsonlRoundTrip) {
             R"("pair":null,"items":null})");
 }
 
+// A raw_json value (a record's text kept as read) is written as that text: into a JSON
+// column of Parquet, and into any column of JSON Lines.
+TEST_F(RowWriterTest, RawJsonIsWrittenVerbatim) {
+  const std::string record = R"({"b":2, "a":[1.50,true]})";
+  for (std::string format : {"jsonl", "parquet"}) {
+    std::string path = file("raw." + format);
+    auto writer = make_row_writer(path, format, {{"inputs", "JSON"}, {"n", "BIGINT"}});
+    writer->write({{"inputs", raw_json(record)}, {"n", 1}});
+    writer->write({{"inputs", {{"z", 1}, {"a", 2}}}, {"n", 2}});  // a tree is still printed
+    writer->close();
+    if (format == "jsonl") {
+      EXPECT_EQ(read_lines(path), (std::vector<std::string>{R"({"inputs":)" + record + R"(,"n":1})",
+                                                              R"({"inputs":{"a":2,"z":1},"n":2})"}));
+    } else {
+      Reader reader;
+      auto text = reader.query("SELECT inputs::VARCHAR FROM read_parquet(" + sql_string(path) + ") ORDER BY n");
+      ASSERT_EQ(text.size(), 2u);
+      EXPECT_EQ(text[0][0], std::optional<std::string>(record));
+      EXPECT_EQ(text[1][0], std::optional<std::string>(R"({"a":2,"z":1})"));
+    }
+  }
+  nlohmann::json row = {{"inputs", raw_json(record)}, {"list", {raw_json("[1, 2]")}}};
+  materialize_raw_json(row);
+  EXPECT_EQ(row, nlohmann::json::parse(R"({"inputs":{"b":2,"a":[1.5,true]},"list":[[1,2]]})"));
+}
+
 TEST_F(RowWriterTest, JsonlIgnoresTypes) {
   std::string path = file("out.jsonl");
   auto writer = make_row_writer(path, "jsonl", {{"b", "BIGINT"}, {"a", "VARCHAR"}});
@@ -471,6 +500,15 @@ TEST_F(RowWriterTest, ProcessDeathLeavesOnlyTempFiles) {
       temp_found = true;
     }
     EXPECT_TRUE(temp_found) << format;
+    // The next writer of the path removes the dead run's leftovers, and only those: a
+    // running process's temporary file (pid 1 is always running) is left alone.
+    std::ofstream(dir_ / ("out." + format + ".tmp-1")) << "in progress";
+    auto next = make_row_writer(path, format, {{"id", "BIGINT"}});
+    next->write({{"id", 1}});
+    next->close();
+    auto left = files_in(dir_);
+    std::sort(left.begin(), left.end());
+    EXPECT_EQ(left, (std::vector<std::string>{"out." + format, "out." + format + ".tmp-1"})) << format;
     for (const auto& name : files_in(dir_)) fs::remove_all(dir_ / name);
   }
 }

@@ -121,7 +121,8 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   auto root = testing::temp_dir("model_writer");
   auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},
                                   ModelOptions().d_model(16).n_layers(1));
-  auto predict = fraud_records(50, 6);
+  auto predict = fraud_records(49, 6);
+  predict.push_back(R"({"merchant":"books", "amount":1.50e1 })");  // keys unsorted, a number spelled its own way
   TableDataModule data(model.codec(), {.train = fraud_records(300, 7), .predict = predict}, TableDataOptions().batch_size(16));
   engine::Trainer fit_trainer(quiet(root, 1).enable_checkpointing(false));
   fit_trainer.fit(model, data);
@@ -131,15 +132,18 @@ TEST(Model, WriterStreamsRowsInInputOrderAndFailsWhole) {
   engine::Trainer trainer(quiet(root, 1).callbacks({writer}));
   trainer.predict(model, data, std::nullopt, false);
   std::ifstream in(root / "out" / "rank-0.jsonl");
-  std::string line;
+  std::string line, last_line;
   size_t n = 0;
   while (std::getline(in, line)) {
+    last_line = line;
     auto row = nlohmann::json::parse(line);
     EXPECT_EQ(row["inputs"], nlohmann::json::parse(predict[n]));
     EXPECT_TRUE(row["predictions"].contains("record.fraud"));
     ++n;
   }
   EXPECT_EQ(n, predict.size());
+  // Each input record is written as it was read, not re-printed (trailing blanks aside).
+  EXPECT_NE(last_line.find(R"("inputs":{"merchant":"books", "amount":1.50e1 },)"), std::string::npos) << last_line;
 
   // A postprocessor reshapes rows into flat columns for a warehouse table.
   auto compact = std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions().path((root / "compact").string()).postprocessor(

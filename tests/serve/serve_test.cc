@@ -2,8 +2,11 @@
 // trained checkpoint driven over real HTTP, then `json2vec serve` as a process.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -218,6 +221,17 @@ TEST(DeploymentOptions, EnvironmentThenSettersAndClearErrors) {
   EXPECT_THROW(o.set("max_batch", "3"), std::invalid_argument);  // names the allowed keys
   EXPECT_THROW(DeploymentOptions().unknown_fields("drop").validate(), std::invalid_argument);
   EXPECT_THROW(DeploymentOptions().max_batch_size(0).validate(), std::invalid_argument);
+  // Bounded by the machine: a billion workers or 100,000 connection threads would exhaust it.
+  for (auto bad : {DeploymentOptions().workers(1'000'000'000), DeploymentOptions().http_threads(100'000),
+                   DeploymentOptions().max_header_bytes(int64_t{1} << 30)}) {
+    try {
+      bad.validate();
+      ADD_FAILURE() << "accepted " << bad.to_json();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("must be <="), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(DeploymentOptions().workers(serve::kMaxThreadsPerCore).http_threads(serve::kMaxThreadsPerCore).validate());
 }
 
 // ---- Deployment -------------------------------------------------------------------------
@@ -422,9 +436,148 @@ TEST_F(Serving, RefusesBadRequestsWithAJsonErrorAndKeepsServing) {
   auto metrics = c.Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_EQ(metric_value(metrics->body, R"(json2vec_errors_total{path="/predict",code="422"})"), 4);
-  EXPECT_EQ(metric_value(metrics->body, R"(json2vec_errors_total{path="/predict",code="413"})"), 2);
+  EXPECT_EQ(metric_value(metrics->body, R"(json2vec_errors_total{path="/predict",code="413"})"), 2) << metrics->body;
   EXPECT_EQ(metric_value(metrics->body, R"(json2vec_errors_total{path="/predict",code="400"})"), 3);
   EXPECT_EQ(metric_value(metrics->body, R"(json2vec_errors_total{path="other",code="404"})"), 1);
+}
+
+// ---- hostile clients, on raw sockets ---------------------------------------------------
+
+// A TCP connection to the service that sends bytes as told and reads what comes back.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool send(const std::string& bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  void shutdown_writing() { ::shutdown(fd_, SHUT_WR); }
+  // Everything received until the server closes, or `patience` passes without a byte.
+  std::string receive(std::chrono::milliseconds patience = 3000ms) {
+    std::string out;
+    char buffer[65536];
+    pollfd p{fd_, POLLIN, 0};
+    while (::poll(&p, 1, static_cast<int>(patience.count())) > 0) {
+      ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+      if (n <= 0) break;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+int count_of(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// Slow and idle clients hold sockets, not threads: while hundreds of them trickle headers or
+// say nothing, other clients are answered at once, and the slow ones get 408 in time.
+TEST_F(Serving, SlowAndIdleClientsDoNotBlockOthers) {
+  auto d = serve(DeploymentOptions().request_timeout_s(1.5).keep_alive_timeout_s(3));
+  std::vector<std::unique_ptr<RawConnection>> slow, idle;
+  for (int i = 0; i < 200; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(d->port()));
+    idle.push_back(std::make_unique<RawConnection>(d->port()));
+    ASSERT_TRUE(slow.back()->connected() && idle.back()->connected());
+    slow.back()->send("P");  // a request has begun, and goes on a byte at a time
+  }
+  auto c = client(*d);
+  double worst_ms = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (auto& s : slow) s->send("O");
+    auto start = std::chrono::steady_clock::now();
+    auto health = c.Get("/health");
+    auto predict = c.Post("/predict", R"({"amount": 3, "merchant": "coffee"})", "application/json");
+    worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    ASSERT_TRUE(health && predict);
+    EXPECT_EQ(health->status, 200);
+    EXPECT_EQ(predict->status, 200);
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_LT(worst_ms, 500.0) << "a probe waited behind slow clients";
+  // Past request_timeout_s a request that never completed is answered 408 and closed.
+  std::string answer = slow.front()->receive(3000ms);
+  EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("request_timeout_s"), std::string::npos) << answer;
+}
+
+// Pipelined requests are answered in order; a half-closed client still gets its answer;
+// conflicting lengths, unknown transfer codings and oversized headers are refused at once.
+TEST_F(Serving, PipelinedHalfClosedAndMalformedRequests) {
+  auto d = serve(DeploymentOptions().max_body_bytes(4096));
+  const std::string record = R"({"amount": 3, "merchant": "coffee"})";
+  auto post = [&](const std::string& body, const std::string& extra = "") {
+    return "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  {
+    RawConnection pipelined(d->port());
+    ASSERT_TRUE(pipelined.send(post(record) + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post("[" + record + "]") +
+                               "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string answers = pipelined.receive();
+    EXPECT_EQ(count_of(answers, "HTTP/1.1 200"), 3) << answers;
+    EXPECT_EQ(count_of(answers, "HTTP/1.1 404"), 1) << answers;
+    size_t first = answers.find("\"predictions\""), health = answers.find("\"status\":\"ok\""),
+           list = answers.find("[{\"inputs\""), missing = answers.find("HTTP/1.1 404");
+    EXPECT_TRUE(first < health && health < list && list < missing) << answers;
+  }
+  {
+    RawConnection half_closed(d->port());
+    ASSERT_TRUE(half_closed.send(post(record)));
+    half_closed.shutdown_writing();
+    std::string answer = half_closed.receive();
+    EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("\"predictions\""), std::string::npos) << answer;
+  }
+  struct Case {
+    std::string request;
+    std::string status;
+  };
+  for (const Case& c : {
+           Case{"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\n" + record, "400"},
+           Case{"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n" + record, "400"},
+           Case{"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(1 << 20, 'a') + "\r\n\r\n", "431"},
+           Case{[] {
+                  std::string many = "GET /health HTTP/1.1\r\nHost: x\r\n";
+                  for (int i = 0; i < 100000; ++i) many += "X-" + std::to_string(i) + ": 1\r\n";
+                  return many + "\r\n";
+                }(),
+                "431"},
+           Case{"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n", "413"},
+           Case{"NOT HTTP AT ALL\r\n\r\n", "400"},
+       }) {
+    RawConnection raw(d->port());
+    auto start = std::chrono::steady_clock::now();
+    raw.send(c.request);
+    std::string answer = raw.receive(2000ms);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + c.status, 0), 0u) << c.request.substr(0, 120) << " -> " << answer.substr(0, 300);
+    EXPECT_NE(answer.find("\"error\""), std::string::npos) << answer.substr(0, 300);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms) << "answered late: " << c.request.substr(0, 80);
+  }
+  auto c = client(*d);
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
 }
 
 TEST_F(Serving, RejectsUnknownFieldsWhenAskedTo) {

@@ -3,6 +3,9 @@
 #include <cctype>
 #include <string>
 
+#include <string>
+#include <vector>
+
 #include "base/errors.h"
 #include "io/duckdb_open.h"
 #include "io/sql_quoting.h"
@@ -119,8 +122,9 @@ void DuckDbReader::close() {
   database_ = nullptr;
 }
 
+
 void DuckDbReader::fail(const std::string& what, const char* detail) {
-  std::string message = what + " '" + source_ + "': " + (detail && *detail ? detail : "unknown DuckDB error");
+  std::string message = what + " '" + source_ + "': " + io::one_line_duckdb_error(detail);
   close();
   throw DataError(message);
 }

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
 
 #include "base/errors.h"
 
@@ -17,6 +20,9 @@ constexpr unsigned char kZstdMagic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 
 JsonLinesReader::JsonLinesReader(std::string path, ReaderOptions options)
     : path_(std::move(path)), name_(options.display_name.empty() ? path_ : options.display_name), options_(options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path_, ec))
+    throw DataError("cannot read '" + name_ + "': it is a directory (data.streaming.root reads a directory of files)");
   std::FILE* probe = std::fopen(path_.c_str(), "rb");
   if (!probe) throw DataError("cannot open '" + name_ + "': " + std::strerror(errno));
   unsigned char magic[4] = {0, 0, 0, 0};
@@ -84,6 +90,9 @@ std::shared_ptr<RecordBuffer> JsonLinesReader::next() {
       if (have >= want) {
         cut = text.rfind('\n');
         if (cut != std::string::npos) break;
+        if (have > options_.max_record_bytes)
+          throw DataError(fmt::format("{}:{}: a line longer than {} MiB: not JSON Lines? (one record per line)",
+                                      name_, next_line_, options_.max_record_bytes >> 20));
         want = std::max(want * 2, have + 1);
       }
       text.resize(want);
@@ -98,6 +107,9 @@ std::shared_ptr<RecordBuffer> JsonLinesReader::next() {
       carry_.assign(text, cut + 1, std::string::npos);
       text.resize(cut + 1);
     }
+    // A byte-order mark some editors write: text, not part of the first record.
+    if (first_chunk_ && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+    first_chunk_ = false;
     int64_t first_line = next_line_;
     next_line_ += static_cast<int64_t>(std::count(text.begin(), text.end(), '\n'));
     auto chunk = RecordBuffer::from_text(std::move(text), name_, first_line);

@@ -39,6 +39,7 @@ class JsonLinesReader : public RecordReader {
   std::string carry_;           // the unfinished line after the previous chunk
   int64_t next_line_ = 1;
   bool ended_ = false;
+  bool first_chunk_ = true;
 };
 
 }  // namespace j2v

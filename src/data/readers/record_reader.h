@@ -16,6 +16,9 @@ namespace j2v {
 
 struct ReaderOptions {
   size_t chunk_bytes = size_t{8} << 20;  // JSON Lines: text per chunk
+  // JSON Lines: the longest line read. A file that is not JSON Lines (a binary file,
+  // /dev/zero) would otherwise be read into memory whole while looking for a line end.
+  size_t max_record_bytes = size_t{256} << 20;
   size_t chunk_rows = 16384;             // DuckDB formats: rows per chunk
   int threads = 0;                       // DuckDB's own threads; 0 = all available cores
   std::string display_name;              // names the records in errors; empty: the path

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/raw_json.h"
 #include "engine/module.h"
 #include "engine/trainer.h"
 #include "io/duckdb_types.h"
@@ -57,28 +58,32 @@ void PredictionWriter::on_predict_start(Trainer&, Module& module) {
 }
 
 void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch& batch, int64_t batch_idx) {
-  nlohmann::json rows = outputs;
+  const nlohmann::json* rows = &outputs;  // written as they are unless a postprocessor rewrites them
+  nlohmann::json processed;
   if (options_.postprocessor()) {
-    rows = options_.postprocessor()(PredictContext{batch, batch_idx}, std::move(rows));
-    if (!rows.is_array() || static_cast<int64_t>(rows.size()) != batch.size())
+    processed = outputs;
+    materialize_raw_json(processed);  // the postprocessor reads and edits trees
+    processed = options_.postprocessor()(PredictContext{batch, batch_idx}, std::move(processed));
+    if (!processed.is_array() || static_cast<int64_t>(processed.size()) != batch.size())
       throw std::runtime_error(fmt::format(
           "writer postprocessor returned {} rows for a batch of {} (batch {}): keep rows aligned with the batch",
-          rows.is_array() ? rows.size() : 0, batch.size(), batch_idx));
+          processed.is_array() ? processed.size() : 0, batch.size(), batch_idx));
+    rows = &processed;
   }
   if (!writer_) {
     if (columns_.empty()) {
-      if (rows.empty() || !rows[0].is_object())
+      if (rows->empty() || !(*rows)[0].is_object())
         throw std::runtime_error("writer: predict rows must be JSON objects keyed by column name");
-      for (const auto& [name, value] : rows[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
+      for (const auto& [name, value] : (*rows)[0].items()) columns_.push_back(io::column_of({name, infer_type(value)}));
     }
     // A Parquet row group per flush_every_n_batches batches: the encoder holds at most that
     // many rows before writing them out. Groups smaller than DuckDB's 2,048-row vectors would
     // only make the file slower to read.
-    int64_t rows_per_flush = static_cast<int64_t>(rows.size()) * options_.flush_every_n_batches();
+    int64_t rows_per_flush = static_cast<int64_t>(rows->size()) * options_.flush_every_n_batches();
     writer_ = io::make_row_writer(output_path(), options_.format(), columns_, std::max<int64_t>(rows_per_flush, 2048));
   }
-  for (const auto& row : rows) writer_->write(row);
-  rows_written_ += static_cast<int64_t>(rows.size());
+  for (const auto& row : *rows) writer_->write(row);
+  rows_written_ += static_cast<int64_t>(rows->size());
   if (++batches_since_flush_ >= std::max<int64_t>(options_.flush_every_n_batches(), 1)) {
     writer_->flush();
     batches_since_flush_ = 0;

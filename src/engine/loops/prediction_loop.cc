@@ -1,5 +1,8 @@
 // predict (Lightning's _PredictionLoop): rows from predict_step, handed to callbacks (the
-// prediction writer) batch by batch, and returned when asked for.
+// prediction writer) batch by batch in batch order, and returned when asked for. The batches
+// run through a PredictionPipeline: reading, predict_step and the callbacks overlap.
+#include "base/raw_json.h"
+#include "engine/loops/prediction_pipeline.h"
 #include "engine/trainer.h"
 #include "engine/trainer_internals.h"
 
@@ -19,7 +22,6 @@ nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::opt
   if (!path.empty()) restore(path, module, false);
   auto loader = data.predict_dataloader();
   if (!loader) throw std::invalid_argument("predict needs data: the data module has no predict split");
-  torch::NoGradGuard no_grad;
   module.eval();
   nlohmann::json all = nlohmann::json::array();
   try {
@@ -28,18 +30,25 @@ nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::opt
     loader->start_epoch(0);
     int64_t limit = batches_to_run(options_.limit_predict_batches(), *loader, "limit_predict_batches");
     num_loop_batches_ = limit;
-    for (int64_t idx = 0; limit < 0 || idx < limit; ++idx) {
-      auto batch = loader->next();
-      if (!batch) break;
-      batch_index_ = idx;
-      auto rows = module.predict_step(*batch, idx);
-      for (auto& cb : callbacks_) cb->on_predict_batch_end(*this, module, rows, *batch, idx);
-      if (return_predictions)
-        for (auto& row : rows) all.push_back(std::move(row));
+    {
+      auto devices = strategy_->prediction_devices(module, *this, cores());
+      PredictionPipeline pipeline(*loader, devices.modules, devices.intra_op_threads, limit, mixed_precision_);
+      while (auto result = pipeline.next()) {
+        batch_index_ = result->batch_idx;
+        for (auto& cb : callbacks_)
+          cb->on_predict_batch_end(*this, module, result->rows, *result->batch, result->batch_idx);
+        if (return_predictions)
+          for (auto& row : result->rows) {
+            materialize_raw_json(row);  // a caller reads rows as trees; only writers take raw text
+            all.push_back(std::move(row));
+          }
+      }
     }
+    strategy_->teardown();
     module.on_predict_epoch_end();
     for (auto& cb : callbacks_) cb->on_predict_end(*this, module);
   } catch (const std::exception& e) {
+    strategy_->teardown();
     for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
     throw;
   }

@@ -2,9 +2,26 @@
 
 #include <fmt/format.h>
 
+#include "engine/module.h"
 #include "engine/strategies/thread_replica_strategy.h"
 
 namespace j2v::engine {
+
+SingleDeviceStrategy::SingleDeviceStrategy(bool replicate_for_prediction)
+    : replicate_for_prediction_(replicate_for_prediction) {}
+
+SingleDeviceStrategy::~SingleDeviceStrategy() = default;
+
+PredictionDevices SingleDeviceStrategy::prediction_devices(Module& module, Trainer& trainer, int cores) {
+  if (!replicate_for_prediction_ || cores < 2 || !module.replicate()) return Strategy::prediction_devices(module, trainer, cores);
+  predictor_ = std::make_unique<ThreadReplicaStrategy>(cores);
+  return predictor_->prediction_devices(module, trainer, cores);
+}
+
+void SingleDeviceStrategy::teardown() {
+  if (predictor_) predictor_->teardown();
+  predictor_.reset();
+}
 
 std::vector<torch::Tensor> SingleDeviceStrategy::training_step(Module& module, const std::vector<Batch*>& batches,
                                                                int64_t first_batch_idx,
@@ -22,7 +39,10 @@ const std::vector<std::string>& strategy_names() {
 
 std::unique_ptr<Strategy> make_strategy(const std::string& name, int64_t devices) {
   if (devices < 1) throw std::invalid_argument("trainer.devices must be >= 1");
-  if (name == "auto") return make_strategy(devices > 1 ? "thread_replicas" : "single_device", devices);
+  if (name == "auto") {
+    if (devices > 1) return make_strategy("thread_replicas", devices);
+    return std::make_unique<SingleDeviceStrategy>(/*replicate_for_prediction=*/true);
+  }
   if (name == "single_device") {
     if (devices != 1)
       throw std::invalid_argument(fmt::format("trainer.strategy single_device runs on one device, but trainer.devices "

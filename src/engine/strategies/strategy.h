@@ -28,6 +28,11 @@ class Trainer;
 // pass; returns the loss (undefined when the module skipped the batch).
 using TrainingStepFunction = std::function<torch::Tensor(Module& module, Batch& batch, int64_t batch_idx)>;
 
+struct PredictionDevices {
+  std::vector<Module*> modules;
+  int intra_op_threads = 0;  // per module's thread; 0: the process's setting
+};
+
 class Strategy {
  public:
   virtual ~Strategy() = default;
@@ -53,21 +58,37 @@ class Strategy {
   // After an optimizer step: every device gets the new weights.
   virtual void broadcast_weights(Module& module) {}
 
+  // The modules batch prediction runs predict_step on, one thread each, with the module's
+  // weights and in eval mode: the module itself unless the strategy has devices of its own.
+  // `cores`: the cores the process may use. Released by teardown().
+  virtual PredictionDevices prediction_devices(Module& module, Trainer& trainer, int cores) { return {{&module}, 0}; }
+
   // Among all processes of a run: which one this is, and how many there are.
   virtual int64_t global_rank() const { return 0; }
   virtual int64_t world_size() const { return 1; }
   bool is_global_zero() const { return global_rank() == 0; }
 };
 
-// The module itself, on this thread.
+// The module itself, on this thread. Chosen by `auto`, it predicts on one single-threaded
+// replica per core instead (when the module can replicate): rows come out the same and in
+// the same order, and the cores are used far better than by splitting small kernels.
 class SingleDeviceStrategy : public Strategy {
  public:
+  explicit SingleDeviceStrategy(bool replicate_for_prediction = false);
+  ~SingleDeviceStrategy() override;
   std::string name() const override { return "single_device"; }
   std::vector<torch::Tensor> training_step(Module& module, const std::vector<Batch*>& batches, int64_t first_batch_idx,
                                            const TrainingStepFunction& step) override;
+  PredictionDevices prediction_devices(Module& module, Trainer& trainer, int cores) override;
+  void teardown() override;
+
+ private:
+  bool replicate_for_prediction_;
+  std::unique_ptr<Strategy> predictor_;  // the replicas while predicting
 };
 
-// trainer.strategy: auto (single_device for one device, thread_replicas for more) |
+// trainer.strategy: auto (single_device for one device, predicting on a replica per core;
+// thread_replicas for more) |
 // single_device | thread_replicas. Throws std::invalid_argument naming the allowed values.
 std::unique_ptr<Strategy> make_strategy(const std::string& name, int64_t devices);
 const std::vector<std::string>& strategy_names();

@@ -34,6 +34,16 @@ void ThreadReplicaStrategy::setup(Module& main, Trainer& trainer) {
   broadcast_weights(main);
 }
 
+PredictionDevices ThreadReplicaStrategy::prediction_devices(Module& main, Trainer& trainer, int) {
+  setup(main, trainer);
+  PredictionDevices devices{{}, 1};
+  for (auto& replica : replicas_) {
+    replica->eval();
+    devices.modules.push_back(replica.get());
+  }
+  return devices;
+}
+
 void ThreadReplicaStrategy::teardown() {
   replicas_.clear();
   replica_params_.clear();

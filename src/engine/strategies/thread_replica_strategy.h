@@ -30,6 +30,8 @@ class ThreadReplicaStrategy : public Strategy {
   void reduce_gradients(Module& module) override;
   // Copies the main module's parameters and buffers into every replica.
   void broadcast_weights(Module& module) override;
+  // Fresh replicas with the module's weights, in eval mode: one prediction thread each.
+  PredictionDevices prediction_devices(Module& module, Trainer& trainer, int cores) override;
 
  private:
   int64_t devices_;
