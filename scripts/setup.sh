@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libspdlog-dev
   libboost-dev libcpp-httplib-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   python3 python3-sklearn python3-torch python3-numpy
   wrk
 )

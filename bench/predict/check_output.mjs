@@ -21,7 +21,9 @@ if (output.endsWith('.parquet')) {
   const metadata = await parquetMetadataAsync(file)
   rows = Number(metadata.num_rows)
   const read = async (at) => (await parquetReadObjects({ file, metadata, columns: ['inputs'], rowStart: at, rowEnd: at + 1 }))[0].inputs
-  firstLast = [JSON.parse(await read(0)), JSON.parse(await read(rows - 1))]
+  // hyparquet hands a JSON column over parsed; a plain string column would come as text.
+  const value = (v) => (typeof v === 'string' ? JSON.parse(v) : v)
+  firstLast = [value(await read(0)), value(await read(rows - 1))]
 } else {
   rows = count(output)
   firstLast = [JSON.parse(line(output, 'head')).inputs, JSON.parse(line(output, 'tail')).inputs]

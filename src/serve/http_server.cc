@@ -59,6 +59,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   int port = 0;
 
   std::atomic<bool> stopping{false};
+  std::mutex stop_mutex;
   std::mutex sessions_mutex;
   std::condition_variable sessions_closed;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -337,11 +338,8 @@ void HttpServer::start() {
 
 void HttpServer::stop() {
   Impl& s = *impl_;
-  if (s.stopping.exchange(true)) {
-    for (auto& t : s.threads)
-      if (t.joinable()) t.join();
-    return;
-  }
+  std::lock_guard<std::mutex> once(s.stop_mutex);  // a second caller returns once the first is done
+  if (s.stopping.exchange(true)) return;
   if (s.threads.empty()) {
     beast::error_code ignored;
     s.acceptor.close(ignored);

@@ -62,7 +62,10 @@ void check_keys(dom::object object, const KeyTrie& node, std::vector<std::string
                                        "unknown_fields=reject)",
                                        prefix(record, list), format_query_path(path), field_list));
     if (child->list && value.type() == dom::element_type::ARRAY) {
-      for (dom::element item : value.get_array().value_unsafe())
+      // Named, not iterated as a temporary: the range-for would outlive get_array()'s result
+      // (ASan: stack-use-after-scope, found by fuzz/fuzz_request_reader).
+      dom::array items = value.get_array().value_unsafe();
+      for (dom::element item : items)
         if (item.type() == dom::element_type::OBJECT)
           check_keys(item.get_object().value_unsafe(), *child, path, record, list, field_list);
     } else if (!child->leaf && !child->list && value.type() == dom::element_type::OBJECT) {

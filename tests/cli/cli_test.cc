@@ -150,6 +150,12 @@ TEST_F(Cli, HostileDataFilesFailClearlyOrReadAsText) {
   EXPECT_TRUE(r.code == 0 || (r.code == 1 && r.err.find(file.string() + ":2: ") != std::string::npos))
       << r.code << ": " << r.err.substr(0, 300);
 
+  // A number beyond a double: refused naming the line, as serve refuses it (not read as inf).
+  j2v::testing::write_lines(file, {record, R"({"amount": 1e400, "merchant": "books"})"});
+  r = predict(file.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(file.string() + ":2: malformed JSON"), std::string::npos) << r.err;
+
   // A UTF-8 byte-order mark is not part of the first record.
   j2v::testing::write_lines(file, {"\xEF\xBB\xBF" + record, record});
   r = predict(file.string());
