@@ -140,7 +140,10 @@ void build_level(std::vector<FieldSpec>& specs, int branch, const Address& paren
       int index = static_cast<int>(tree.branches.size());
       tree.branches.push_back(std::move(node));
       tree.branches[branch].children.push_back(static_cast<size_t>(index));
-      build_level(spec.children, index, tree.branches[index].address, tree, fields);
+      // A copy: the recursion appends branches, which may move the vector this lives in
+      // (ASan: heap-use-after-free, found by scripts/test.sh --sanitize).
+      const Address address = tree.branches[index].address;
+      build_level(spec.children, index, address, tree, fields);
       continue;
     }
     const Datatype* type;
