@@ -301,7 +301,9 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
   return o;
 }
 
-void print_metrics(const std::map<std::string, double>& metrics) {
+// Every rank of a data-parallel run has the same metrics: rank 0 prints them.
+void print_metrics(const engine::Trainer& trainer, const std::map<std::string, double>& metrics) {
+  if (!trainer.is_global_zero()) return;
   json out = json::object();
   for (const auto& [k, v] : metrics) out[k] = v;
   std::cout << out.dump() << std::endl;
@@ -515,10 +517,10 @@ int run_fit(engine::Trainer& trainer, engine::Module& module, engine::DataModule
   if (trainer.interrupted_by()) {
     out["interrupted"] = engine::signal_name(trainer.interrupted_by());
     out["checkpoint"] = trainer.interrupt_checkpoint();
-    std::cout << out.dump() << std::endl;
+    if (trainer.is_global_zero()) std::cout << out.dump() << std::endl;
     return 128 + trainer.interrupted_by();
   }
-  std::cout << out.dump() << std::endl;
+  if (trainer.is_global_zero()) std::cout << out.dump() << std::endl;
   return 0;
 }
 
@@ -552,8 +554,8 @@ int run_component_command(const Args& args, json cfg) {
   engine::Trainer trainer(build_trainer_options(cfg, cmd));
   use_configured_optimizer(cfg, trainer);
   if (cmd == "fit") return run_fit(trainer, *model, *data, args.ckpt_path);
-  if (cmd == "validate") print_metrics(trainer.validate(*model, *data, args.ckpt_path));
-  else if (cmd == "test") print_metrics(trainer.test(*model, *data, args.ckpt_path));
+  if (cmd == "validate") print_metrics(trainer, trainer.validate(*model, *data, args.ckpt_path));
+  else if (cmd == "test") print_metrics(trainer, trainer.test(*model, *data, args.ckpt_path));
   else {
     auto rows = trainer.predict(*model, *data, args.ckpt_path, false);
     for (auto& cb : trainer.callbacks())
@@ -640,9 +642,9 @@ int run_command(const Args& args) {
   if (cmd == "fit") {
     return run_fit(trainer, model, data, args.ckpt_path);
   } else if (cmd == "validate") {
-    print_metrics(trainer.validate(model, data, args.ckpt_path));
+    print_metrics(trainer, trainer.validate(model, data, args.ckpt_path));
   } else if (cmd == "test") {
-    print_metrics(trainer.test(model, data, args.ckpt_path));
+    print_metrics(trainer, trainer.test(model, data, args.ckpt_path));
   } else if (cmd == "predict") {
     trainer.predict(model, data, args.ckpt_path, false);
     for (auto& cb : trainer.callbacks())

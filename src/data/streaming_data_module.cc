@@ -147,6 +147,15 @@ int64_t StreamingDataModule::count_records(const std::vector<DiscoveredFile>& fi
   return n;
 }
 
+bool StreamingDataModule::shard(int64_t rank, int64_t world_size) {
+  if (options_.world_size() != 1 && options_.world_size() != world_size)
+    throw std::invalid_argument(fmt::format(
+        "data.streaming.world_size is {}, but the run has {} processes: leave it at 1 under trainer.strategy ddp",
+        options_.world_size(), world_size));
+  options_.rank(static_cast<int>(rank)).world_size(static_cast<int>(world_size));
+  return true;
+}
+
 void StreamingDataModule::setup(engine::Stage stage) {
   const auto& o = options_;
   if (stage == engine::Stage::kFit) {

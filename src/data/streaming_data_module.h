@@ -52,6 +52,9 @@ class StreamingDataModule : public engine::DataModule {
   StreamingDataModule(std::shared_ptr<RecordCodec> codec, StreamingDataOptions options);
 
   void setup(engine::Stage stage) override;
+  // A data-parallel run's rank and world size replace data.streaming.rank and world_size:
+  // each rank reads every world_size-th record of the files (statistics still come from all).
+  bool shard(int64_t rank, int64_t world_size) override;
   std::shared_ptr<engine::DataLoader> train_dataloader() override;
   std::shared_ptr<engine::DataLoader> val_dataloader() override;
   std::shared_ptr<engine::DataLoader> test_dataloader() override;

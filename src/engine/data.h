@@ -44,6 +44,10 @@ class DataModule {
  public:
   virtual ~DataModule() = default;
   virtual void prepare_data() {}
+  // Called before setup in a data-parallel run: a data module that gives each rank its own
+  // share itself (a stream reading every world_size-th record) takes it here and returns
+  // true; otherwise the Trainer deals the batches of its loaders out to the ranks.
+  virtual bool shard(int64_t rank, int64_t world_size) { return false; }
   virtual void setup(Stage stage) {}
   virtual std::shared_ptr<DataLoader> train_dataloader() { return nullptr; }
   virtual std::shared_ptr<DataLoader> val_dataloader() { return nullptr; }

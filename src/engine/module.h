@@ -19,6 +19,11 @@ struct LogOptions {
   bool prog_bar = false;
   bool logger = true;
   std::string reduce_fx = "mean";  // mean | sum | max | min
+  // In a data-parallel run, the epoch value over every rank's rows (reduced with reduce_fx)
+  // rather than this rank's own. Applies to values logged in training steps; evaluation runs
+  // every row on every rank, so its values are already the whole run's.
+  bool sync_dist = false;
+  LogOptions& sync(bool v = true) { sync_dist = v; return *this; }
   LogOptions& step(bool v) { on_step = v; return *this; }
   LogOptions& epoch(bool v) { on_epoch = v; return *this; }
   LogOptions& progress_bar(bool v = true) { prog_bar = v; return *this; }

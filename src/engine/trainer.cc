@@ -33,7 +33,15 @@ Trainer::~Trainer() = default;
 
 Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {
   TrainerOptions::parameters().check(options_, "trainer");
-  strategy_ = make_strategy(options_.strategy(), options_.devices());  // throws for bad devices
+  if (options_.accelerator() == "gpu" && !torch::cuda::is_available())
+    throw std::invalid_argument(
+        "trainer.accelerator is gpu, but no CUDA device is available to this LibTorch (Debian's is CPU-only): set "
+        "trainer.accelerator to cpu or auto");
+  StrategySettings settings;
+  settings.devices = options_.devices();
+  settings.num_nodes = options_.num_nodes();
+  settings.ddp_timeout_s = options_.ddp_timeout_s();
+  strategy_ = make_strategy(options_.strategy(), settings);  // throws for bad devices
   if (options_.val_check_interval().value <= 0)
     throw std::invalid_argument("trainer.val_check_interval must be a fraction in (0, 1] or a number of batches >= 1");
   mixed_precision_ = is_mixed_precision(options_.precision());  // throws for an unknown precision
@@ -53,15 +61,20 @@ int Trainer::cores() const {
 
 void Trainer::set_num_threads() const { torch::set_num_threads(strategy_->intra_op_threads(cores())); }
 
+int64_t Trainer::global_rank() const { return strategy_->global_rank(); }
+int64_t Trainer::world_size() const { return strategy_->world_size(); }
+
 void Trainer::setup_run(Module& module, bool for_fit) {
   module.attach_trainer(this);
+  strategy_->setup_environment(*this);
   set_num_threads();
   if (options_.seed()) torch::manual_seed(static_cast<uint64_t>(*options_.seed()));
   callback_metrics_.clear();
   progress_bar_metrics_.clear();
   if (!for_fit || options_.fast_dev_run()) return;
-  // A fresh version directory per fit, like Lightning's lightning_logs/version_N.
-  if (run_dir_.empty()) {
+  // A fresh version directory per fit, like Lightning's lightning_logs/version_N: rank 0's,
+  // which the other ranks of a data-parallel run name too but never write to.
+  if (run_dir_.empty() && is_global_zero()) {
     fs::create_directories(options_.default_root_dir());
     for (int version = 0;; ++version) {
       fs::path dir = fs::path(options_.default_root_dir()) / fmt::format("version_{}", version);
@@ -71,6 +84,10 @@ void Trainer::setup_run(Module& module, bool for_fit) {
         break;
       }
     }
+  }
+  if (world_size() > 1) {
+    run_dir_ = strategy_->all_gather(run_dir_, "sharing rank 0's run directory")[0];
+    if (!is_global_zero()) loggers_.clear();  // loggers and the progress bar: rank 0 only
   }
   attach_default_callbacks();
 }

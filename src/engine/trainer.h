@@ -83,6 +83,10 @@ class Trainer {
   void count_manual_step() { ++global_step_; }
   std::vector<std::shared_ptr<Callback>>& callbacks() { return callbacks_; }
   Strategy& strategy() { return *strategy_; }
+  // Among the processes of a data-parallel run (0 and 1 in a single process).
+  int64_t global_rank() const;
+  int64_t world_size() const;
+  bool is_global_zero() const { return global_rank() == 0; }
   std::vector<OptimizerConfig>& optimizers() { return optimizers_; }
 
   // Writes a complete, resumable checkpoint atomically.
@@ -145,7 +149,9 @@ class Trainer {
     double sum = 0, weight = 0, extreme = 0;
     std::string reduce;
     bool prog_bar = false, logger = true;
+    bool sync_dist = false;  // reduced across ranks when the epoch ends
   };
+  void sync_epoch_accumulators();
   std::map<std::string, Accumulator> epoch_accumulators_;
   nlohmann::json accumulators_json() const;
   void load_accumulators(const nlohmann::json& state);

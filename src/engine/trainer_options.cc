@@ -41,7 +41,15 @@ const Parameters<TrainerOptions>& TrainerOptions::parameters() {
                "devices); on CPU, model replicas on threads").between(1, 64)
           .add("strategy", &O::strategy_,
                "where training steps run: auto (single_device for one device, thread_replicas for more), single_device, "
-               "or thread_replicas (a model replica per CPU thread)").one_of(strategy_names())
+               "thread_replicas (a model replica per CPU thread), or ddp (a process per device, PyTorch's c10d with "
+               "Gloo; also under torchrun or srun, which set RANK, WORLD_SIZE and LOCAL_RANK)").one_of(strategy_names())
+          .add("num_nodes", &O::num_nodes_,
+               "machines of a ddp run; start the same command on each with NODE_RANK, MASTER_ADDR and MASTER_PORT set")
+          .at_least(1)
+          .add("ddp_timeout_s", &O::ddp_timeout_s_,
+               "seconds a ddp rank waits for the others (rendezvous, each collective) before failing").at_least(1)
+          .add("accelerator", &O::accelerator_,
+               "cpu, gpu, or auto (cpu here: this build's LibTorch has no CUDA)").one_of({"auto", "cpu", "gpu"})
           .add("default_root_dir", &O::default_root_dir_, "directory for logs and checkpoints")
           .add("enable_progress_bar", &O::enable_progress_bar_, "show a progress bar")
           .add("enable_checkpointing", &O::enable_checkpointing_, "save checkpoints (see the checkpoint section)")
@@ -58,7 +66,9 @@ const Parameters<TrainerOptions>& TrainerOptions::parameters() {
           .add("check_val_every_n_epoch", &O::check_val_every_n_epoch_, "validate after every this many epochs").at_least(1)
           .add("deterministic", &O::deterministic_, "use deterministic algorithms only (an error where none exists)")
           .add("profiler", &O::profiler_,
-               "simple: time each hook and step, printed and written to <run dir>/fit-profiler.txt").one_of({"none", "simple"})
+               "simple: time each hook and step, printed and written to <run dir>/fit-profiler.txt; "
+               "ops: LibTorch's operator profiler over the training epochs, self time per operator and shapes "
+               "and GEMM multiply-adds per step, written to <run dir>/fit-ops.txt").one_of({"none", "simple", "ops"})
           .add("log_every_n_steps", &O::log_every_n_steps_, "log training metrics every this many optimizer steps").at_least(1)
           .add("handle_signals", &O::handle_signals_,
                "SIGINT / SIGTERM during fit finish the step, write a resumable checkpoint and return");

@@ -42,6 +42,9 @@ struct TrainerOptions {
   J2V_ARG(int64_t, num_threads) = 0;
   J2V_ARG(int64_t, devices) = 1;
   J2V_ARG(std::string, strategy) = "auto";
+  J2V_ARG(int64_t, num_nodes) = 1;
+  J2V_ARG(int64_t, ddp_timeout_s) = 1800;
+  J2V_ARG(std::string, accelerator) = "auto";
   J2V_ARG(std::string, default_root_dir) = "runs";
   J2V_ARG(bool, enable_progress_bar) = true;
   J2V_ARG(bool, enable_checkpointing) = true;

@@ -316,7 +316,7 @@ torch::Tensor ModelImpl::training_step(engine::Batch& batch_base, int64_t) {
   auto l = loss(out, batch.fields(), decode, false);
   // Nothing decoded (masks alone, and every list of the batch empty): skip the batch.
   if (!l.requires_grad()) return {};
-  log("loss/train", l, engine::LogOptions().step(false).epoch(true).progress_bar());
+  log("loss/train", l, engine::LogOptions().step(false).epoch(true).progress_bar().sync());
   return l;
 }
 

@@ -2,29 +2,19 @@
 
 #include <cmath>
 
-namespace j2v::nn {
+#include "nn/short_attention.h"
 
-namespace {
-// LibTorch's CPU bmm runs one tiny GEMM per (batch, head) through the dispatcher, which
-// dominated training time on records of a few dozen fields. For short sequences the same
-// products as broadcast multiply + sum are a handful of vectorised kernels instead.
-bool use_broadcast(const torch::Tensor& q, const torch::Tensor& k) {
-  return q.device().is_cpu() && q.size(-2) * k.size(-2) * q.size(-1) <= (1 << 14);
-}
-}  // namespace
+namespace j2v::nn {
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& padding, double dropout, bool training) {
+  if (short_attention_applies(q, k)) return short_attention(q, k, v, padding, dropout, training);
   double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  bool broadcast = use_broadcast(q, k);
-  // [B, h, Q, T]
-  auto scores = broadcast ? (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * scale
-                          : torch::matmul(q, k.transpose(-2, -1)) * scale;
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, h, Q, T]
   if (padding.defined()) scores = scores.masked_fill(padding.unsqueeze(1).unsqueeze(2), -1e9);
   auto weights = torch::softmax(scores, -1);
   if (training && dropout > 0) weights = torch::dropout(weights, dropout, true);
-  // [B, h, Q, dh]
-  return broadcast ? (weights.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2) : torch::matmul(weights, v);
+  return torch::matmul(weights, v);  // [B, h, Q, dh]
 }
 
 torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions) {
@@ -56,8 +46,11 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   int64_t B = x.size(0), T = x.size(1), d = x.size(2), dh = d / n_heads_;
   torch::Tensor q, k, v;
   if (qkv_) {
-    auto qkv = qkv_(x).view({B, T, 3, n_heads_, dh}).permute({2, 0, 3, 1, 4});  // [3, B, h, T, dh]
-    q = qkv[0], k = qkv[1], v = qkv[2];
+    auto qkv = qkv_(x).view({B, T, 3, n_heads_, dh});
+    auto slot = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };  // [B, h, T, dh]
+    if (!positions.defined() && short_attention_applies(slot(0), slot(1)))
+      return out_(short_self_attention(qkv, padding, dropout_, is_training()).transpose(1, 2).reshape({B, T, d}));
+    q = slot(0), k = slot(1), v = slot(2);
   } else {
     q = q_(x).view({B, T, n_heads_, dh}).transpose(1, 2);
     auto kv = kv_(x).view({B, T, 2, n_kv_heads_, dh}).permute({2, 0, 3, 1, 4});  // [2, B, kvh, T, dh]

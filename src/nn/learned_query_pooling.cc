@@ -1,6 +1,7 @@
 #include "nn/learned_query_pooling.h"
 
 #include "nn/attention.h"
+#include "nn/short_attention.h"
 
 namespace j2v::nn {
 
@@ -18,8 +19,11 @@ torch::Tensor LearnedQueryPoolingImpl::forward(const torch::Tensor& x, const tor
   auto queries = which.defined() ? queries_.index_select(0, which) : queries_;
   int64_t B = x.size(0), T = x.size(1), d = x.size(2), Q = queries.size(0), dh = d / n_heads_;
   auto q = q_(queries).view({1, Q, n_heads_, dh}).permute({0, 2, 1, 3}).expand({B, n_heads_, Q, dh});
-  auto kv = kv_(x).view({B, T, 2, n_heads_, dh}).permute({2, 0, 3, 1, 4});  // [2, B, h, T, dh]
-  auto y = attend(q, kv[0], kv[1], padding, dropout_, is_training());
+  auto kv = kv_(x).view({B, T, 2, n_heads_, dh});
+  auto keys = kv.select(2, 0).transpose(1, 2);  // [B, h, T, dh]
+  auto y = short_attention_applies(q, keys)
+               ? short_cross_attention(q, kv, padding, dropout_, is_training())
+               : attend(q, keys, kv.select(2, 1).transpose(1, 2), padding, dropout_, is_training());
   return norm_(out_(y.transpose(1, 2).reshape({B, Q, d})) + queries.unsqueeze(0));
 }
 

@@ -1,5 +1,7 @@
 #include "nn/transformer_block.h"
 
+#include "nn/residual_dropout.h"
+
 namespace j2v::nn {
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads,
@@ -18,10 +20,10 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, dou
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& padding,
                                            const torch::Tensor& positions) {
-  auto h = attention_ ? x + torch::dropout(attention_->forward(norm1_(x), padding, positions), dropout_, is_training())
+  auto h = attention_ ? residual_dropout(x, attention_->forward(norm1_(x), padding, positions), dropout_, is_training())
                       : x;
   auto ff = ff_out_(torch::gelu(ff_in_(norm2_(h))));
-  return h + torch::dropout(ff, dropout_, is_training());
+  return residual_dropout(h, ff, dropout_, is_training());
 }
 
 }  // namespace j2v::nn

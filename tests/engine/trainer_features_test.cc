@@ -496,6 +496,23 @@ TEST(Trainer, SimpleProfilerTimesEveryStepAndWritesAReport) {
   fs::remove_all(root);
 }
 
+TEST(Trainer, OpsProfilerReportsOperatorsAndGemmWorkOfTrainingSteps) {
+  auto root = j2v::testing::temp_dir("ops-profiler");
+  Classifier module;
+  ClassData data;
+  Trainer trainer(quiet(root).max_epochs(2).profiler("ops"));
+  trainer.fit(module, data);
+  std::ifstream report(fs::path(trainer.run_dir()) / "fit-ops.txt");
+  std::string text((std::istreambuf_iterator<char>(report)), {});
+  // The linear layers' products, with their shapes; the steps of both epochs, not validation's.
+  EXPECT_NE(text.find("aten::addmm ["), std::string::npos) << text;
+  EXPECT_NE(text.find("over 32 training steps"), std::string::npos) << text;
+  auto at = text.find("matrix multiplications: ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stod(text.substr(at + 24)), 0.0);
+  fs::remove_all(root);
+}
+
 TEST(Scheduler, StepOneCycleAndPlateauMatchPyTorch) {
   auto p = torch::zeros({1}, torch::requires_grad());
   auto lr_of = [](torch::optim::Optimizer& o) { return o.param_groups()[0].options().get_lr(); };

@@ -65,7 +65,7 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
       saved_this_epoch = path;
       for (const auto& old : evicted) {
         std::error_code ignored;
-        fs::remove(old, ignored);
+        if (trainer.is_global_zero()) fs::remove(old, ignored);
       }
     }
   } else if (!stale && it == metrics.end() && !warned_missing_) {
@@ -77,11 +77,14 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
     last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
     // The epoch's ranked checkpoint is the same state: link it instead of writing it twice
     // (checkpoint files are only ever replaced by rename, never changed in place).
-    if (saved_this_epoch.empty() || !link_as(saved_this_epoch, last_model_path_))
+    if (!trainer.is_global_zero()) {
+      // Rank 0 writes the files; every rank keeps the same ranking.
+    } else if (saved_this_epoch.empty() || !link_as(saved_this_epoch, last_model_path_)) {
       trainer.save_checkpoint(last_model_path_, module);
+    }
   }
   if (best_model_path_.empty()) best_model_path_ = last_model_path_;
-  write_index();
+  if (trainer.is_global_zero()) write_index();
 }
 
 bool ModelCheckpoint::link_as(const std::string& existing, const std::string& target) {
@@ -93,7 +96,7 @@ std::string ModelCheckpoint::save_last(Trainer& trainer, Module& module) {
   last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
   trainer.save_checkpoint(last_model_path_, module);
   if (best_model_path_.empty()) best_model_path_ = last_model_path_;
-  write_index();
+  if (trainer.is_global_zero()) write_index();
   return last_model_path_;
 }
 

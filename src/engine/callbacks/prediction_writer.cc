@@ -32,7 +32,7 @@ PredictionWriter::PredictionWriter(PredictionWriterOptions options) : options_(s
 PredictionWriter::~PredictionWriter() = default;
 
 std::string PredictionWriter::output_path() const {
-  return (std::filesystem::path(options_.path()) / fmt::format("rank-{}.{}", options_.local_rank(), options_.format()))
+  return (std::filesystem::path(options_.path()) / fmt::format("rank-{}.{}", rank_ >= 0 ? rank_ : options_.local_rank(), options_.format()))
       .string();
 }
 
@@ -47,7 +47,8 @@ ValueType infer_type(const nlohmann::json& v) {
 }
 }  // namespace
 
-void PredictionWriter::on_predict_start(Trainer&, Module& module) {
+void PredictionWriter::on_predict_start(Trainer& trainer, Module& module) {
+  rank_ = trainer.world_size() > 1 ? trainer.global_rank() : options_.local_rank();
   writer_.reset();
   columns_.clear();
   // A postprocessor reshapes rows, so the module's column types no longer describe them.

@@ -34,7 +34,8 @@ class PredictionWriter : public Callback {
   explicit PredictionWriter(PredictionWriterOptions options = {});
   ~PredictionWriter() override;
   std::string state_key() const override { return "PredictionWriter"; }
-  void on_predict_start(Trainer&, Module&) override;
+  // The file is rank-N.<format>: N is the process's rank in a data-parallel run, else local_rank.
+  void on_predict_start(Trainer& trainer, Module&) override;
   void on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch&, int64_t batch_idx) override;
   void on_predict_end(Trainer&, Module&) override;
   void on_exception(Trainer&, Module&, const std::exception&) override;
@@ -43,6 +44,7 @@ class PredictionWriter : public Callback {
   const PredictionWriterOptions& options() const { return options_; }
 
  private:
+  int64_t rank_ = -1;  // set when prediction starts
   PredictionWriterOptions options_;
   std::unique_ptr<io::RowWriter> writer_;
   std::vector<io::ColumnType> columns_;

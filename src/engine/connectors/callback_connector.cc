@@ -9,7 +9,7 @@
 namespace j2v::engine {
 
 void Trainer::attach_default_callbacks() {
-  if (options_.logger() && loggers_.empty()) loggers_.push_back(std::make_shared<CSVLogger>(run_dir_));
+  if (options_.logger() && loggers_.empty() && is_global_zero()) loggers_.push_back(std::make_shared<CSVLogger>(run_dir_));
   for (auto& logger : loggers_) logger->set_run_dir(run_dir_);
   bool has_checkpoint = false, has_bar = false;
   for (auto& cb : callbacks_) {
@@ -18,7 +18,7 @@ void Trainer::attach_default_callbacks() {
   }
   if (options_.enable_checkpointing() && !has_checkpoint)
     callbacks_.push_back(std::make_shared<ModelCheckpoint>(ModelCheckpointOptions()));
-  if (options_.enable_progress_bar() && !has_bar) callbacks_.push_back(std::make_shared<ProgressBar>());
+  if (options_.enable_progress_bar() && !has_bar && is_global_zero()) callbacks_.push_back(std::make_shared<ProgressBar>());
   // Two callbacks with one state key would share (and overwrite) each other's checkpoint state.
   std::set<std::string> keys;
   for (auto& cb : callbacks_)

@@ -48,6 +48,7 @@ std::string Trainer::resolve_checkpoint(const std::string& ckpt_path) const {
 }
 
 void Trainer::save_checkpoint(const std::string& path, Module& module) {
+  if (!is_global_zero()) return;  // every rank holds the same state; rank 0 writes it
   CheckpointWriter writer;
   nlohmann::json module_state = nlohmann::json::object();
   module.on_save_checkpoint(module_state);
@@ -62,7 +63,8 @@ void Trainer::save_checkpoint(const std::string& path, Module& module) {
                  {"callbacks", callbacks},
                  {"schedulers", schedulers},
                  {"callback_metrics", callback_metrics_},
-                 {"batch_in_epoch", batches_in_epoch_}};
+                 {"batch_in_epoch", batches_in_epoch_},
+                 {"world_size", world_size()}};
   // A checkpoint inside an epoch (an interrupted fit) resumes that epoch's running means too.
   if (batches_in_epoch_ > 0) writer.meta["epoch_metrics"] = accumulators_json();
   if (!options_.config().is_null()) writer.meta["config"] = options_.config();
@@ -98,6 +100,13 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
   }
   if (!full) return;
   const auto& meta = reader.meta();
+  // A resumed epoch continues each rank's share of the batches: that needs the same ranks.
+  int64_t saved_world = meta.value("world_size", int64_t{1});
+  if (saved_world != world_size())
+    throw CheckpointError(fmt::format(
+        "checkpoint '{}' was written by a run of {} process(es), this run has {}: resume with the same "
+        "trainer.devices x trainer.num_nodes, or start a new fit from its weights",
+        path, saved_world, world_size()));
   current_epoch_ = meta.value("epoch", int64_t{0});
   global_step_ = meta.value("global_step", int64_t{0});
   for (size_t i = 0; i < optimizers_.size(); ++i) {

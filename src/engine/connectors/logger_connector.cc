@@ -1,6 +1,9 @@
 // What modules log: step values, epoch means (weighted by batch rows), what the progress bar
 // and callbacks see, and what goes to the loggers (Lightning's _LoggerConnector).
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <limits>
 
 #include "engine/profiler.h"
 #include "engine/trainer.h"
@@ -49,6 +52,7 @@ void Trainer::record_log(const std::string& name, double value, const LogOptions
     acc.reduce = options.reduce_fx;
     acc.prog_bar = options.prog_bar;
     acc.logger = options.logger;
+    acc.sync_dist = acc.sync_dist || (options.sync_dist && in_training_step_);
     double w = static_cast<double>(logging_batch_size());
     if (options.reduce_fx == "sum") acc.sum += value;
     else if (options.reduce_fx == "max") acc.extreme = std::max(acc.extreme, value);
@@ -61,7 +65,41 @@ void Trainer::record_log(const std::string& name, double value, const LogOptions
 
 void Trainer::begin_epoch_metrics() { epoch_accumulators_.clear(); }
 
+void Trainer::sync_epoch_accumulators() {
+  std::vector<std::string> names;
+  for (const auto& [name, acc] : epoch_accumulators_)
+    if (acc.sync_dist) names.push_back(name);
+  // Collectives pair up by order: every rank must reduce the same values.
+  auto all = strategy_->all_gather(fmt::format("{}", fmt::join(names, "\n")), "comparing the logged metrics");
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      throw std::runtime_error(fmt::format(
+          "rank {} logged other values with sync_dist this epoch than rank 0 ('{}' against '{}'): log the same names "
+          "on every rank",
+          r, all[r], all[0]));
+  if (names.empty()) return;
+  std::vector<double> sums, highs, lows;
+  for (const auto& name : names) {
+    const auto& acc = epoch_accumulators_.at(name);
+    sums.push_back(acc.sum);
+    sums.push_back(acc.weight);
+    highs.push_back(acc.reduce == "max" ? acc.extreme : -std::numeric_limits<double>::infinity());
+    lows.push_back(acc.reduce == "min" ? acc.extreme : std::numeric_limits<double>::infinity());
+  }
+  sums = strategy_->all_reduce(sums, Reduction::kSum, "summing the logged metrics");
+  highs = strategy_->all_reduce(highs, Reduction::kMax, "the logged metrics' maxima");
+  lows = strategy_->all_reduce(lows, Reduction::kMin, "the logged metrics' minima");
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto& acc = epoch_accumulators_.at(names[i]);
+    acc.sum = sums[2 * i];
+    acc.weight = sums[2 * i + 1];
+    if (acc.reduce == "max") acc.extreme = highs[i];
+    if (acc.reduce == "min") acc.extreme = lows[i];
+  }
+}
+
 std::map<std::string, double> Trainer::end_epoch_metrics() {
+  if (world_size() > 1) sync_epoch_accumulators();
   std::map<std::string, double> logged;
   for (auto& [name, acc] : epoch_accumulators_) {
     double v = acc.reduce == "sum" ? acc.sum : (acc.reduce == "max" || acc.reduce == "min") ? acc.extreme

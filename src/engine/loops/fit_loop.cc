@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "base/atomic_file.h"
+#include "engine/distributed/sharded_loader.h"
+#include "engine/op_profiler.h"
 #include "engine/profiler.h"
 #include "engine/stop_signal.h"
 #include "engine/trainer.h"
@@ -42,10 +44,13 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   } data_scope{data_};
   data_ = &data;
   data.prepare_data();
+  bool data_shards_itself = world_size() > 1 && data.shard(global_rank(), world_size());
   data.setup(Stage::kFit);
   module.setup(Stage::kFit);
   auto train_loader = data.train_dataloader();
   if (!train_loader) throw std::invalid_argument("fit needs training data: the data module has no train split");
+  if (world_size() > 1 && !data_shards_itself)
+    train_loader = std::make_shared<ShardedLoader>(train_loader, global_rank(), world_size(), /*equal_shares=*/true);
   if (train_loader->endless() && options_.limit_train_batches().is_fraction && options_.max_steps() <= 0)
     throw std::invalid_argument(
         "the training stream never ends (sampling with replacement): set trainer.limit_train_batches to a number of "
@@ -79,12 +84,22 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
   for (auto& logger : loggers_) logger->log_hyperparams(module.hparams());
   StopSignalScope signals(options_.handle_signals() && !options_.fast_dev_run());
   DeterministicScope deterministic(options_.deterministic());
+  std::unique_ptr<OpProfiler> op_profiler;
+  if (options_.profiler() == "ops") op_profiler = std::make_unique<OpProfiler>();
+  int64_t op_profiled_steps = 0;
   try {
     module.on_fit_start();
     for (auto& cb : callbacks_) cb->on_fit_start(*this, module);
     module.on_train_start();
     while ((options_.max_epochs() < 0 || current_epoch_ < options_.max_epochs()) && !should_stop) {
-      run_train_epoch(module, *train_loader, val_loader.get());
+      {
+        // The operator profiler sees training epochs only, not validation.
+        int64_t steps_before = global_step_;
+        if (op_profiler) op_profiler->start();
+        run_train_epoch(module, *train_loader, val_loader.get());
+        if (op_profiler) op_profiler->stop();
+        op_profiled_steps += global_step_ - steps_before;
+      }
       if (interrupted_by_) break;
       bool validate = val_loader && validates_after_epoch(current_epoch_) &&
                       batches_to_run(options_.limit_val_batches(), *val_loader, "limit_val_batches") != 0;
@@ -118,6 +133,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     }
     for (auto& logger : loggers_) logger->finalize();
   } catch (const std::exception& e) {
+    if (op_profiler) op_profiler->stop();
     for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
     for (auto& logger : loggers_) logger->finalize();
     throw;
@@ -129,6 +145,11 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
         profiler_->report(std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count());
     std::cerr << "fit profile (wall time per action):\n" << report;
     if (!run_dir_.empty()) write_file_atomically((fs::path(run_dir_) / "fit-profiler.txt").string(), report);
+  }
+  if (op_profiler) {
+    std::string report = op_profiler->report(op_profiled_steps);
+    std::cerr << "fit operator profile (training epochs):\n" << report;
+    if (!run_dir_.empty()) write_file_atomically((fs::path(run_dir_) / "fit-ops.txt").string(), report);
   }
 }
 

@@ -1,6 +1,7 @@
 // predict (Lightning's _PredictionLoop): rows from predict_step, handed to callbacks (the
 // prediction writer) batch by batch in batch order, and returned when asked for. The batches
 // run through a PredictionPipeline: reading, predict_step and the callbacks overlap.
+#include "engine/distributed/sharded_loader.h"
 #include "base/raw_json.h"
 #include "engine/loops/prediction_pipeline.h"
 #include "engine/trainer.h"
@@ -17,11 +18,16 @@ nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::opt
   setup_run(module, false);
   stage_ = Stage::kPredict;
   data.prepare_data();
+  bool data_shards_itself = world_size() > 1 && data.shard(global_rank(), world_size());
   data.setup(Stage::kPredict);
   module.setup(Stage::kPredict);
   if (!path.empty()) restore(path, module, false);
   auto loader = data.predict_dataloader();
   if (!loader) throw std::invalid_argument("predict needs data: the data module has no predict split");
+  // Each rank predicts its own batches (every one exactly once across the ranks) and its
+  // writer writes them to its own file, in input order.
+  if (world_size() > 1 && !data_shards_itself)
+    loader = std::make_shared<ShardedLoader>(loader, global_rank(), world_size(), /*equal_shares=*/false);
   module.eval();
   nlohmann::json all = nlohmann::json::array();
   try {

@@ -18,6 +18,11 @@ bool Trainer::validates_after_epoch(int64_t epoch) const {
 
 bool Trainer::stop_requested() {
   if (!interrupted_by_) interrupted_by_ = StopSignalScope::received();
+  if (world_size() > 1) {
+    // Every rank stops at the same step, or the others would wait in a collective forever.
+    auto agreed = strategy_->all_reduce({static_cast<double>(interrupted_by_)}, Reduction::kMax, "agreeing to stop");
+    interrupted_by_ = static_cast<int>(agreed[0]);
+  }
   return interrupted_by_ != 0;
 }
 
@@ -98,6 +103,11 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
         if (!batch) break;
         batches.push_back(std::move(batch));
       }
+    }
+    if (world_size() > 1) {
+      // Ranks whose shares end unevenly (streams) all end the epoch with the first that runs out.
+      auto agreed = strategy_->all_reduce({batches.empty() ? 1.0 : 0.0}, Reduction::kMax, "agreeing on the next step");
+      if (agreed[0] > 0) break;
     }
     if (batches.empty()) break;
     views.clear();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "engine/module.h"
+#include "engine/strategies/ddp_strategy.h"
 #include "engine/strategies/thread_replica_strategy.h"
 
 namespace j2v::engine {
@@ -33,12 +34,24 @@ std::vector<torch::Tensor> SingleDeviceStrategy::training_step(Module& module, c
 }
 
 const std::vector<std::string>& strategy_names() {
-  static const std::vector<std::string> names = {"auto", "single_device", "thread_replicas"};
+  static const std::vector<std::string> names = {"auto", "single_device", "thread_replicas", "ddp"};
   return names;
 }
 
 std::unique_ptr<Strategy> make_strategy(const std::string& name, int64_t devices) {
+  StrategySettings settings;
+  settings.devices = devices;
+  return make_strategy(name, settings);
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySettings& settings) {
+  int64_t devices = settings.devices;
   if (devices < 1) throw std::invalid_argument("trainer.devices must be >= 1");
+  if (settings.num_nodes < 1) throw std::invalid_argument("trainer.num_nodes must be >= 1");
+  if (settings.num_nodes > 1 && name != "ddp")
+    throw std::invalid_argument(fmt::format(
+        "trainer.num_nodes is {}: several machines need trainer.strategy ddp (got '{}')", settings.num_nodes, name));
+  if (name == "ddp") return std::make_unique<DdpStrategy>(devices, settings.num_nodes, settings.ddp_timeout_s);
   if (name == "auto") {
     if (devices > 1) return make_strategy("thread_replicas", devices);
     return std::make_unique<SingleDeviceStrategy>(/*replicate_for_prediction=*/true);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/data.h"
+#include "engine/distributed/reduction.h"
 
 namespace j2v::engine {
 
@@ -38,6 +39,9 @@ class Strategy {
   virtual ~Strategy() = default;
   virtual std::string name() const = 0;
 
+  // Once per process, before a run sets up its data and module: a multi-process strategy
+  // starts or joins its processes here. Later runs of the same Trainer reuse them.
+  virtual void setup_environment(Trainer& trainer) {}
   // Before the first step of a fit, once the module's weights are final (built, restored).
   virtual void setup(Module& module, Trainer& trainer) {}
   virtual void teardown() {}
@@ -67,6 +71,16 @@ class Strategy {
   virtual int64_t global_rank() const { return 0; }
   virtual int64_t world_size() const { return 1; }
   bool is_global_zero() const { return global_rank() == 0; }
+  // Processes of this run on this machine (they share its cores).
+  virtual int64_t local_world_size() const { return 1; }
+
+  // Collectives over the run's processes, in the same order on every rank; one process gets
+  // its own values back. `what` names the collective in errors.
+  virtual std::vector<double> all_reduce(const std::vector<double>& values, Reduction op, const char* what) {
+    return values;
+  }
+  virtual std::vector<std::string> all_gather(const std::string& bytes, const char* what) { return {bytes}; }
+  virtual void barrier(const char* what) {}
 };
 
 // The module itself, on this thread. Chosen by `auto`, it predicts on one single-threaded
@@ -88,8 +102,14 @@ class SingleDeviceStrategy : public Strategy {
 };
 
 // trainer.strategy: auto (single_device for one device, predicting on a replica per core;
-// thread_replicas for more) |
-// single_device | thread_replicas. Throws std::invalid_argument naming the allowed values.
+// thread_replicas for more) | single_device | thread_replicas | ddp (a process per device,
+// on num_nodes machines). Throws std::invalid_argument naming the allowed values.
+struct StrategySettings {
+  int64_t devices = 1;
+  int64_t num_nodes = 1;
+  int64_t ddp_timeout_s = 1800;
+};
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategySettings& settings);
 std::unique_ptr<Strategy> make_strategy(const std::string& name, int64_t devices);
 const std::vector<std::string>& strategy_names();
 

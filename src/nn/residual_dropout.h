@@ -1,0 +1,16 @@
+#pragma once
+// residual + dropout(branch) as one kernel each way. LibTorch's CPU dropout draws each
+// element's Bernoulli sample from a 64-bit Mersenne Twister behind a lock (about 12 ns an
+// element: a tenth of a nested training step), then multiplies and adds in separate passes.
+// Here the keep decisions come from a counter-based hash of (seed, element): cheap, the same
+// for any thread count, and recomputed in the backward pass instead of stored. The seed is
+// one draw from LibTorch's default generator, so torch::manual_seed still fixes every mask.
+#include <torch/torch.h>
+
+namespace j2v::nn {
+
+// residual + branch * keep / (1 - p), keep ~ Bernoulli(1 - p) per element, while training;
+// residual + branch otherwise. Both operands have the same shape.
+torch::Tensor residual_dropout(const torch::Tensor& residual, const torch::Tensor& branch, double p, bool training);
+
+}  // namespace j2v::nn

@@ -1,0 +1,381 @@
+#include "nn/short_attention.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+// Function clones for wider vector units (GCC's ifunc multiversioning on x86-64).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define J2V_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define J2V_VECTOR_CLONES
+#endif
+#define J2V_ALWAYS_INLINE __attribute__((always_inline))
+
+namespace j2v::nn {
+
+namespace {
+
+// Longer key sequences go to GEMM-based attention, where the products are big enough for BLAS.
+constexpr int64_t kMaxKeys = 128;
+// An absent key scores this, as masked_fill does in the general path: a row with every key
+// absent attends uniformly rather than producing NaN.
+constexpr double kAbsentScore = -1e9;
+
+// A [B, h, L, dh] operand addressed through its strides (the caller's views are permutations
+// of a fused projection; copying them to contiguous tensors first would cost as much as the
+// attention itself).
+template <typename T>
+struct Strided4 {
+  T* data;
+  int64_t b, h, l, d;
+  explicit Strided4(const torch::Tensor& t)
+      : data(t.data_ptr<T>()), b(t.stride(0)), h(t.stride(1)), l(t.stride(2)), d(t.stride(3)) {}
+  T* at(int64_t bi, int64_t hi, int64_t li) const { return data + bi * b + hi * h + li * l; }
+};
+
+template <typename T>
+J2V_ALWAYS_INLINE inline T dot(const T* x, int64_t x_step, const T* y, int64_t y_step, int64_t n) {
+  T s = 0;
+  if (x_step == 1 && y_step == 1) {
+    // Eight running sums: a single one is a dependency chain the compiler may not reorder
+    // (floating-point addition is not associative), so it would not vectorise.
+    T lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t e = 0;
+    for (; e + 8 <= n; e += 8)
+      for (int u = 0; u < 8; ++u) lanes[u] += x[e + u] * y[e + u];
+    for (; e < n; ++e) s += x[e] * y[e];
+    for (int u = 0; u < 8; ++u) s += lanes[u];
+  } else {
+    for (int64_t e = 0; e < n; ++e) s += x[e * x_step] * y[e * y_step];
+  }
+  return s;
+}
+
+// out[e] += a * x[e]
+template <typename T>
+J2V_ALWAYS_INLINE inline void axpy(T a, const T* x, int64_t x_step, T* out, int64_t n) {
+  if (x_step == 1) {
+    for (int64_t e = 0; e < n; ++e) out[e] += a * x[e];
+  } else {
+    for (int64_t e = 0; e < n; ++e) out[e] += a * x[e * x_step];
+  }
+}
+
+// The operands' sizes, and the grain of the parallel loop over (batch, head) pairs.
+struct Shape {
+  int64_t B, H, Q, T, D;
+  explicit Shape(const torch::Tensor& q, const torch::Tensor& k)
+      : B(q.size(0)), H(q.size(1)), Q(q.size(2)), T(k.size(2)), D(q.size(3)) {}
+  int64_t pairs() const { return B * H; }
+  int64_t grain() const { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, Q * T * D)); }
+};
+
+// A [B, h, L, dh] tensor whose memory is [B, L, h, dh]: heads merge with a view afterwards.
+torch::Tensor heads_last_layout(int64_t B, int64_t H, int64_t L, int64_t D, const torch::TensorOptions& options) {
+  return torch::zeros({B, L, H, D}, options).permute({0, 2, 1, 3});
+}
+
+// The kernels' operands as raw pointers and strides.
+template <typename T>
+struct PairArgs {
+  Shape s;
+  Strided4<T> Q, K, V;
+  const bool* absent;  // [B, T], or null
+  const T* keep;       // [B*h, Q, T] dropout keep-scales, or null
+  T scale;
+};
+
+// Forward for pairs [begin, end): out = dropout(softmax(scale * q k^T, absent keys
+// excluded)) v. Writes the attention weights before dropout to P [B*h, Q, T].
+template <typename T>
+J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4<T>& O, T* P, int64_t begin,
+                                            int64_t end) {
+  const Shape& s = a.s;
+  T scores[kMaxKeys];
+  for (int64_t n = begin; n < end; ++n) {
+    int64_t b = n / s.H, h = n % s.H;
+    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    for (int64_t i = 0; i < s.Q; ++i) {
+      const T* qi = a.Q.at(b, h, i);
+      T top = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j < s.T; ++j) {
+        scores[j] = absent_b && absent_b[j] ? static_cast<T>(kAbsentScore)
+                                             : a.scale * dot(qi, a.Q.d, a.K.at(b, h, j), a.K.d, s.D);
+        top = std::max(top, scores[j]);
+      }
+      T total = 0;
+      for (int64_t j = 0; j < s.T; ++j) total += (scores[j] = std::exp(scores[j] - top));
+      T* p_row = P + (n * s.Q + i) * s.T;
+      const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      T* oi = O.at(b, h, i);  // dense in dh: allocated by this file
+      for (int64_t j = 0; j < s.T; ++j) {
+        p_row[j] = scores[j] / total;
+        T weight = keep_row ? p_row[j] * keep_row[j] : p_row[j];
+        if (weight != 0) axpy(weight, a.V.at(b, h, j), a.V.d, oi, s.D);
+      }
+    }
+  }
+}
+
+// Backward for pairs [begin, end). With weights P (before dropout), kept weights W = P * keep:
+//   dV_j += W_ij dO_i;  dP_ij = keep_ij (dO_i . v_j);  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
+//   dQ_i = scale sum_j dS_ij k_j;  dK_j += scale dS_ij q_i  (dS is zero at absent keys).
+template <typename T>
+J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, const Strided4<T>& dO,
+                                             const Strided4<T>& dQ, const Strided4<T>& dK, const Strided4<T>& dV,
+                                             int64_t begin, int64_t end) {
+  const Shape& s = a.s;
+  T d_weights[kMaxKeys];
+  for (int64_t n = begin; n < end; ++n) {
+    int64_t b = n / s.H, h = n % s.H;
+    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    for (int64_t i = 0; i < s.Q; ++i) {
+      const T* p_row = P + (n * s.Q + i) * s.T;
+      const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const T* dOi = dO.at(b, h, i);
+      T weighted = 0;
+      for (int64_t j = 0; j < s.T; ++j) {
+        T dp = dot(dOi, dO.d, a.V.at(b, h, j), a.V.d, s.D);
+        if (keep_row) dp *= keep_row[j];
+        d_weights[j] = dp;
+        weighted += p_row[j] * dp;
+        T w = keep_row ? p_row[j] * keep_row[j] : p_row[j];
+        if (w != 0) axpy(w, dOi, dO.d, dV.at(b, h, j), s.D);
+      }
+      const T* qi = a.Q.at(b, h, i);
+      T* dQi = dQ.at(b, h, i);
+      for (int64_t j = 0; j < s.T; ++j) {
+        if (absent_b && absent_b[j]) continue;
+        T d_score = a.scale * p_row[j] * (d_weights[j] - weighted);
+        if (d_score == 0) continue;
+        axpy(d_score, a.K.at(b, h, j), a.K.d, dQi, s.D);
+        axpy(d_score, qi, a.Q.d, dK.at(b, h, j), s.D);
+      }
+    }
+  }
+}
+
+// float32, the training type, gets clones for AVX2 and AVX-512, chosen at load time: the
+// loops over dh are where the time goes, and the baseline x86-64 build has SSE2 only.
+J2V_VECTOR_CLONES void forward_pairs_float(const PairArgs<float>& a, const Strided4<float>& O, float* P,
+                                           int64_t begin, int64_t end) {
+  forward_pairs<float>(a, O, P, begin, end);
+}
+J2V_VECTOR_CLONES void backward_pairs_float(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
+                                            const Strided4<float>& dQ, const Strided4<float>& dK,
+                                            const Strided4<float>& dV, int64_t begin, int64_t end) {
+  backward_pairs<float>(a, P, dO, dQ, dK, dV, begin, end);
+}
+void forward_pairs_any(const PairArgs<float>& a, const Strided4<float>& O, float* P, int64_t begin, int64_t end) {
+  forward_pairs_float(a, O, P, begin, end);
+}
+void forward_pairs_any(const PairArgs<double>& a, const Strided4<double>& O, double* P, int64_t begin, int64_t end) {
+  forward_pairs<double>(a, O, P, begin, end);
+}
+void backward_pairs_any(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
+                        const Strided4<float>& dQ, const Strided4<float>& dK, const Strided4<float>& dV,
+                        int64_t begin, int64_t end) {
+  backward_pairs_float(a, P, dO, dQ, dK, dV, begin, end);
+}
+void backward_pairs_any(const PairArgs<double>& a, const double* P, const Strided4<double>& dO,
+                        const Strided4<double>& dQ, const Strided4<double>& dK, const Strided4<double>& dV,
+                        int64_t begin, int64_t end) {
+  backward_pairs<double>(a, P, dO, dQ, dK, dV, begin, end);
+}
+
+template <typename T>
+PairArgs<T> pair_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      const torch::Tensor& padding, const torch::Tensor& keep, double scale) {
+  return {Shape(q, k),
+          Strided4<T>(q),
+          Strided4<T>(k),
+          Strided4<T>(v),
+          padding.numel() ? padding.data_ptr<bool>() : nullptr,
+          keep.numel() ? keep.data_ptr<T>() : nullptr,
+          static_cast<T>(scale)};
+}
+
+template <typename T>
+void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                    const torch::Tensor& padding, const torch::Tensor& keep, double scale, torch::Tensor& out,
+                    torch::Tensor& probs) {
+  auto a = pair_args<T>(q, k, v, padding, keep, scale);
+  Strided4<T> O(out);
+  T* P = probs.data_ptr<T>();
+  at::parallel_for(0, a.s.pairs(), a.s.grain(),
+                   [&](int64_t begin, int64_t end) { forward_pairs_any(a, O, P, begin, end); });
+}
+
+template <typename T>
+void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                     const torch::Tensor& padding, const torch::Tensor& keep, double scale, const torch::Tensor& probs,
+                     const torch::Tensor& grad_out, torch::Tensor& grad_q, torch::Tensor& grad_k,
+                     torch::Tensor& grad_v) {
+  auto a = pair_args<T>(q, k, v, padding, keep, scale);
+  Strided4<T> dO(grad_out), dQ(grad_q), dK(grad_k), dV(grad_v);
+  const T* P = probs.data_ptr<T>();
+  at::parallel_for(0, a.s.pairs(), a.s.grain(),
+                   [&](int64_t begin, int64_t end) { backward_pairs_any(a, P, dO, dQ, dK, dV, begin, end); });
+}
+
+struct Operands {
+  torch::Tensor q, k, v, padding, keep;
+  double scale;
+};
+
+// Runs the forward kernel; returns the output and the attention weights.
+std::pair<torch::Tensor, torch::Tensor> run_forward(const Operands& in) {
+  Shape s(in.q, in.k);
+  auto out = heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
+  auto probs = torch::empty({s.pairs(), s.Q, s.T}, in.q.options());
+  AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_forward", [&] {
+    forward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.keep, in.scale, out, probs);
+  });
+  return {out, probs};
+}
+
+void run_backward(const Operands& in, const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& grad_q,
+                  torch::Tensor& grad_k, torch::Tensor& grad_v) {
+  AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_backward", [&] {
+    backward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.keep, in.scale, probs, grad_out, grad_q, grad_k, grad_v);
+  });
+}
+
+// A [B, T, S, h, dh] fused projection's slot as a [B, h, T, dh] operand (a view).
+torch::Tensor slot(const torch::Tensor& packed, int64_t index) { return packed.select(2, index).permute({0, 2, 1, 3}); }
+
+// Attention whose keys and values (and, for self-attention, queries) are slots of one fused
+// projection [B, T, S, h, dh]: the gradient comes back as one tensor in the projection's own
+// layout, not as per-slot gradients that autograd would scatter into zeros and add up.
+// Queries: slot 0 of `packed` when `separate_q` is empty (S = 3), else `separate_q` (S = 2).
+class PackedAttentionFunction : public torch::autograd::Function<PackedAttentionFunction> {
+ public:
+  static Operands operands(const torch::Tensor& separate_q, const torch::Tensor& packed, const torch::Tensor& padding,
+                           const torch::Tensor& keep, double scale) {
+    bool self = separate_q.numel() == 0;
+    return {self ? slot(packed, 0) : separate_q, slot(packed, self ? 1 : 0), slot(packed, self ? 2 : 1), padding, keep,
+            scale};
+  }
+
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& separate_q,
+                               const torch::Tensor& packed, const torch::Tensor& padding, const torch::Tensor& keep,
+                               double scale) {
+    auto [out, probs] = run_forward(operands(separate_q, packed, padding, keep, scale));
+    ctx->save_for_backward({separate_q, packed});
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["probs"] = probs;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &separate_q = saved[0], &packed = saved[1];
+    auto in = operands(separate_q, packed, ctx->saved_data["padding"].toTensor(), ctx->saved_data["keep"].toTensor(),
+                       ctx->saved_data["scale"].toDouble());
+    bool self = separate_q.numel() == 0;
+    auto grad_packed = torch::zeros(packed.sizes(), packed.options());
+    Shape s(in.q, in.k);
+    auto grad_q = self ? slot(grad_packed, 0) : heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
+    auto grad_k = slot(grad_packed, self ? 1 : 0), grad_v = slot(grad_packed, self ? 2 : 1);
+    run_backward(in, ctx->saved_data["probs"].toTensor(), grads[0], grad_q, grad_k, grad_v);
+    return {self ? torch::Tensor() : grad_q, grad_packed, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// The same with three separate operands (rotary positions, grouped key/value heads).
+class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& padding, const torch::Tensor& keep,
+                               double scale) {
+    auto [out, probs] = run_forward({q, k, v, padding, keep, scale});
+    ctx->save_for_backward({q, k, v});
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["probs"] = probs;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Operands in{saved[0], saved[1], saved[2], ctx->saved_data["padding"].toTensor(),
+                ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
+    Shape s(in.q, in.k);
+    auto grad_q = heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
+    auto grad_k = heads_last_layout(s.B, s.H, s.T, s.D, in.q.options());
+    auto grad_v = heads_last_layout(s.B, s.H, s.T, s.D, in.q.options());
+    run_backward(in, ctx->saved_data["probs"].toTensor(), grads[0], grad_q, grad_k, grad_v);
+    return {grad_q, grad_k, grad_v, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// Padding as a dense [B, T] bool tensor, and the dropout keep-scale [B*h, Q, T]; empty tensors
+// stand for none (autograd functions take tensors).
+std::pair<torch::Tensor, torch::Tensor> padding_and_keep(const torch::Tensor& padding, int64_t B, int64_t H, int64_t Q,
+                                                         int64_t T, const torch::TensorOptions& options,
+                                                         double dropout, bool training) {
+  auto absent = padding.defined() ? padding.to(torch::kBool).expand({B, T}).contiguous()
+                                  : torch::empty({0}, torch::kBool);
+  auto keep = torch::empty({0}, options);
+  if (training && dropout > 0) keep = (torch::rand({B * H, Q, T}, options) >= dropout).to(options.dtype()) / (1.0 - dropout);
+  return {absent, keep};
+}
+
+double scale_of(const torch::Tensor& q) { return 1.0 / std::sqrt(static_cast<double>(q.size(-1))); }
+
+bool records_graph(std::initializer_list<torch::Tensor> inputs) {
+  if (!torch::GradMode::is_enabled()) return false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+}  // namespace
+
+bool short_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
+  auto type = q.scalar_type();
+  return q.device().is_cpu() && q.dim() == 4 && k.dim() == 4 && k.size(2) <= kMaxKeys &&
+         (type == torch::kFloat32 || type == torch::kFloat64) && k.scalar_type() == type;
+}
+
+torch::Tensor short_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& padding, double dropout, bool training) {
+  TORCH_CHECK(short_attention_applies(q, k) && v.scalar_type() == q.scalar_type(),
+              "short_attention: CPU float operands with at most ", kMaxKeys, " keys");
+  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  if (!records_graph({q, k, v})) return run_forward({q, k, v, absent, keep, scale_of(q)}).first;
+  return ShortAttentionFunction::apply(q, k, v, absent, keep, scale_of(q));
+}
+
+torch::Tensor short_self_attention(const torch::Tensor& qkv, const torch::Tensor& padding, double dropout,
+                                   bool training) {
+  TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3, "short_self_attention: qkv must be [B, T, 3, h, dh]");
+  auto q = slot(qkv, 0), k = slot(qkv, 1);
+  TORCH_CHECK(short_attention_applies(q, k), "short_self_attention: CPU float operands with at most ", kMaxKeys, " keys");
+  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  auto none = torch::empty({0}, qkv.options());
+  if (!records_graph({qkv})) return run_forward(PackedAttentionFunction::operands(none, qkv, absent, keep, scale_of(q))).first;
+  return PackedAttentionFunction::apply(none, qkv, absent, keep, scale_of(q));
+}
+
+torch::Tensor short_cross_attention(const torch::Tensor& q, const torch::Tensor& kv, const torch::Tensor& padding,
+                                    double dropout, bool training) {
+  TORCH_CHECK(kv.dim() == 5 && kv.size(2) == 2 && q.dim() == 4 && q.numel() > 0,
+              "short_cross_attention: q must be [B, h, Q, dh] and kv [B, T, 2, h, dh]");
+  auto k = slot(kv, 0);
+  TORCH_CHECK(short_attention_applies(q, k), "short_cross_attention: CPU float operands with at most ", kMaxKeys, " keys");
+  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  if (!records_graph({q, kv})) return run_forward(PackedAttentionFunction::operands(q, kv, absent, keep, scale_of(q))).first;
+  return PackedAttentionFunction::apply(q, kv, absent, keep, scale_of(q));
+}
+
+}  // namespace j2v::nn

@@ -1,0 +1,152 @@
+// The fused short-sequence attention kernel computes what the textbook formula computes,
+// values and gradients, for every layout its callers hand it.
+#include <gtest/gtest.h>
+
+#include "nn/attention.h"
+#include "nn/short_attention.h"
+
+namespace j2v::nn {
+namespace {
+
+// softmax(q k^T / sqrt(dh), absent keys excluded) v, in plain LibTorch ops.
+torch::Tensor reference_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& padding) {
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (padding.defined()) scores = scores.masked_fill(padding.unsqueeze(1).unsqueeze(2), -1e9);
+  return torch::matmul(torch::softmax(scores, -1), v);
+}
+
+struct Operands {
+  torch::Tensor q, k, v, padding;
+};
+
+// q, k and v as the callers make them: slices of one fused projection, permuted to
+// [B, h, L, dh] (not contiguous), with some keys absent and one row with a single key.
+Operands fused_projection_operands(int64_t B, int64_t H, int64_t T, int64_t D, torch::ScalarType type) {
+  torch::manual_seed(3);
+  auto qkv = torch::randn({B, T, 3, H, D}, torch::dtype(type)).permute({2, 0, 3, 1, 4});
+  auto padding = torch::rand({B, T}) < 0.3;
+  padding.select(0, 0).fill_(true);
+  padding.select(0, 0).select(0, T - 1).fill_(false);
+  return {qkv[0], qkv[1], qkv[2], padding};
+}
+
+TEST(ShortAttention, MatchesTheFormulaInValueAndGradient) {
+  auto ops = fused_projection_operands(5, 3, 7, 8, torch::kFloat64);
+  auto inputs = std::vector<torch::Tensor>{ops.q.detach().requires_grad_(), ops.k.detach().requires_grad_(),
+                                           ops.v.detach().requires_grad_()};
+  auto expected_inputs = std::vector<torch::Tensor>{ops.q.detach().requires_grad_(),
+                                                    ops.k.detach().requires_grad_(), ops.v.detach().requires_grad_()};
+  ASSERT_TRUE(short_attention_applies(inputs[0], inputs[1]));
+  auto got = short_attention(inputs[0], inputs[1], inputs[2], ops.padding, 0.0, true);
+  auto expected = reference_attention(expected_inputs[0], expected_inputs[1], expected_inputs[2], ops.padding);
+  ASSERT_TRUE(torch::allclose(got, expected, 1e-10, 1e-12));
+  auto upstream = torch::randn_like(expected);
+  (got * upstream).sum().backward();
+  (expected * upstream).sum().backward();
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(torch::allclose(inputs[i].grad(), expected_inputs[i].grad(), 1e-9, 1e-11)) << "operand " << i;
+}
+
+TEST(ShortAttention, LearnedQueriesBroadcastOverTheBatch) {
+  // The pooling and the decoder pass one set of queries expanded over the batch (stride 0).
+  auto ops = fused_projection_operands(4, 2, 6, 4, torch::kFloat64);
+  auto queries = torch::randn({1, 2, 3, 4}, torch::kFloat64).requires_grad_();
+  auto reference_queries = queries.detach().clone().requires_grad_();
+  auto got = short_attention(queries.expand({4, 2, 3, 4}), ops.k, ops.v, ops.padding, 0.0, false);
+  auto expected = reference_attention(reference_queries.expand({4, 2, 3, 4}), ops.k, ops.v, ops.padding);
+  ASSERT_TRUE(torch::allclose(got, expected, 1e-10, 1e-12));
+  got.pow(2).sum().backward();
+  expected.pow(2).sum().backward();
+  EXPECT_TRUE(torch::allclose(queries.grad(), reference_queries.grad(), 1e-9, 1e-11));
+}
+
+TEST(ShortAttention, PassesGradcheckWithoutPaddingAndInFloat32) {
+  auto ops = fused_projection_operands(2, 2, 5, 3, torch::kFloat64);
+  auto q = ops.q.detach().requires_grad_(), k = ops.k.detach().requires_grad_(), v = ops.v.detach().requires_grad_();
+  // Central differences of the double-precision kernel against its analytic backward.
+  auto value = short_attention(q, k, v, {}, 0.0, false);
+  (value * value).sum().backward();
+  double eps = 1e-6;
+  for (auto* operand : {&q, &k, &v}) {
+    auto flat = operand->detach().contiguous().clone();
+    auto grad = operand->grad().contiguous().view(-1);
+    for (int64_t e = 0; e < flat.numel(); e += 7) {
+      auto plus = flat.clone(), minus = flat.clone();
+      plus.view(-1)[e] += eps;
+      minus.view(-1)[e] -= eps;
+      auto run = [&](const torch::Tensor& changed) {
+        torch::NoGradGuard no_grad;
+        auto qq = operand == &q ? changed : q.detach(), kk = operand == &k ? changed : k.detach(),
+             vv = operand == &v ? changed : v.detach();
+        auto out = short_attention(qq, kk, vv, {}, 0.0, false);
+        return (out * out).sum().item<double>();
+      };
+      double numeric = (run(plus) - run(minus)) / (2 * eps);
+      EXPECT_NEAR(grad[e].item<double>(), numeric, 1e-6);
+    }
+  }
+  // The float32 path agrees with the formula to float precision.
+  auto q32 = ops.q.to(torch::kFloat32), k32 = ops.k.to(torch::kFloat32), v32 = ops.v.to(torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(short_attention(q32, k32, v32, ops.padding, 0.0, false),
+                              reference_attention(q32, k32, v32, ops.padding), 1e-5, 1e-6));
+}
+
+TEST(ShortAttention, DropoutKeepsTheExpectationAndItsOwnGradient) {
+  auto ops = fused_projection_operands(64, 2, 6, 4, torch::kFloat64);
+  auto v = ops.v.detach().requires_grad_();
+  torch::manual_seed(11);
+  auto dropped = short_attention(ops.q, ops.k, v, ops.padding, 0.5, true);
+  // Some weights dropped, the survivors scaled by 2: the output differs from the clean one,
+  // but averages to it over many draws.
+  auto clean = short_attention(ops.q, ops.k, ops.v, ops.padding, 0.5, false);
+  EXPECT_FALSE(torch::allclose(dropped, clean));
+  torch::Tensor mean = torch::zeros_like(clean);
+  for (int r = 0; r < 400; ++r) mean += short_attention(ops.q, ops.k, ops.v, ops.padding, 0.5, true) / 400.0;
+  EXPECT_LT((mean - clean).abs().mean().item<double>(), 0.05 * clean.abs().mean().item<double>());
+  // The output is linear in v: its gradient against v reproduces it exactly.
+  dropped.sum().backward();
+  auto replay = (v.grad() * v.detach()).sum();
+  EXPECT_NEAR(replay.item<double>(), dropped.sum().item<double>(), 1e-9);
+}
+
+TEST(ShortAttention, FusedProjectionsGiveTheSameValuesAndGradients) {
+  torch::manual_seed(5);
+  int64_t B = 4, T = 6, H = 2, D = 4;
+  auto padding = torch::rand({B, T}) < 0.3;
+  padding.select(1, 0).fill_(false);
+  // Self-attention over one [B, T, 3, h, dh] projection.
+  auto qkv = torch::randn({B, T, 3, H, D}, torch::kFloat64).requires_grad_();
+  auto reference = qkv.detach().clone().requires_grad_();
+  auto slot = [](const torch::Tensor& t, int64_t i) { return t.select(2, i).transpose(1, 2); };
+  auto got = short_self_attention(qkv, padding, 0.0, true);
+  auto expected = reference_attention(slot(reference, 0), slot(reference, 1), slot(reference, 2), padding);
+  ASSERT_TRUE(torch::allclose(got, expected, 1e-10, 1e-12));
+  auto upstream = torch::randn_like(expected);
+  (got * upstream).sum().backward();
+  (expected * upstream).sum().backward();
+  EXPECT_TRUE(torch::allclose(qkv.grad(), reference.grad(), 1e-9, 1e-11));
+  // Learned queries over one [B, T, 2, h, dh] key/value projection.
+  auto queries = torch::randn({1, H, 2, D}, torch::kFloat64).requires_grad_();
+  auto kv = torch::randn({B, T, 2, H, D}, torch::kFloat64).requires_grad_();
+  auto ref_queries = queries.detach().clone().requires_grad_(), ref_kv = kv.detach().clone().requires_grad_();
+  auto pooled = short_cross_attention(queries.expand({B, H, 2, D}), kv, padding, 0.0, true);
+  auto ref_pooled = reference_attention(ref_queries.expand({B, H, 2, D}), slot(ref_kv, 0), slot(ref_kv, 1), padding);
+  ASSERT_TRUE(torch::allclose(pooled, ref_pooled, 1e-10, 1e-12));
+  (pooled * pooled).sum().backward();
+  (ref_pooled * ref_pooled).sum().backward();
+  EXPECT_TRUE(torch::allclose(queries.grad(), ref_queries.grad(), 1e-9, 1e-11));
+  EXPECT_TRUE(torch::allclose(kv.grad(), ref_kv.grad(), 1e-9, 1e-11));
+  // Merging the heads of the result is a view, not a copy.
+  EXPECT_TRUE(got.transpose(1, 2).is_contiguous());
+}
+
+TEST(ShortAttention, AttendRoutesLongSequencesToTheGemmPath) {
+  auto ops = fused_projection_operands(2, 2, 200, 4, torch::kFloat32);
+  EXPECT_FALSE(short_attention_applies(ops.q, ops.k));
+  auto got = attend(ops.q, ops.k, ops.v, ops.padding, 0.0, false);
+  EXPECT_TRUE(torch::allclose(got, reference_attention(ops.q, ops.k, ops.v, ops.padding), 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace j2v::nn
