@@ -206,6 +206,14 @@ TEST(DistributedModel, PredictOverThreeRanksWritesEveryRowOnceInOrder) {
   auto data = write_numbers(dir, 500, 5);
   auto fit = run(common_args(dir, data) + " --trainer.max_epochs=1", dir / "fit");
   ASSERT_EQ(fit.code, 0) << fit.err;
+  // validate over 2 ranks reports what one process reports.
+  std::string validate = "validate --config " + (dir / "numbers.yaml").string() + " --data.validate=" + data.string() +
+                         " --ckpt_path " + last_checkpoint(dir / "runs").string();
+  auto single = run(validate, dir / "validate1");
+  auto ranks = run(validate + " --trainer.strategy=ddp --trainer.devices=2 --trainer.ddp_timeout_s=60", dir / "validate2");
+  ASSERT_EQ(single.code, 0) << single.err;
+  ASSERT_EQ(ranks.code, 0) << ranks.err;
+  EXPECT_NEAR(ranks.last_json()["loss/validate"].get<double>(), single.last_json()["loss/validate"].get<double>(), 1e-6);
   auto predicted = run("predict --config " + (dir / "numbers.yaml").string() + " --data.predict=" + data.string() +
                            " --ckpt_path " + last_checkpoint(dir / "runs").string() +
                            " --trainer.strategy=ddp --trainer.devices=3 --data.batch_size=7 --trainer.ddp_timeout_s=60"
@@ -233,6 +241,58 @@ TEST(DistributedModel, PredictOverThreeRanksWritesEveryRowOnceInOrder) {
   EXPECT_EQ(*seen.begin(), 0);
   EXPECT_EQ(*seen.rbegin(), 499);
   EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 500u);  // none twice
+  fs::remove_all(dir);
+}
+
+TEST(DistributedModel, EveryRankLearnsTheSameFieldStateWhateverItsShare) {
+  // One record holds the label "rare": only one rank trains on it in an epoch, yet both ranks
+  // must build the same model (a category head with every label), or the run is refused.
+  auto dir = j2v::testing::temp_dir("ddp-labels");
+  std::vector<std::string> lines;
+  std::mt19937 rng(6);
+  std::normal_distribution<double> normal;
+  for (int i = 0; i < 600; ++i) {
+    double a = normal(rng);
+    std::string label = i == 417 ? "rare" : a > 0 ? "high" : "low";
+    lines.push_back(nlohmann::json{{"a", a}, {"label", label}}.dump());
+  }
+  j2v::testing::write_lines(dir / "labels.jsonl", lines);
+  std::ofstream(dir / "labels.yaml") << "model:\n  d_model: 16\n  n_layers: 1\n  fields:\n    a: number\n"
+                                        "    label: {type: category, target: true}\n";
+  auto fit = run("fit --config " + (dir / "labels.yaml").string() + " --data.train=" + (dir / "labels.jsonl").string() +
+                     " --trainer.default_root_dir=" + (dir / "runs").string() +
+                     " --trainer.max_epochs=2 --trainer.enable_progress_bar=false --trainer.strategy=ddp "
+                     "--trainer.devices=2 --data.batch_size=16 --data.validate_fraction=0 --trainer.ddp_timeout_s=60",
+                 dir / "fit");
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  auto meta = j2v::engine::CheckpointReader(last_checkpoint(dir / "runs").string()).meta();
+  EXPECT_NE(meta["module"]["fields"].dump().find("\"rare\""), std::string::npos) << meta["module"]["fields"].dump();
+  fs::remove_all(dir);
+}
+
+TEST(DistributedModel, JoinsAsTheRankAnOutsideLauncherSets) {
+  // As under torchrun or srun: RANK, WORLD_SIZE and LOCAL_RANK set, nothing started by json2vec.
+  auto dir = j2v::testing::temp_dir("ddp-torchrun");
+  auto data = write_numbers(dir, 600, 7);
+  int port = j2v::engine::free_local_port();
+  std::string args = common_args(dir, data) + " --trainer.max_epochs=1 --trainer.strategy=ddp --trainer.devices=2 "
+                                              "--data.batch_size=30";
+  auto env = [&](int rank) {
+    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+           " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port);
+  };
+  Result second;
+  std::thread rank1([&] { second = run(args, dir / "rank1", env(1)); });
+  auto first = run(args, dir / "rank0", env(0));
+  rank1.join();
+  ASSERT_EQ(first.code, 0) << first.err;
+  ASSERT_EQ(second.code, 0) << second.err;
+  EXPECT_EQ(first.last_json()["global_step"], 9);  // 540 rows, 2 ranks of 30
+  // A world that does not match the config is refused before anything starts.
+  auto wrong = run(args + " --trainer.devices=3", dir / "wrong", env(0));
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("WORLD_SIZE is 2, but trainer.devices x trainer.num_nodes is 3 x 1"), std::string::npos)
+      << wrong.err;
   fs::remove_all(dir);
 }
 
