@@ -160,6 +160,11 @@ void StreamingDataModule::setup(engine::Stage stage) {
   const auto& o = options_;
   if (stage == engine::Stage::kFit) {
     auto train_files = files_of(o.train(), "train");
+    if (sharding_ == Sharding::kFile && static_cast<int64_t>(train_files.size()) < o.world_size())
+      throw std::invalid_argument(fmt::format(
+          "data.streaming.sharding is file, but {} training file(s) cannot give each of {} ranks a share: set "
+          "data.streaming.sharding to chunk or record, or split the data into at least {} files",
+          train_files.size(), o.world_size(), o.world_size()));
     Holdout train_part, held_part;
     if (!o.validate() && o.validate_fraction() > 0) {
       train_part = Holdout{o.validate_fraction(), false, o.seed()};

@@ -296,4 +296,29 @@ TEST(DistributedModel, JoinsAsTheRankAnOutsideLauncherSets) {
   fs::remove_all(dir);
 }
 
+TEST(DistributedModel, StreamsAreShardedByRankAndRanksEndEpochsTogether) {
+  auto dir = j2v::testing::temp_dir("ddp-stream");
+  auto data = write_numbers(dir, 1000, 8);
+  fs::create_directories(dir / "root" / "train");
+  fs::copy_file(data, dir / "root" / "train" / "a.jsonl");
+  std::string streaming = " --data.train=null --data.streaming='{root: " + (dir / "root").string() +
+                          ", suffix: jsonl, train: /train/, sharding: record}' --data.validate_fraction=0";
+  auto fit = run(common_args(dir, data) + streaming +
+                     " --trainer.max_epochs=2 --trainer.strategy=ddp --trainer.devices=2 --data.batch_size=25 "
+                     "--early_stopping.enabled=false",
+                 dir / "fit");
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  // Each rank reads every other record, 500 an epoch: 20 batches of 25, two epochs.
+  EXPECT_EQ(fit.last_json()["global_step"], 40) << fit.out;
+  EXPECT_TRUE(std::isfinite(fit.last_json()["loss/train"].get<double>())) << fit.out;
+  // Sharded in chunks of 1,024 records, 1,000 records leave rank 1 nothing: refused, saying what to set.
+  auto by_file = run(common_args(dir, data) + " --data.train=null --data.streaming='{root: " +
+                         (dir / "root").string() + ", suffix: jsonl, train: /train/}' --trainer.strategy=ddp "
+                         "--trainer.devices=2",
+                     dir / "by_file");
+  EXPECT_NE(by_file.code, 0);
+  EXPECT_NE(by_file.err.find("rank(s) 1 got no training batches in epoch 0"), std::string::npos) << by_file.err;
+  fs::remove_all(dir);
+}
+
 }  // namespace

@@ -1,6 +1,8 @@
 // One training epoch (Lightning's _TrainingEpochLoop): batches to the strategy a micro-step
 // at a time, optimizer steps every accumulate_grad_batches micro-steps, validation inside the
 // epoch (val_check_interval), step logging, max_steps and stop signals.
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "engine/profiler.h"
@@ -106,8 +108,19 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
     }
     if (world_size() > 1) {
       // Ranks whose shares end unevenly (streams) all end the epoch with the first that runs out.
-      auto agreed = strategy_->all_reduce({batches.empty() ? 1.0 : 0.0}, Reduction::kMax, "agreeing on the next step");
-      if (agreed[0] > 0) break;
+      std::vector<double> empty(static_cast<size_t>(world_size()), 0.0);
+      empty[static_cast<size_t>(global_rank())] = batches.empty() ? 1.0 : 0.0;
+      empty = strategy_->all_reduce(empty, Reduction::kSum, "agreeing on the next step");
+      std::vector<int64_t> without;
+      for (size_t r = 0; r < empty.size(); ++r)
+        if (empty[r] > 0) without.push_back(static_cast<int64_t>(r));
+      if (!without.empty() && idx == first && without.size() < empty.size())
+        throw std::runtime_error(fmt::format(
+            "rank(s) {} got no training batches in epoch {} while the others did: the data gives them no share "
+            "(a stream with fewer files or chunks than ranks x workers: set data.streaming.sharding to record, or a "
+            "smaller data.streaming.chunk_size)",
+            fmt::join(without, ", "), current_epoch_));
+      if (!without.empty()) break;
     }
     if (batches.empty()) break;
     views.clear();
