@@ -27,7 +27,8 @@ const Parameters<StreamingDataOptions>& StreamingDataOptions::parameters() {
           .add("replacement", &O::replacement_, "an endless training stream; bound epochs with trainer.limit_train_batches")
           .add("validate_fraction", &O::validate_fraction_, "held out of train when there is no validate pattern").between(0, 1)
           .add("stats_records", &O::stats_records_, "records read to fit the fields; 0 = every training record").at_least(0)
-          .add("batch_size", &O::batch_size_, "records per batch").at_least(1)
+          .add("batch_size", &O::batch_size_, "records per batch; 0 = 256 (a stream's length is not known ahead)")
+          .at_least(0)
           .add("num_workers", &O::num_workers_, "reading and encoding threads per rank; 0 = min(2, cores)").at_least(0)
           .add("queue_batches", &O::queue_batches_, "encoded batches waiting per worker").at_least(1)
           .add("seed", &O::seed_, "seed of the shuffling and of the held-out share")
@@ -90,7 +91,7 @@ std::shared_ptr<RecordStream> StreamingDataModule::stream(std::vector<Discovered
   spec.world_size = o.world_size();
   spec.rank = o.rank();
   spec.workers = o.num_workers() > 0 ? o.num_workers() : std::min(2, available_cores());
-  spec.batch_size = o.batch_size();
+  spec.batch_size = o.batch_size() > 0 ? o.batch_size() : 256;
   spec.queue_batches = o.queue_batches();
   spec.seed = o.seed();
   spec.estimated_records = estimated_records;

@@ -67,7 +67,9 @@ const Parameters<TableDataOptions>& TableDataOptions::parameters() {
   using O = TableDataOptions;
   static const auto p =
       Parameters<O>()
-          .add("batch_size", &O::batch_size_, "records per batch").at_least(1)
+          .add("batch_size", &O::batch_size_,
+               "records per batch; 0 = from the training rows: the power of two nearest below rows / 16, between 32 "
+               "and 256, so that a small table still gets a dozen steps an epoch").at_least(0)
           .add("num_workers", &O::num_workers_, "threads encoding records into tensors; 0 = all cores").at_least(0)
           .add("shuffle", &O::shuffle_, "shuffle the training records every epoch")
           .add("seed", &O::seed_, "seed of the shuffling and of the train/validate split")
@@ -135,7 +137,7 @@ void TableDataModule::setup(engine::Stage stage) {
 
 std::shared_ptr<engine::DataLoader> TableDataModule::loader(const std::shared_ptr<const EncodedTable>& table,
                                                             const std::vector<int64_t>& rows, bool shuffle) {
-  return std::make_shared<TableLoader>(table, rows, options_.batch_size(), shuffle, options_.seed());
+  return std::make_shared<TableLoader>(table, rows, batch_size(), shuffle, options_.seed());
 }
 
 std::shared_ptr<engine::DataLoader> TableDataModule::train_dataloader() {
@@ -155,9 +157,19 @@ std::shared_ptr<engine::DataLoader> TableDataModule::predict_dataloader() {
   spec.files = {DiscoveredFile{splits_.predict->path, splits_.predict->path}};
   spec.ordered = true;
   spec.workers = options_.num_workers() > 0 ? options_.num_workers() : available_cores();
-  spec.batch_size = options_.batch_size();
+  spec.batch_size = batch_size();
   std::shared_ptr<const RecordEncoder> encoder(codec_, &codec_->encoder());
   return std::make_shared<RecordStream>(std::move(spec), std::move(encoder));
+}
+
+int64_t TableDataModule::batch_size() const {
+  if (options_.batch_size() > 0) return options_.batch_size();
+  // An epoch of two steps learns little: small tables get small batches.
+  int64_t rows = static_cast<int64_t>(train_rows_.size());
+  if (rows == 0) return kLargestAutoBatch;
+  int64_t batch = kSmallestAutoBatch;
+  while (batch * 2 <= rows / 16 && batch < kLargestAutoBatch) batch *= 2;
+  return batch;
 }
 
 int64_t TableDataModule::rows(engine::Stage stage) const {

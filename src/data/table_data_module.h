@@ -44,7 +44,7 @@ struct TableSplits {
 struct TableDataOptions {
   static const Parameters<TableDataOptions>& parameters();
 
-  J2V_ARG(int64_t, batch_size) = 256;
+  J2V_ARG(int64_t, batch_size) = 0;  // 0: from the training rows (TableDataModule::batch_size)
   J2V_ARG(int, num_workers) = 0;
   J2V_ARG(bool, shuffle) = true;
   J2V_ARG(uint64_t, seed) = 0;
@@ -64,6 +64,10 @@ class TableDataModule : public engine::DataModule {
 
   // Records of a split; -1 for a predict file, which is streamed.
   int64_t rows(engine::Stage stage) const;
+  // data.batch_size, or when it is 0 the power of two nearest below training rows / 16,
+  // between 32 and 256 (256 before the training rows are known).
+  int64_t batch_size() const;
+  static constexpr int64_t kSmallestAutoBatch = 32, kLargestAutoBatch = 256;
 
  private:
   std::shared_ptr<const EncodedTable> encode(const RecordSource& source, const std::string& name);

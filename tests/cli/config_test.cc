@@ -82,7 +82,7 @@ TEST(ConfigTest, DefaultsAreFilledForEveryKey) {
   EXPECT_DOUBLE_EQ(config["model"]["dropout"].get<double>(), 0.1);
   EXPECT_EQ(config["model"]["embed"], false);
   EXPECT_TRUE(config["data"]["train"].is_null());
-  EXPECT_EQ(config["data"]["batch_size"], 256);
+  EXPECT_EQ(config["data"]["batch_size"], 0);  // from the training rows
   EXPECT_EQ(config["optimizer"]["name"], "adamw");
   EXPECT_EQ(config["scheduler"]["name"], "warmup_cosine");
   EXPECT_EQ(config["trainer"]["max_steps"], -1);
@@ -274,7 +274,7 @@ TEST(ConfigTest, WrongTypeMessages) {
 }
 
 TEST(ConfigTest, BoundsAndCrossChecks) {
-  EXPECT_CONTAINS(resolve_error({kOneField, "data.batch_size=0"}), "config key 'data.batch_size': must be >= 1, got 0");
+  EXPECT_CONTAINS(resolve_error({kOneField, "data.batch_size=-1"}), "config key 'data.batch_size': must be >= 0, got -1");
   EXPECT_CONTAINS(resolve_error({kOneField, "model.dropout=1.5"}), "must be <= 1");
   EXPECT_CONTAINS(resolve_error({kOneField, "trainer.limit_val_batches=1.5"}), "must lie in [0, 1]");
   EXPECT_CONTAINS(resolve_error({kOneField, "model.d_model=30"}), "divisible by n_heads");

@@ -52,6 +52,23 @@ TEST(Model, TheIssueExampleTrainsAndPredicts) {
   std::filesystem::remove_all(root);
 }
 
+TEST(Model, DefaultBatchSizeFollowsTheTrainingRows) {
+  // A small table gets small batches (a dozen steps an epoch or more), a large one 256.
+  for (auto [rows, expected] : std::vector<std::pair<int, int64_t>>{{150, 32}, {1000, 32}, {3000, 128}, {9000, 256}}) {
+    auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()});
+    TableDataModule data(model.codec(), {.train = fraud_records(rows, 4)}, TableDataOptions().validate_fraction(0));
+    EXPECT_EQ(data.batch_size(), 256) << "before the rows are known";
+    data.setup(engine::Stage::kFit);
+    EXPECT_EQ(data.batch_size(), expected) << rows << " rows";
+    EXPECT_EQ(data.train_dataloader()->num_batches(), (rows + expected - 1) / expected);
+  }
+  // A batch size given is kept.
+  auto model = Model::from_schema({Number("amount"), Category("fraud").target()});
+  TableDataModule given(model.codec(), {.train = fraud_records(150, 4)}, TableDataOptions().batch_size(100));
+  given.setup(engine::Stage::kFit);
+  EXPECT_EQ(given.batch_size(), 100);
+}
+
 TEST(Model, LearnsAnInteractionAndReloadsFromItsCheckpointAlone) {
   auto root = testing::temp_dir("model_learn");
   auto model = Model::from_schema({Number("amount"), Category("merchant"), Category("fraud").target()},

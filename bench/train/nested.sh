@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Nested training throughput against the machine's GEMM rate: 16,000 users whose records
+# hold a 50-slot history branch of 4 fields (bench/train/nested_users.py), d_model 64,
+# 2 layers, batch 256, one epoch.
+#   bound = GEMM rate / (multiply-adds of the model's matrix products per record, forward and
+#           backward, padded slots included, as counted by --trainer.profiler=ops)
+#   share = records/s / bound
+# The GEMM rate is measured here: LibTorch (python3-torch, the same OpenBLAS) on the step's
+# own largest product shape, on all cores. Usage: bench/train/nested.sh [USERS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+USERS=${1:-16000}
+JSON2VEC=${JSON2VEC:-build/json2vec}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+python3 bench/train/nested_users.py "$USERS" 1 > "$tmp/users.jsonl"
+cat > "$tmp/users.yaml" <<'YAML'
+model:
+  fields:
+    age: number
+    plan: category
+    history:
+      type: branch
+      length: 50
+      fields: {amount: number, kind: category, hour: number, online: boolean}
+    churned: {type: boolean, target: true}
+YAML
+common=(fit --config "$tmp/users.yaml" --data.train="$tmp/users.jsonl" --data.validate_fraction=0 --data.batch_size=256
+  --trainer.enable_progress_bar=false --trainer.enable_checkpointing=false --trainer.logger=false
+  --early_stopping.enabled=false --trainer.max_epochs=1)
+# Multiply-adds per step, from a short profiled run.
+"$JSON2VEC" "${common[@]}" --trainer.default_root_dir="$tmp/ops" --trainer.limit_train_batches=3 \
+  --trainer.profiler=ops >/dev/null 2>&1
+macs=$(grep -o "matrix multiplications: [0-9.e+]*" "$tmp"/ops/version_0/fit-ops.txt | awk '{print $3}')
+start=$(date +%s.%N)
+"$JSON2VEC" "${common[@]}" --trainer.default_root_dir="$tmp/run" >/dev/null 2>&1
+end=$(date +%s.%N)
+gemm=$(/usr/bin/python3 - <<'PY'
+import os, time, torch
+torch.set_num_threads(os.cpu_count())
+a, w = torch.randn(51200, 64), torch.randn(256, 64)
+out = torch.empty(51200, 256)
+for _ in range(3): torch.mm(a, w.t(), out=out)
+t = time.time()
+for _ in range(10): torch.mm(a, w.t(), out=out)
+print(51200 * 64 * 256 * 10 / (time.time() - t))
+PY
+)
+python3 - "$USERS" "$start" "$end" "$macs" "$gemm" <<'PY'
+import json, sys
+users, start, end, macs, gemm = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+seconds = end - start
+rate = users / seconds
+per_record = macs / 256
+bound = gemm / per_record
+print(json.dumps({"users": users, "seconds": round(seconds, 1), "records_per_second": round(rate),
+                  "gemm_multiply_adds_per_record": round(per_record), "gemm_multiply_adds_per_second": round(gemm),
+                  "bound_records_per_second": round(bound), "share_of_bound": round(rate / bound, 3)}))
+PY
