@@ -102,7 +102,7 @@ def tree_scores(train, test, task):
     return out
 
 
-def json2vec_score(binary, train, test, task, work):
+def json2vec_score(binary, train, test, task, work, extra=()):
     target, kind = task["target"], task["kind"]
     os.makedirs(work, exist_ok=True)
     write_jsonl(os.path.join(work, "train.jsonl"), train)
@@ -113,7 +113,7 @@ def json2vec_score(binary, train, test, task, work):
     runs = os.path.join(work, "runs")
     common = ["--config", config, "--trainer.default_root_dir=" + runs, "--trainer.enable_progress_bar=false"]
     start = time.time()
-    fit = subprocess.run([binary, "fit", *common, "--data.train=" + os.path.join(work, "train.jsonl")],
+    fit = subprocess.run([binary, "fit", *common, *extra, "--data.train=" + os.path.join(work, "train.jsonl")],
                          capture_output=True, text=True)
     seconds = time.time() - start
     if fit.returncode != 0:
@@ -135,6 +135,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tasks", default="")
+    ap.add_argument("--extra", default="", help="json2vec fit overrides to try, space-separated (not defaults!)")
     ap.add_argument("--json2vec", default=os.path.join(ROOT, "build", "json2vec"))
     ap.add_argument("--datasets", default=os.environ.get("J2V_DATASETS", os.path.join(ROOT, "..", "shared", "datasets")))
     args = ap.parse_args()
@@ -167,7 +168,8 @@ def main():
                 train = [rows[i] for i in order[:cut]]
                 test = [rows[i] for i in order[cut:]]
                 trees = tree_scores(train, test, task)
-                mine = json2vec_score(args.json2vec, train, test, task, os.path.join(tmp, str(repeat)))
+                mine = json2vec_score(args.json2vec, train, test, task, os.path.join(tmp, str(repeat)),
+                                      args.extra.split())
                 for k, v in trees.items():
                     results[k].append(v)
                 results["json2vec"].append(mine)
