@@ -248,6 +248,20 @@ void run_backward(const Operands& in, const torch::Tensor& probs, const torch::T
 // A [B, T, S, h, dh] fused projection's slot as a [B, h, T, dh] operand (a view).
 torch::Tensor slot(const torch::Tensor& packed, int64_t index) { return packed.select(2, index).permute({0, 2, 1, 3}); }
 
+// What both autograd functions keep for backward besides their tensor inputs.
+void save_extras(torch::autograd::AutogradContext* ctx, const Operands& in, const torch::Tensor& probs) {
+  ctx->saved_data["padding"] = in.padding;
+  ctx->saved_data["keep"] = in.keep;
+  ctx->saved_data["probs"] = probs;
+  ctx->saved_data["scale"] = in.scale;
+}
+
+// The operands rebuilt in backward from q, k, v and the saved extras.
+Operands restore_operands(torch::autograd::AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v) {
+  return {std::move(q), std::move(k), std::move(v), ctx->saved_data["padding"].toTensor(),
+          ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
+}
+
 // Attention whose keys and values (and, for self-attention, queries) are slots of one fused
 // projection [B, T, S, h, dh]: the gradient comes back as one tensor in the projection's own
 // layout, not as per-slot gradients that autograd would scatter into zeros and add up.
@@ -264,12 +278,10 @@ class PackedAttentionFunction : public torch::autograd::Function<PackedAttention
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& separate_q,
                                const torch::Tensor& packed, const torch::Tensor& padding, const torch::Tensor& keep,
                                double scale) {
-    auto [out, probs] = run_forward(operands(separate_q, packed, padding, keep, scale));
+    auto in = operands(separate_q, packed, padding, keep, scale);
+    auto [out, probs] = run_forward(in);
     ctx->save_for_backward({separate_q, packed});
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["keep"] = keep;
-    ctx->saved_data["probs"] = probs;
-    ctx->saved_data["scale"] = scale;
+    save_extras(ctx, in, probs);
     return out;
   }
 
@@ -277,9 +289,9 @@ class PackedAttentionFunction : public torch::autograd::Function<PackedAttention
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const auto &separate_q = saved[0], &packed = saved[1];
-    auto in = operands(separate_q, packed, ctx->saved_data["padding"].toTensor(), ctx->saved_data["keep"].toTensor(),
-                       ctx->saved_data["scale"].toDouble());
     bool self = separate_q.numel() == 0;
+    auto views = operands(separate_q, packed, {}, {}, 0);
+    auto in = restore_operands(ctx, views.q, views.k, views.v);
     auto grad_packed = torch::zeros(packed.sizes(), packed.options());
     Shape s(in.q, in.k);
     auto grad_q = self ? slot(grad_packed, 0) : heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
@@ -295,20 +307,17 @@ class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFu
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& padding, const torch::Tensor& keep,
                                double scale) {
-    auto [out, probs] = run_forward({q, k, v, padding, keep, scale});
+    Operands in{q, k, v, padding, keep, scale};
+    auto [out, probs] = run_forward(in);
     ctx->save_for_backward({q, k, v});
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["keep"] = keep;
-    ctx->saved_data["probs"] = probs;
-    ctx->saved_data["scale"] = scale;
+    save_extras(ctx, in, probs);
     return out;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    Operands in{saved[0], saved[1], saved[2], ctx->saved_data["padding"].toTensor(),
-                ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
+    auto in = restore_operands(ctx, saved[0], saved[1], saved[2]);
     Shape s(in.q, in.k);
     auto grad_q = heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
     auto grad_k = heads_last_layout(s.B, s.H, s.T, s.D, in.q.options());

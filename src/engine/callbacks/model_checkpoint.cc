@@ -77,11 +77,9 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
     last_model_path_ = (fs::path(dirpath_) / "last.ckpt").string();
     // The epoch's ranked checkpoint is the same state: link it instead of writing it twice
     // (checkpoint files are only ever replaced by rename, never changed in place).
-    if (!trainer.is_global_zero()) {
-      // Rank 0 writes the files; every rank keeps the same ranking.
-    } else if (saved_this_epoch.empty() || !link_as(saved_this_epoch, last_model_path_)) {
+    // Rank 0 writes the files; every rank keeps the same ranking.
+    if (trainer.is_global_zero() && (saved_this_epoch.empty() || !link_as(saved_this_epoch, last_model_path_)))
       trainer.save_checkpoint(last_model_path_, module);
-    }
   }
   if (best_model_path_.empty()) best_model_path_ = last_model_path_;
   if (trainer.is_global_zero()) write_index();

@@ -73,7 +73,6 @@ int free_local_port() {
 RankLayout rank_layout(int64_t devices, int64_t num_nodes) {
   if (devices < 1 || num_nodes < 1) throw std::invalid_argument("trainer.devices and trainer.num_nodes must be >= 1");
   RankLayout l;
-  l.num_nodes = num_nodes;
   auto rank = env_int("RANK"), world = env_int("WORLD_SIZE");
   if (rank || world) {
     if (!rank || !world)

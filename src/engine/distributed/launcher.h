@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +28,6 @@ struct RankLayout {
   int64_t local_rank = 0;
   int64_t local_world_size = 1;
   int64_t node_rank = 0;
-  int64_t num_nodes = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 0;
   bool from_environment = false;  // RANK/WORLD_SIZE were set by whoever started this process
@@ -61,7 +59,6 @@ class RankLauncher {
     bool ended = false;
   };
   std::vector<Child> children_;
-  std::mutex mutex_;
   std::atomic<bool> finishing_{false};
   std::thread watcher_;
 };

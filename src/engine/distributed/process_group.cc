@@ -130,12 +130,4 @@ std::vector<std::string> ProcessGroup::all_gather(const std::string& bytes, cons
   return out;
 }
 
-void ProcessGroup::barrier(const char* what) {
-  try {
-    impl_->gloo->barrier()->wait();
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
-}
-
 }  // namespace j2v::engine

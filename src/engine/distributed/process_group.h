@@ -44,7 +44,6 @@ class ProcessGroup {
   std::vector<double> all_reduce(const std::vector<double>& values, Reduction op, const char* what);
   // Every rank's bytes, in rank order.
   std::vector<std::string> all_gather(const std::string& bytes, const char* what);
-  void barrier(const char* what);
 
  private:
   struct Impl;

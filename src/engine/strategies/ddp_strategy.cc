@@ -38,9 +38,9 @@ std::string first_difference(const std::string& a, const std::string& b) {
 }  // namespace
 
 DdpStrategy::DdpStrategy(int64_t devices, int64_t num_nodes, int64_t timeout_s)
-    : devices_(devices), num_nodes_(num_nodes), timeout_(timeout_s) {
+    : timeout_(timeout_s) {
   if (timeout_s < 1) throw std::invalid_argument("trainer.ddp_timeout_s must be >= 1");
-  layout_ = rank_layout(devices_, num_nodes_);  // throws naming a missing or inconsistent variable
+  layout_ = rank_layout(devices, num_nodes);  // throws naming a missing or inconsistent variable
 }
 
 DdpStrategy::~DdpStrategy() {
@@ -118,23 +118,25 @@ void DdpStrategy::reduce_gradients(Module& module) {
       ++end;
     }
     std::vector<torch::Tensor> pieces;
+    std::vector<double> used;
     for (size_t i = begin; i < end; ++i) {
       const auto& g = params[i].grad();
       pieces.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({params[i].numel()}, params[i].options()));
+      used.push_back(g.defined() ? 1.0 : 0.0);
     }
-    auto used = torch::empty({static_cast<int64_t>(end - begin)}, params[begin].options());
-    for (size_t i = begin; i < end; ++i) used[static_cast<int64_t>(i - begin)] = params[i].grad().defined() ? 1.0 : 0.0;
-    pieces.push_back(used);
+    int64_t count = static_cast<int64_t>(end - begin);
+    pieces.push_back(torch::tensor(used, torch::kFloat64).to(dtype));
     std::vector<torch::Tensor> bucket{torch::cat(pieces)};
     group_->all_reduce(bucket, Reduction::kSum, "averaging gradients");
     auto flat = bucket[0];
+    auto used_by = flat.narrow(0, flat.numel() - count, count).to(torch::kFloat64).contiguous();
+    const double* ranks_using = used_by.data_ptr<double>();
     int64_t offset = 0;
-    auto used_by = flat.narrow(0, flat.numel() - static_cast<int64_t>(end - begin), static_cast<int64_t>(end - begin));
     for (size_t i = begin; i < end; ++i) {
       auto& p = params[i];
       auto mean = flat.narrow(0, offset, p.numel()).view(p.sizes()).div_(world);
       offset += p.numel();
-      if (used_by[static_cast<int64_t>(i - begin)].item<double>() == 0) continue;  // no rank used it
+      if (ranks_using[i - begin] == 0) continue;  // no rank used it
       if (p.grad().defined()) p.mutable_grad().copy_(mean);
       else p.mutable_grad() = mean.clone();
     }
@@ -148,10 +150,6 @@ std::vector<double> DdpStrategy::all_reduce(const std::vector<double>& values, R
 
 std::vector<std::string> DdpStrategy::all_gather(const std::string& bytes, const char* what) {
   return group_ ? group_->all_gather(bytes, what) : std::vector<std::string>{bytes};
-}
-
-void DdpStrategy::barrier(const char* what) {
-  if (group_) group_->barrier(what);
 }
 
 }  // namespace j2v::engine

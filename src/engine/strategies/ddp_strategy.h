@@ -35,15 +35,11 @@ class DdpStrategy : public Strategy {
 
   int64_t global_rank() const override { return layout_.rank; }
   int64_t world_size() const override { return layout_.world_size; }
-  int64_t local_world_size() const override { return layout_.local_world_size; }
-  int64_t local_rank() const { return layout_.local_rank; }
 
   std::vector<double> all_reduce(const std::vector<double>& values, Reduction op, const char* what) override;
   std::vector<std::string> all_gather(const std::string& bytes, const char* what) override;
-  void barrier(const char* what) override;
 
  private:
-  int64_t devices_, num_nodes_;
   std::chrono::seconds timeout_;
   RankLayout layout_;
   bool environment_ready_ = false;

@@ -71,16 +71,12 @@ class Strategy {
   virtual int64_t global_rank() const { return 0; }
   virtual int64_t world_size() const { return 1; }
   bool is_global_zero() const { return global_rank() == 0; }
-  // Processes of this run on this machine (they share its cores).
-  virtual int64_t local_world_size() const { return 1; }
-
   // Collectives over the run's processes, in the same order on every rank; one process gets
   // its own values back. `what` names the collective in errors.
   virtual std::vector<double> all_reduce(const std::vector<double>& values, Reduction op, const char* what) {
     return values;
   }
   virtual std::vector<std::string> all_gather(const std::string& bytes, const char* what) { return {bytes}; }
-  virtual void barrier(const char* what) {}
 };
 
 // The module itself, on this thread. Chosen by `auto`, it predicts on one single-threaded
