@@ -513,6 +513,21 @@ TEST(Trainer, OpsProfilerReportsOperatorsAndGemmWorkOfTrainingSteps) {
   fs::remove_all(root);
 }
 
+TEST(Trainer, DeviceSettingsItCannotHonourAreRefusedSayingWhy) {
+  auto message = [](const TrainerOptions& options) {
+    try {
+      Trainer trainer(options);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  if (!torch::cuda::is_available())
+    EXPECT_NE(message(TrainerOptions().accelerator("gpu")).find("no CUDA device"), std::string::npos);
+  EXPECT_NE(message(TrainerOptions().num_nodes(2)).find("several machines need trainer.strategy ddp"), std::string::npos);
+  EXPECT_NE(message(TrainerOptions().strategy("ddp").ddp_timeout_s(0)).find("ddp_timeout_s"), std::string::npos);
+}
+
 TEST(Scheduler, StepOneCycleAndPlateauMatchPyTorch) {
   auto p = torch::zeros({1}, torch::requires_grad());
   auto lr_of = [](torch::optim::Optimizer& o) { return o.param_groups()[0].options().get_lr(); };
