@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include "cli/commands_internal.h"
 #include "cli/commands_serve.h"
 #include "cli/config.h"
 #include "base/atomic_file.h"
@@ -58,6 +59,16 @@ commands:
                 --max_items 32 --flatten true --output FILE] (stdout by default)
   serve         serve a checkpoint over HTTP: --ckpt_path FILE [--port 8000 ...]
                 (`json2vec serve --help` lists its options)
+  infer-schema  print a config whose model.fields are inferred from records, each decision
+                explained: FILE [--target NAME] [--sample 10000] [--name record]
+  importance    test loss and metrics with each input field or branch switched off:
+                --config FILE --ckpt_path PATH|best [--output importance]; writes
+                importance.csv and importance.svg
+
+fit without model.fields infers them from data.train (model.target names the target);
+model.init_from=CKPT starts a fit from another model's matching fields and weights.
+predict and serve take --override ADDRESS.OPTION=VALUE (e.g. record.amount.active=false),
+applied to the checkpoint's schema at start-up.
 
 Every config key can be given on the command line as --section.key=value (or
 --section.key value). `json2vec --help` lists every key; `json2vec fit --print_config`
@@ -70,6 +81,7 @@ struct Args {
   std::optional<std::string> ckpt_path;
   std::optional<std::string> input;
   std::vector<std::string> overrides;
+  std::vector<std::string> schema_overrides;  // --override ADDRESS.OPTION=VALUE
   bool help = false;
   bool print_config = false;
 };
@@ -78,6 +90,7 @@ Args parse_args(int argc, char** argv) {
   Args args;
   int i = 1;
   if (i < argc && argv[i][0] != '-') args.command = argv[i++];
+  if (args.command == "infer-schema" && i < argc && argv[i][0] != '-') args.input = argv[i++];
   if (args.command == "bench" || args.command == "generate") {
     if (i < argc && argv[i][0] != '-') args.command += std::string(" ") + argv[i++];
     else if (args.command == "bench") throw ConfigError("bench needs a benchmark name: `json2vec bench encode ...`");
@@ -107,16 +120,21 @@ Args parse_args(int argc, char** argv) {
     if (key == "config") args.config = take_value(arg, value, has_inline);
     else if (key == "ckpt_path") args.ckpt_path = take_value(arg, value, has_inline);
     else if (key == "input") args.input = take_value(arg, value, has_inline);
+    else if (key == "override") args.schema_overrides.push_back(take_value(arg, value, has_inline));
     else args.overrides.push_back(key + "=" + take_value(arg, value, has_inline));
   }
   return args;
 }
+
+}  // namespace
 
 Model build_model(const json& cfg) {
   const json& m = cfg["model"];
   Schema schema = Schema::from_fields_json(m["name"].get<std::string>(), m["fields"]);
   return Model::from_schema(std::move(schema), model_options(cfg));
 }
+
+namespace {
 
 // data.streaming's keys are StreamingDataOptions' declaration, less those it shares with the
 // data section (batch_size, num_workers, seed, validate_fraction), which come from there.
@@ -150,6 +168,8 @@ int64_t streaming_rank(const json& cfg) {
   return streaming["rank"].get<int64_t>();
 }
 
+}  // namespace
+
 std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& cfg) {
   const json& d = cfg["data"];
   if (!d["streaming"].is_null() && !d["streaming"].empty()) {
@@ -178,6 +198,8 @@ std::unique_ptr<engine::DataModule> build_data(const Model& model, const json& c
   TableDataOptions options = TableDataOptions::parameters().from_json(data_args, "data");
   return std::make_unique<TableDataModule>(model.codec(), std::move(splits), options);
 }
+
+namespace {
 
 // The engine's registries, as the config resolver sees them.
 const ComponentCatalog& component_catalog() {
@@ -247,6 +269,8 @@ json effective_config(json cfg) {
   return cfg;
 }
 
+}  // namespace
+
 engine::TrainerOptions build_trainer_options(const json& cfg, const std::string& command) {
   const json& t = cfg["trainer"];
   const json effective = effective_config(cfg);
@@ -300,6 +324,8 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
   o.callbacks(callbacks);
   return o;
 }
+
+namespace {
 
 // Every rank of a data-parallel run has the same metrics: rank 0 prints them.
 void print_metrics(const engine::Trainer& trainer, const std::map<std::string, double>& metrics) {
@@ -591,7 +617,7 @@ int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
                                                  "print-config", "bench encode", "bench stream", "bench engine", "serve", "generate orders",
-                                                 "convert"};
+                                                 "convert", "infer-schema", "importance"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
   if (cmd == "convert") {
@@ -606,6 +632,13 @@ int run_command(const Args& args) {
     std::cout << json{{"path", output}, {"rows", rows}}.dump() << std::endl;
     return 0;
   }
+  if (cmd == "infer-schema") {
+    if (args.config || args.ckpt_path) throw ConfigError("infer-schema reads records only: json2vec infer-schema FILE [--target NAME]");
+    return run_infer_schema(args.input.value_or(""), args.overrides);
+  }
+  if (!args.schema_overrides.empty() && cmd != "predict" && cmd != "serve")
+    throw ConfigError("--override applies to predict and serve (a checkpoint's schema at start-up); to change the schema "
+                      "of a fit, edit model.fields");
   if (cmd == "generate orders") {
     if (args.config || args.ckpt_path || args.input) throw ConfigError("generate orders takes only its own options");
     return generate_orders(args);
@@ -615,10 +648,41 @@ int run_command(const Args& args) {
     if (args.config || args.print_config)
       throw ConfigError("serve reads everything it needs from the checkpoint: it takes no --config");
     if (args.input) throw ConfigError("serve takes no --input: records arrive over HTTP");
-    return run_serve(args.ckpt_path, args.overrides);
+    return run_serve(args.ckpt_path, args.overrides, args.schema_overrides);
   }
   bool print_only = cmd == "print-config" || args.print_config;
-  json cfg = resolve_config(args.config, args.overrides, !print_only, &component_catalog());
+  // fit may leave model.fields out: they are inferred from data.train below.
+  bool infers = false;
+  std::vector<std::string> resolver_overrides;
+  for (const auto& kv : args.overrides) {
+    std::string key = kv.substr(0, kv.find('='));
+    if (key == "output" && cmd == "importance") continue;
+    resolver_overrides.push_back(kv);
+  }
+  json cfg = resolve_config(args.config, resolver_overrides, !print_only && cmd != "fit" && cmd != "importance",
+                            &component_catalog());
+  if (!print_only && !cfg["model"].contains("class_path") && cfg["model"]["fields"].empty()) {
+    if (cmd != "fit") {
+      if (cmd != "importance")
+        throw ConfigError("config key 'model.fields' is required: map each field name to a type or options mapping");
+    } else {
+      infer_missing_fields(cfg);
+      infers = true;
+    }
+  }
+  if (!print_only && !infers && cfg["model"].contains("target") && !cfg["model"]["target"].is_null() &&
+      !cfg["model"].contains("class_path")) {
+    // model.target with fields given: marks that field the target.
+    std::string target = cfg["model"]["target"].get<std::string>();
+    if (!cfg["model"]["fields"].contains(target)) {
+      std::vector<std::string> names;
+      for (const auto& [k, _] : cfg["model"]["fields"].items()) names.push_back(k);
+      throw ConfigError(fmt::format("model.target '{}' is not among model.fields ({})", target, fmt::join(names, ", ")));
+    }
+    json& field = cfg["model"]["fields"][target];
+    if (field.is_string()) field = json{{"type", field}};
+    field["target"] = true;
+  }
   if (print_only) {
     std::cout << to_yaml(effective_config(cfg));
     return 0;
@@ -633,8 +697,30 @@ int run_command(const Args& args) {
   if (cmd == "bench engine") return bench_engine(cfg);
   if (cmd != "fit" && !args.ckpt_path)
     throw ConfigError(cmd + " needs trained weights: pass --ckpt_path PATH|last|best");
+  if (cmd == "importance") {
+    std::string output = "importance";
+    for (const auto& kv : args.overrides)
+      if (kv.rfind("output=", 0) == 0) output = kv.substr(7);
+    return run_importance(cfg, *args.ckpt_path, output);
+  }
+  if (cmd == "predict" && !args.schema_overrides.empty()) {
+    // The checkpoint's model with the overrides applied, then predicted like any other.
+    engine::Trainer trainer(build_trainer_options(cfg, cmd));
+    Model model = Model::load(trainer.resolve_checkpoint(*args.ckpt_path));
+    apply_schema_overrides(model, args.schema_overrides);
+    auto data = build_data(model, cfg);
+    trainer.predict(model, *data, std::nullopt, false);
+    for (auto& cb : trainer.callbacks())
+      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
+        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+    return 0;
+  }
 
   Model model = build_model(cfg);
+  if (cmd == "fit" && !args.ckpt_path && cfg["model"].contains("init_from") && !cfg["model"]["init_from"].is_null()) {
+    auto change = model.init_from(cfg["model"]["init_from"].get<std::string>());
+    std::cerr << "fit: model.init_from " << cfg["model"]["init_from"].get<std::string>() << ": " << change.summary();
+  }
   std::unique_ptr<engine::DataModule> data_module = build_data(model, cfg);
   engine::DataModule& data = *data_module;
   engine::Trainer trainer(build_trainer_options(cfg, cmd));

@@ -1,5 +1,7 @@
 #include "cli/commands_serve.h"
 
+#include "cli/commands_internal.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -9,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -92,7 +96,8 @@ Every option can also be set by its environment variable; a flag wins over the v
   return out;
 }
 
-int run_serve(const std::optional<std::string>& ckpt_path, const std::vector<std::string>& overrides) {
+int run_serve(const std::optional<std::string>& ckpt_path, const std::vector<std::string>& overrides,
+              const std::vector<std::string>& schema_overrides) {
   DeploymentOptions options = DeploymentOptions::from_env();
   if (ckpt_path) options.ckpt_path(*ckpt_path);
   for (const auto& kv : overrides) {
@@ -103,7 +108,14 @@ int run_serve(const std::optional<std::string>& ckpt_path, const std::vector<std
     throw ConfigError("serve needs a checkpoint: pass --ckpt_path FILE (or set JSON2VEC_CKPT_PATH)");
   options.validate();
 
-  Deployment deployment(options);
+  // With schema overrides, the model is loaded and changed before the server starts.
+  std::optional<Model> overridden;
+  if (!schema_overrides.empty()) {
+    overridden = Model::load(options.ckpt_path());
+    apply_schema_overrides(*overridden, schema_overrides);
+  }
+  auto owned = overridden ? std::make_unique<Deployment>(*overridden, options) : std::make_unique<Deployment>(options);
+  Deployment& deployment = *owned;
   SignalWatch signals;
   std::thread watcher([&] {
     int sig = signals.wait();

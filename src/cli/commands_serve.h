@@ -8,8 +8,10 @@
 
 namespace j2v::cli {
 
-// overrides: "key=value" for every --key value flag other than --ckpt_path.
-int run_serve(const std::optional<std::string>& ckpt_path, const std::vector<std::string>& overrides);
+// overrides: "key=value" for every --key value flag other than --ckpt_path; schema_overrides:
+// the --override ADDRESS.OPTION=VALUE flags, applied to the checkpoint's schema before serving.
+int run_serve(const std::optional<std::string>& ckpt_path, const std::vector<std::string>& overrides,
+              const std::vector<std::string>& schema_overrides = {});
 std::string serve_help();
 
 }  // namespace j2v::cli

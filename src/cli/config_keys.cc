@@ -74,8 +74,13 @@ const std::vector<KeySpec>& config_keys() {
     declared("model", ModelOptions::parameters().info()),
     {
       {"model.fields", "map", json::object(), {},
-       "REQUIRED, non-empty: field name -> type (e.g. 'price: number') or options mapping "
-       "(e.g. 'price: {type: number, target: true}')"},
+       "field name -> type (e.g. 'price: number') or options mapping (e.g. 'price: {type: number, target: true}'); "
+       "fit without fields infers them from data.train (`json2vec infer-schema FILE` shows how)"},
+      {"model.target", "path?", nullptr, {},
+       "the field to predict: marks it `target: true` in model.fields, or names the target of inferred fields"},
+      {"model.init_from", "path?", nullptr, {},
+       "fine-tuning: a checkpoint whose fields with the same address, type and options give this model their state "
+       "and weights (the schemas may differ); unlike --ckpt_path, which resumes one run exactly"},
 
       {"data.train", "path?", nullptr, {},
        "training records: a .jsonl/.ndjson file (plain, .gz or .zst), .parquet, .csv/.tsv or .json"},

@@ -1,5 +1,6 @@
 #include "data/record_codec.h"
 
+#include <map>
 #include <stdexcept>
 
 #include "fields/registry.h"
@@ -29,8 +30,28 @@ void RecordCodec::fit(const RecordBuffer& records, const std::vector<int64_t>* r
 void RecordCodec::fit(const std::vector<std::unique_ptr<FieldStats>>& stats) {
   if (fitted_) return;
   if (stats.size() != fields_.size()) throw std::logic_error("RecordCodec::fit: one statistics object per field expected");
-  for (size_t f = 0; f < fields_.size(); ++f) fields_[f]->fit(*stats[f]);
+  for (size_t f = 0; f < fields_.size(); ++f)
+    if (!fields_[f]->fitted()) fields_[f]->fit(*stats[f]);
   fitted_ = true;
+}
+
+std::vector<std::string> RecordCodec::adopt_state(const RecordCodec& other,
+                                                  const std::function<bool(const Field&, const Field&)>& same) {
+  if (fitted_) throw std::logic_error("RecordCodec::adopt_state: this codec is already fitted");
+  std::map<std::string, const Field*> theirs;
+  for (const auto& f : other.fields_) theirs[f->address().str()] = f.get();
+  std::vector<std::string> adopted;
+  bool all = true;
+  for (auto& f : fields_) {
+    auto it = theirs.find(f->address().str());
+    if (!f->fitted() && it != theirs.end() && it->second->fitted() && same(*f, *it->second)) {
+      f->load_state_json(it->second->state_json());
+      adopted.push_back(f->address().str());
+    }
+    all = all && f->fitted();
+  }
+  fitted_ = all;
+  return adopted;
 }
 
 nlohmann::json RecordCodec::state_json() const {

@@ -7,7 +7,9 @@
 // A codec is shared: the model and its data modules hold the same one. Fitting happens once,
 // on training records; loading a checkpoint replaces the codec's schema and state in place,
 // so every holder sees what the weights were trained for.
+#include <functional>
 #include <memory>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -30,8 +32,9 @@ class RecordCodec {
   const RecordEncoder& encoder() const { return *encoder_; }
   bool fitted() const { return fitted_; }
 
-  // Learns every field's state from training records (all when rows is null) and freezes it.
-  // Does nothing when already fitted (a resumed or loaded codec keeps its state).
+  // Learns the state of every field not yet fitted from training records (all when rows is
+  // null) and freezes it. Does nothing when already fitted (a resumed or loaded codec keeps its
+  // state); fields that took their state from another model (adopt_state) keep theirs.
   void fit(const RecordBuffer& records, const std::vector<int64_t>* rows, int threads);
   // The same from statistics gathered elsewhere (a stream, chunk by chunk), one per field.
   void fit(const std::vector<std::unique_ptr<FieldStats>>& stats);
@@ -43,6 +46,11 @@ class RecordCodec {
 
   // Field state by address: what a checkpoint keeps beside the weights.
   nlohmann::json state_json() const;
+  // Takes the learned state of each field `same(field, other_field)` accepts from `other`'s
+  // field at the same address, before this codec is fitted: what fine-tuning and schema changes
+  // keep. Returns the addresses that took state; the codec counts as fitted once every field is.
+  std::vector<std::string> adopt_state(const RecordCodec& other,
+                                       const std::function<bool(const Field& mine, const Field& theirs)>& same);
   // Replaces the schema and loads its fitted state. Throws std::invalid_argument naming a
   // field whose state is missing; the codec is then unchanged.
   void load(Schema schema, const nlohmann::json& state);

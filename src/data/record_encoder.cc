@@ -212,6 +212,13 @@ struct Walker {
     const BranchNode& branch = tree.branches[b];
     od::json_type type = value.type();
     if (type == od::json_type::null) return;
+    // A lone object where a list is declared is a list of one (a record with one line item
+    // is often written without the list).
+    if (type == od::json_type::object) {
+      walk_object(value.get_object(), node, slot * branch.length);
+      scratch.lengths[trie.length_offset[b] + slot] = 1;
+      return;
+    }
     if (type != od::json_type::array)
       throw ShapeError(fmt::format("branch '{}' expects a list of objects, got {}", branch.address.str(),
                                    to_scalar(value).kind_name()));

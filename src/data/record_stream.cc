@@ -1,4 +1,5 @@
 #include "data/record_stream.h"
+#include "base/json_read.h"
 
 #include <fmt/format.h>
 
@@ -180,8 +181,8 @@ void RecordStream::load_state_dict(const nlohmann::json& state) {
           "the stream goes on where it stopped",
           saved, s.key, s.now, s.key, s.config_key));
   }
-  resume_epoch_ = state.value("epoch", int64_t{-1});
-  resume_batches_ = state.value("batches", int64_t{0});
+  resume_epoch_ = read_integer(state, "epoch", -1);
+  resume_batches_ = read_integer(state, "batches", 0);
 }
 
 void RecordStream::run_worker(int worker, int64_t epoch) {

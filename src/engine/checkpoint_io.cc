@@ -1,4 +1,5 @@
 #include "engine/checkpoint_io.h"
+#include "base/json_read.h"
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -142,11 +143,11 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   }
   if (meta_.value("format", "") != kCheckpointFormat)
     throw CheckpointError("cannot read checkpoint '" + path + "': not a json2vec checkpoint");
-  if (meta_.value("version", 0) > kCheckpointVersion)
+  if (read_integer(meta_, "version", 0) > kCheckpointVersion)
     throw CheckpointError("checkpoint '" + path + "' was written by a newer json2vec (format version " +
-                          std::to_string(meta_.value("version", 0)) + ")");
+                          std::to_string(read_integer(meta_, "version", 0)) + ")");
   // Version 1 checkpoints were written without one.
-  if (meta_.value("version", 0) >= 2 && checksum != Checksum::kMatches)
+  if (read_integer(meta_, "version", 0) >= 2 && checksum != Checksum::kMatches)
     throw CheckpointError("checkpoint '" + path + "' is damaged: its checksum is missing (truncated or altered?)");
 }
 

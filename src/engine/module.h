@@ -3,6 +3,7 @@
 // step of each loop and how to optimise itself. The Trainer owns the loops.
 #include <torch/torch.h>
 
+#include <atomic>
 #include <optional>
 
 #include "base/value_type.h"
@@ -118,11 +119,26 @@ class Module : public torch::nn::Module {
   Trainer* trainer() const { return trainer_; }
   // The Trainer (or a strategy, for its replicas) attaches itself for the length of a run.
   void attach_trainer(Trainer* trainer) { trainer_ = trainer; }
+  // True while a Trainer runs fit, validate, test or predict on this module: what must not
+  // change its structure then (a schema mutation) checks this and refuses.
+  bool running() const { return running_ > 0; }
+  // Marks the module running for its lifetime; the Trainer holds one per run.
+  class RunningScope {
+   public:
+    explicit RunningScope(Module& module) : module_(module) { ++module_.running_; }
+    ~RunningScope() { --module_.running_; }
+    RunningScope(const RunningScope&) = delete;
+    RunningScope& operator=(const RunningScope&) = delete;
+
+   private:
+    Module& module_;
+  };
   int64_t current_epoch() const;
   int64_t global_step() const;
 
  private:
   Trainer* trainer_ = nullptr;
+  std::atomic<int> running_{0};
   nlohmann::json hparams_ = nlohmann::json::object();
 };
 

@@ -1,4 +1,5 @@
 #include "engine/scheduler.h"
+#include "base/json_read.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -15,7 +16,7 @@ void Scheduler::step(std::optional<double>) {
 }
 
 void Scheduler::load_state_dict(const nlohmann::json& s) {
-  step_ = s.value("step", int64_t{0});
+  step_ = read_integer(s, "step", 0);
   apply();
 }
 
@@ -139,11 +140,11 @@ nlohmann::json ReduceOnPlateauScheduler::state_dict() const {
 }
 
 void ReduceOnPlateauScheduler::load_state_dict(const nlohmann::json& s) {
-  step_ = s.value("step", int64_t{0});
+  step_ = read_integer(s, "step", 0);
   if (s.contains("best") && s["best"].is_number()) best_ = s["best"].get<double>();
   scale_ = s.value("scale", 1.0);
-  bad_steps_ = s.value("bad_steps", int64_t{0});
-  cooldown_left_ = s.value("cooldown_left", int64_t{0});
+  bad_steps_ = read_integer(s, "bad_steps", 0);
+  cooldown_left_ = read_integer(s, "cooldown_left", 0);
   apply();
 }
 

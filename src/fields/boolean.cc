@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "base/json_read.h"
 #include "fields/field_module.h"
 #include "fields/option_checks.h"
 #include "fields/registry.h"
@@ -72,8 +73,8 @@ class BooleanField : public Field {
   }
   nlohmann::json state_json() const override { return {{"count", count_}, {"trues", trues_}}; }
   void load_state_json(const nlohmann::json& s) override {
-    count_ = s.value("count", int64_t{0});
-    trues_ = s.value("trues", int64_t{0});
+    count_ = read_integer(s, "count", 0);
+    trues_ = read_integer(s, "trues", 0);
     mark_fitted();
   }
   // log-odds of true in training: the head's starting bias, so epoch one is not spent on it.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "base/json_read.h"
 #include "fields/field_module.h"
 #include "fields/label_counts.h"
 #include "fields/label_index.h"
@@ -54,7 +55,7 @@ class CategoryField : public Field {
   }
   void load_state_json(const nlohmann::json& s) override {
     set_vocabulary(s.at("vocabulary").get<std::vector<std::string>>(),
-                   s.value("counts", std::vector<int64_t>{}));
+                   read_integers(s, "counts"));
   }
 
   int64_t max_vocab_size() const { return spec_.options.at("max_vocab_size").get<int64_t>(); }

@@ -15,13 +15,14 @@ Datatype dateparts_datatype();
 Datatype entity_datatype();
 Datatype vector_datatype();
 Datatype text_datatype();
+Datatype hash_datatype();
 
 namespace {
 const std::map<std::string, Datatype>& all_datatypes() {
   static const std::map<std::string, Datatype> types = [] {
     std::map<std::string, Datatype> m;
     for (auto make : {number_datatype, category_datatype, boolean_datatype, set_datatype, dateparts_datatype,
-                      entity_datatype, vector_datatype, text_datatype}) {
+                      entity_datatype, vector_datatype, text_datatype, hash_datatype}) {
       Datatype d = make();
       m.emplace(d.name, std::move(d));
     }

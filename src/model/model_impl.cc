@@ -517,7 +517,14 @@ std::vector<engine::OptimizerConfig> ModelImpl::configure_optimizers() {
 
 void ModelImpl::setup(engine::Stage stage) {
   // The data module fits the codec in its own setup, which the Trainer runs first.
-  if (!built_ && codec_->fitted()) build_network();
+  if (!built_ && codec_->fitted()) {
+    build_network();
+    if (weight_source_) {
+      SchemaChange report;
+      adopt_weights(*weight_source_, weight_reset_, report);
+      weight_source_.reset();
+    }
+  }
   if (!built_)
     throw std::invalid_argument(fmt::format(
         "the model has not been trained: {} needs weights (run fit first, or pass a checkpoint)",

@@ -14,6 +14,7 @@
 #include "data/record_codec.h"
 #include "engine/module.h"
 #include "fields/field_module.h"
+#include "model/model.h"
 #include "model/model_options.h"
 #include "nn/learned_query_pooling.h"
 #include "nn/transformer_block.h"
@@ -56,6 +57,13 @@ class ModelImpl : public engine::Module {
   std::vector<OutputColumn> predict_output_types() const override;
   std::shared_ptr<engine::Module> replicate() override;
 
+  // A model for `schema` that keeps this one's field state and weights where address, type
+  // and options still match, except under the `reset` addresses (model/schema_change.cc).
+  std::shared_ptr<ModelImpl> with_schema(Schema schema, const std::vector<std::string>& reset,
+                                         SchemaChange& report) const;
+  // Takes field state from `source` now and its weights when the network is built (setup).
+  void init_from(std::shared_ptr<const ModelImpl> source, SchemaChange& report);
+
   // Predictions for raw JSON records, outside any Trainer. threads 0: all cores.
   nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 256, int threads = 0);
 
@@ -85,6 +93,12 @@ class ModelImpl : public engine::Module {
   };
 
   void set_fields();  // token positions of the codec's leaves
+  // Copies the weights of `from` that still fit this network (built) into it: whole tensors by
+  // name and shape; per-field rows (state embedding, token positions, decoder queries) by
+  // address. Nothing under the `reset` addresses.
+  void adopt_weights(const ModelImpl& from, const std::vector<std::string>& reset, SchemaChange& report);
+  // The address of each token of branch b: its input fields', then its child branches'.
+  std::vector<std::string> token_addresses(size_t b) const;
   void build_network();
   Outputs forward(const std::vector<FieldTensors>& inputs, const std::vector<torch::Tensor>& present,
                   const torch::Tensor& pruned, const std::vector<Decode>& decode, bool with_record);
@@ -108,6 +122,9 @@ class ModelImpl : public engine::Module {
   int64_t n_inputs_ = 0;                 // input leaves, all branches
   std::vector<int64_t> token_of_field_;  // field -> token position within its branch's slot, or -1
   bool built_ = false;
+  // init_from, or a schema change made before the network existed: whose weights setup() adopts.
+  std::shared_ptr<const ModelImpl> weight_source_;
+  std::vector<std::string> weight_reset_;
 
   std::vector<std::shared_ptr<FieldModuleImpl>> field_modules_;
   torch::nn::Embedding state_embedding_{nullptr};

@@ -102,6 +102,14 @@ struct Text : FieldBuilder<Text> {
   Text& buckets(int v) { return option("buckets", v); }
 };
 
+// An identifier from an unbounded set (accounts, devices), hashed: equal values share an
+// embedding without a vocabulary.
+struct Hash : FieldBuilder<Hash> {
+  explicit Hash(std::string name) : FieldBuilder("hash", std::move(name)) {}
+  Hash& buckets(int v) { return option("buckets", v); }
+  Hash& num_hashes(int v) { return option("num_hashes", v); }
+};
+
 // Hides whole items of a branch in training: Mask().rate(0.2), Mask().count(1).window("end").
 struct Mask {
   nlohmann::json json = nlohmann::json::object();

@@ -1,4 +1,5 @@
 #include "schema/schema_tree.h"
+#include "base/json_read.h"
 
 #include <algorithm>
 
@@ -76,7 +77,7 @@ BranchMask BranchMask::from_json(const nlohmann::json& value) {
   if (!value.is_object()) return m;
   m.enabled = true;
   m.rate = value.value("rate", 0.0);
-  m.count = value.value("count", int64_t{0});
+  m.count = read_integer(value, "count", 0);
   std::string window = value.value("window", std::string("random"));
   m.window = window == "start" ? Window::kStart : window == "end" ? Window::kEnd : Window::kRandom;
   m.p = value.value("p", 1.0);

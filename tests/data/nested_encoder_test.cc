@@ -70,6 +70,14 @@ TEST(NestedEncoder, ListsFillSlotsAndTheRestIsPadding) {
   EXPECT_EQ(e.column("order.tier").slots, 1);
 }
 
+TEST(NestedEncoder, AnObjectWhereAListIsDeclaredIsAListOfOne) {
+  auto e = encode(items_schema("head", 3), {R"({"items": {"sku": "x", "price": 1}})", R"({"items": [{"sku": "y"}]})"});
+  EXPECT_EQ(e.table.lengths[1], (std::vector<int32_t>{1, 1}));
+  EXPECT_EQ(e.column("order.items.sku").state,
+            (std::vector<uint8_t>{kValued, kPadded, kPadded, kValued, kPadded, kPadded}));
+  EXPECT_EQ(e.column("order.items.price").state[0], kValued);
+}
+
 TEST(NestedEncoder, OverflowKeepsTheHeadOrTheTailOrRefuses) {
   std::string three = R"({"items": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]})";
   // Frequencies a > b > c give the vocabulary indices a=1, b=2, c=3 (0 is "unavailable").

@@ -1,4 +1,5 @@
 #include "engine/callbacks/early_stopping.h"
+#include "base/json_read.h"
 
 #include <cmath>
 #include <iostream>
@@ -46,9 +47,9 @@ void EarlyStopping::on_train_epoch_end(Trainer& trainer, Module&) {
 }
 
 void EarlyStopping::load_state_dict(const nlohmann::json& s) {
-  wait_ = s.value("wait", int64_t{0});
+  wait_ = read_integer(s, "wait", 0);
   if (s.contains("best") && s["best"].is_number()) best_ = s["best"].get<double>();
-  stopped_epoch_ = s.value("stopped_epoch", int64_t{-1});
+  stopped_epoch_ = read_integer(s, "stopped_epoch", -1);
 }
 
 }  // namespace j2v::engine

@@ -1,4 +1,5 @@
 #include "engine/callbacks/weight_averaging.h"
+#include "base/json_read.h"
 
 #include "engine/module.h"
 #include "engine/trainer.h"
@@ -44,9 +45,9 @@ void WeightAveraging::on_fit_start(Trainer&, Module& module) {
 void WeightAveraging::on_validation_end(Trainer&, Module&) { swap_out(); }
 
 void WeightAveraging::load_state_dict(const nlohmann::json& s) {
-  restored_updates_ = s.value("updates", int64_t{0});
+  restored_updates_ = read_integer(s, "updates", 0);
   restored_swapped_ = s.value("swapped", false);
-  restored_last_update_step_ = s.value("last_update_step", int64_t{0});
+  restored_last_update_step_ = read_integer(s, "last_update_step", 0);
 }
 
 void WeightAveraging::save_tensors(torch::serialize::OutputArchive& archive) const {

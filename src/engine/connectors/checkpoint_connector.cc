@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/json_read.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/checkpoint_io.h"
 #include "engine/profiler.h"
@@ -101,14 +102,14 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
   if (!full) return;
   const auto& meta = reader.meta();
   // A resumed epoch continues each rank's share of the batches: that needs the same ranks.
-  int64_t saved_world = meta.value("world_size", int64_t{1});
+  int64_t saved_world = read_integer(meta, "world_size", 1);
   if (saved_world != world_size())
     throw CheckpointError(fmt::format(
         "checkpoint '{}' was written by a run of {} process(es), this run has {}: resume with the same "
         "trainer.devices x trainer.num_nodes, or start a new fit from its weights",
         path, saved_world, world_size()));
-  current_epoch_ = meta.value("epoch", int64_t{0});
-  global_step_ = meta.value("global_step", int64_t{0});
+  current_epoch_ = read_integer(meta, "epoch", 0);
+  global_step_ = read_integer(meta, "global_step", 0);
   for (size_t i = 0; i < optimizers_.size(); ++i) {
     torch::serialize::InputArchive opt_archive;
     if (reader.read_nested("optimizer_" + std::to_string(i), opt_archive)) optimizers_[i].optimizer->load(opt_archive);
@@ -124,7 +125,7 @@ void Trainer::restore(const std::string& path, Module& module, bool full) {
         torch::serialize::InputArchive tensors;
         if (reader.read_nested(archive_key("callback_", cb->state_key()), tensors)) cb->load_tensors(tensors);
       }
-  resume_batch_ = meta.value("batch_in_epoch", int64_t{0});
+  resume_batch_ = read_integer(meta, "batch_in_epoch", 0);
   batches_in_epoch_ = resume_batch_;
   if (resume_batch_ > 0 && meta.contains("epoch_metrics")) load_accumulators(meta["epoch_metrics"]);
   torch::serialize::InputArchive rng;

@@ -67,6 +67,7 @@ std::map<std::string, double> Trainer::run_eval_loop(Module& module, DataLoader&
 
 std::map<std::string, double> Trainer::evaluate(Module& module, DataModule& data,
                                                 const std::optional<std::string>& ckpt_path, Stage stage) {
+  Module::RunningScope running(module);
   std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
   if (!path.empty()) preload_module_state(path, module);
   setup_run(module, false);

@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 using namespace detail;
 
 void Trainer::fit(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path) {
+  Module::RunningScope running(module);
   should_stop = false;
   stage_ = Stage::kFit;
   current_epoch_ = 0;

@@ -13,6 +13,7 @@ using namespace detail;
 
 nlohmann::json Trainer::predict(Module& module, DataModule& data, const std::optional<std::string>& ckpt_path,
                                 bool return_predictions) {
+  Module::RunningScope running(module);
   std::string path = ckpt_path ? resolve_checkpoint(*ckpt_path) : "";
   if (!path.empty()) preload_module_state(path, module);
   setup_run(module, false);
