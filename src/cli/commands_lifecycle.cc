@@ -193,9 +193,21 @@ int run_importance(const json& cfg, const std::string& ckpt_path, const std::str
   svg += "</svg>\n";
   write_file_atomically((fs::path(output_dir) / "importance.svg").string(), svg);
 
+  // "record.label/test:accuracy:content" -> "label accuracy"
+  auto column = [&](std::string k) {
+    auto slash = k.find("/test:");
+    if (slash != std::string::npos) {
+      std::string node = k.substr(0, slash), metric = k.substr(slash + 6);
+      auto dot = node.rfind('.');
+      if (dot != std::string::npos) node = node.substr(dot + 1);
+      auto colon = metric.find(':');
+      k = node + " " + metric.substr(0, colon);
+    }
+    return k.size() > 24 ? k.substr(k.size() - 24) : k;
+  };
   std::cout << fmt::format("{:<40} {:>14}", "node switched off", "loss increase");
   for (const auto& k : metrics)
-    if (k != "loss/test") std::cout << fmt::format(" {:>24}", k.size() > 24 ? k.substr(k.size() - 24) : k);
+    if (k != "loss/test") std::cout << fmt::format(" {:>24}", column(k));
   std::cout << "\n" << fmt::format("{:<40} {:>14}", "(none: the full model)", "0");
   for (const auto& k : metrics)
     if (k != "loss/test") std::cout << fmt::format(" {:>24.4f}", full.at(k));

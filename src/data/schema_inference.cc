@@ -118,6 +118,15 @@ bool time_like(const std::string& name) {
          n.find("epoch") != std::string::npos;
 }
 
+// order_id, customerId, uuid, key: names under which unique numbers are labels, not quantities.
+bool id_like(const std::string& name) {
+  std::string n;
+  for (char c : name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto ends = [&](const std::string& s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
+  return n == "id" || ends("_id") || ends("uuid") || n == "key" || ends("_key") ||
+         (name.size() > 2 && name.compare(name.size() - 2, 2, "Id") == 0);
+}
+
 std::string share(int64_t part, int64_t whole) {
   return whole == 0 ? "0" : fmt::format("{:.0f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
 }
@@ -127,8 +136,9 @@ struct Inferrer {
   int64_t records;
 
   // Fields of one level: an object's keys, flattened through nested objects.
+  // `whole`: how many objects of this level were seen (records at the top, items in a branch).
   void fields_of(const Profile& level, const std::string& address, const std::vector<std::string>& prefix,
-                 std::vector<FieldSpec>& fields) {
+                 std::vector<FieldSpec>& fields, int64_t whole) {
     for (const auto& key : level.order) {
       const Profile& p = *level.children.at(key);
       std::vector<std::string> query = prefix;
@@ -143,23 +153,24 @@ struct Inferrer {
       }
       // Objects without any list: their keys, through query paths.
       if (p.objects > 0 && p.arrays == 0 && p.objects == valued) {
-        fields_of(p, address, query, fields);
+        fields_of(p, address, query, fields, whole);
         continue;
       }
       FieldSpec spec;
       spec.name = name;
       if (query.size() > 1) spec.query = query;
       std::string reason;
-      if (!decide(p, name, here, spec, reason)) continue;
+      if (!decide(p, name, here, spec, reason, whole)) continue;
       out.reasons.push_back({here, reason});
       fields.push_back(std::move(spec));
     }
   }
 
   // false: left out (recorded).
-  bool decide(const Profile& p, const std::string& name, const std::string& here, FieldSpec& spec, std::string& reason) {
+  bool decide(const Profile& p, const std::string& name, const std::string& here, FieldSpec& spec, std::string& reason,
+              int64_t whole) {
     int64_t valued = p.present - p.nulls;
-    std::string seen = fmt::format("in {} of {} records", share(p.present, records), records);
+    std::string seen = fmt::format("in {} of {} {}", share(p.present, whole), whole, whole == records ? "records" : "items");
     if (p.arrays > 0 || (p.objects > 0 && p.element_objects > 0)) {
       if (p.element_objects > 0 && p.element_strings + p.element_numbers + p.element_other == 0) {
         std::vector<int64_t> lengths = p.lengths;
@@ -169,7 +180,7 @@ struct Inferrer {
         int64_t length = std::clamp<int64_t>(q95, 1, kMaxBranchLength);
         spec.type = "branch";
         spec.options["length"] = length;
-        fields_of(p, here, {}, spec.children);
+        fields_of(p, here, {}, spec.children, p.element_objects + p.objects);
         if (spec.children.empty()) {
           out.left_out.push_back({here, "lists of objects with no usable field"});
           return false;
@@ -203,6 +214,18 @@ struct Inferrer {
     }
     int64_t distinct = static_cast<int64_t>(p.distinct.size());
     std::string distinct_text = p.distinct_overflow ? fmt::format("over {}", kDistinctCap) : std::to_string(distinct);
+    if (p.numbers == valued && p.integers == valued && !p.distinct_overflow && distinct == valued &&
+        valued >= kIdentifierMin && id_like(name)) {
+      out.left_out.push_back({here, fmt::format("whole numbers, a different one in every one of {} values, under an "
+                                                "identifier's name: predicts nothing", valued)});
+      return false;
+    }
+    if (p.numbers == valued && p.integers == valued && p.distinct_overflow && id_like(name)) {
+      out.left_out.push_back({here, "whole numbers, over " + std::to_string(kDistinctCap) +
+                                        " distinct, under an identifier's name: predicts nothing (declare it `hash` "
+                                        "if records share values)"});
+      return false;
+    }
     if (p.numbers == valued) {
       if (time_like(name) && p.integers == valued && (p.unix_s == valued || p.unix_ms == valued)) {
         spec.type = "dateparts";
@@ -313,7 +336,7 @@ InferredSchema infer_schema(const RecordBuffer& records, const SchemaInferenceOp
   out.records = n;
   out.schema.name = options.name;
   Inferrer inferrer{out, n};
-  inferrer.fields_of(root, options.name, {}, out.schema.fields);
+  inferrer.fields_of(root, options.name, {}, out.schema.fields, n);
   if (!options.target.empty()) {
     FieldSpec* target = find_field(out.schema.fields, options.name, options.target);
     if (!target) {
@@ -371,6 +394,7 @@ InferredSchema infer_schema_from_file(const std::string& path, const SchemaInfer
 std::string InferredSchema::to_yaml(const std::string& train_path) const {
   std::map<std::string, std::string> why(reasons.begin(), reasons.end());
   YAML::Emitter y;
+  y.SetDoublePrecision(15);  // 0.15, not 0.14999999999999999
   y << YAML::Comment(fmt::format("Inferred by `json2vec infer-schema` from {} records{}. Edit freely; each field says "
                                  "why it got its type.",
                                  records, train_path.empty() ? "" : " of " + train_path));
