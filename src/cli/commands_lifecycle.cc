@@ -12,6 +12,7 @@
 #include "cli/config.h"
 #include "data/schema_inference.h"
 #include "engine/trainer.h"
+#include "model/importance.h"
 #include "schema/selector.h"
 
 namespace j2v::cli {
@@ -124,39 +125,13 @@ int run_importance(const json& cfg, const std::string& ckpt_path, const std::str
   std::string path = resolver.resolve_checkpoint(ckpt_path);
   Model model = Model::load(path);
 
-  // The nodes a user can switch off: every input field and every branch.
-  std::vector<SchemaNode> nodes;
-  for (auto& n : model.select(where("target") == false)) nodes.push_back(std::move(n));
-  auto score = [&](Model& m) {
-    auto data = build_data(m, config);
-    engine::Trainer trainer(build_trainer_options(config, "test"));
-    return trainer.test(m, *data);
-  };
-  auto full = score(model);
+  auto result = field_importance(
+      model, [&](const Model& m) { return build_data(m, config); }, build_trainer_options(config, "test"));
+  for (const auto& why : result.skipped) std::cerr << "importance: skipped " << why << "\n";
+  const auto& full = result.full;
+  const auto& rows = result.nodes;
   std::vector<std::string> metrics;
   for (const auto& [k, _] : full) metrics.push_back(k);
-  struct Row {
-    std::string address, type;
-    std::map<std::string, double> metrics;
-    double loss_increase = 0;
-  };
-  std::vector<Row> rows;
-  for (const auto& node : nodes) {
-    if (!node.spec.active) continue;
-    std::cerr << fmt::format("importance: {} off\n", node.address);
-    std::map<std::string, double> m;
-    try {
-      auto off = model.override(where("address") == node.address, {{"active", false}});
-      m = score(model);
-    } catch (const SchemaError& e) {
-      std::cerr << fmt::format("importance: {} cannot be switched off alone ({}); skipped\n", node.address, e.what());
-      continue;
-    }
-    Row r{node.address, node.spec.type, m, 0};
-    if (m.count("loss/test") && full.count("loss/test")) r.loss_increase = m.at("loss/test") - full.at("loss/test");
-    rows.push_back(std::move(r));
-  }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.loss_increase > b.loss_increase; });
 
   fs::create_directories(output_dir);
   std::string csv = "node,type,loss_increase";

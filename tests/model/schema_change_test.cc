@@ -2,6 +2,7 @@
 // init_from fine-tunes from another schema's checkpoint, and bad changes change nothing.
 #include <gtest/gtest.h>
 
+#include "data/synthetic_orders.h"
 #include "data/table_data_module.h"
 #include "engine/callback.h"
 #include "engine/callbacks/model_checkpoint.h"
@@ -177,6 +178,17 @@ TEST(SchemaChangeModel, InitFromTakesMatchingStateAndWeightsFromAnotherSchema) {
   ASSERT_FALSE(merchant_source.empty());
   EXPECT_TRUE(torch::equal(*theirs.find(merchant_source), *mine.find(merchant_mine)));
 
+  // The same schema from the same checkpoint predicts exactly as the checkpoint does.
+  auto same = Model::from_schema({Number("amount"), Category("merchant"), Category("channel"), Category("fraud").target()},
+                                 ModelOptions().d_model(32).n_layers(1));
+  auto same_change = same.init_from(best);
+  EXPECT_TRUE(same_change.refit_state.empty());
+  TableDataModule same_data(same.codec(), {.train = fraud_records(64, 7)}, TableDataOptions().validate_fraction(0));
+  same_data.setup(engine::Stage::kFit);
+  same.impl().setup(engine::Stage::kFit);
+  auto probe = fraud_records(50, 8);
+  EXPECT_EQ(values(same.predict(probe), "record.fraud"), values(source.predict(probe), "record.fraud"));
+
   // A checkpoint with nothing in common is refused, and the model is left as it was.
   auto other = Model::from_schema({Number("height"), Category("species").target()});
   try {
@@ -186,6 +198,39 @@ TEST(SchemaChangeModel, InitFromTakesMatchingStateAndWeightsFromAnotherSchema) {
     EXPECT_NE(std::string(e.what()).find("no field in common"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(other.codec()->fitted());
+  std::filesystem::remove_all(root);
+}
+
+TEST(SchemaChangeModel, NestedModelsKeepBranchWeightsAcrossChanges) {
+  auto root = testing::temp_dir("schema_change_nested");
+  auto schema = [](bool with_quantity) {
+    std::vector<FieldSpec> items{Category("sku"), Number("price")};
+    if (with_quantity) items.push_back(Number("quantity"));
+    return std::vector<FieldSpec>{Category("customer_tier"), Branch("items", items).length(12).n_layers(1),
+                                  Category("flagged").target()};
+  };
+  auto model = Model::from_schema(schema(true), ModelOptions().d_model(32).n_layers(1));
+  auto train = synthetic_orders({.rows = 600, .seed = 1, .max_items = 12});
+  TableDataModule data(model.codec(), {.train = train}, TableDataOptions().batch_size(64).validate_fraction(0));
+  auto checkpoint = std::make_shared<engine::ModelCheckpoint>();
+  engine::Trainer trainer(testing::quiet_trainer(root, 2, true).callbacks({checkpoint}));
+  trainer.fit(model, data);
+  auto probe = synthetic_orders({.rows = 40, .seed = 2, .max_items = 12});
+  auto before = model.predict(probe);
+
+  // The same schema from the checkpoint: identical predictions.
+  auto again = Model::from_schema(schema(true), ModelOptions().d_model(32).n_layers(1));
+  again.init_from(checkpoint->last_model_path());
+  TableDataModule again_data(again.codec(), {.train = train}, TableDataOptions().validate_fraction(0));
+  again_data.setup(engine::Stage::kFit);
+  again.impl().setup(engine::Stage::kFit);
+  auto loaded = Model::load(checkpoint->last_model_path());
+  EXPECT_EQ(values(again.predict(probe), "record.flagged"), values(loaded.predict(probe), "record.flagged"));
+
+  // A field fewer inside the branch: everything else carried over, nothing initialised.
+  auto change = model.remove(where("address") == "record.items.quantity");
+  EXPECT_TRUE(change.new_parameters.empty()) << change.summary();
+  EXPECT_TRUE(model.trained());
   std::filesystem::remove_all(root);
 }
 
