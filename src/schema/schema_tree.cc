@@ -25,7 +25,7 @@ std::vector<int> SchemaTree::lineage(int branch) const {
 
 const nlohmann::json& branch_option_defaults() {
   static const nlohmann::json defaults = {
-      {"length", 16}, {"overflow", "head"}, {"n_layers", 1}, {"attention", "mha"}, {"n_kv_heads", 0}, {"mask", nullptr}};
+      {"length", 16}, {"overflow", "head"}, {"n_layers", 1}, {"attention", "gqa"}, {"n_kv_heads", 0}, {"mask", nullptr}};
   return defaults;
 }
 

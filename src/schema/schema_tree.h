@@ -39,7 +39,7 @@ struct BranchNode {
   int64_t parent_slots = 1;         // the parent's slots per record (1 for the root)
   Overflow overflow = Overflow::kHead;
   int64_t n_layers = 0;             // 0: the model's n_layers (root)
-  std::string attention = "mha";    // mha | gqa | mqa | none
+  std::string attention = "mha";    // mha | gqa | mqa | none; the root is mha, a branch gqa unless set
   int64_t n_kv_heads = 0;           // key/value heads (gqa); 0 = as attention implies
   bool embed = false;
   BranchMask mask;

@@ -100,7 +100,7 @@ TEST(NestedModel, TargetsInsideAListArePredictedPerItem) {
 }
 
 TEST(NestedModel, AttentionVariantsAndDeepBranchesTrainAndKeepTheShape) {
-  for (const std::string attention : {"gqa", "mqa", "none"}) {
+  for (const std::string attention : {"mha", "mqa", "none"}) {
     auto root = testing::temp_dir("nested_deep");
     auto model = Model::from_schema(
         {Category("team"),

@@ -53,7 +53,7 @@ std::string error_of(const std::string& fields_json) {
 }
 
 TEST(Schema, ErrorsNameTheFieldAndTheAllowedValues) {
-  EXPECT_NE(error_of(R"({"a": "numbr", "t": {"type": "number", "target": true}})").find("unknown field type 'numbr' (allowed: boolean, category, dateparts, entity, number, set, text, vector)"),
+  EXPECT_NE(error_of(R"({"a": "numbr", "t": {"type": "number", "target": true}})").find("unknown field type 'numbr' (allowed: boolean, category, dateparts, entity, hash, number, set, text, vector)"),
             std::string::npos);
   EXPECT_NE(error_of(R"({"a": {"type": "category", "max_vocab": 3}, "t": {"type": "number", "target": true}})")
                 .find("field 'a': unknown option 'max_vocab'"),
