@@ -4,7 +4,7 @@
 # the pretraining schema has no target (each field masked now and then), the fine-tuning one
 # names the target, and init_from carries over every field they share.
 #   [DATA=FILE] [TARGET=NAME] [DROP="a b"] [LABELS=300] [EPOCHS=40] [PRE_EPOCHS=10] \
-#   [SEEDS="0 1 2"] [FINE_ARGS=...] bench/lifecycle/finetune.sh
+#   [SEEDS="0 1 2"] [FINE_ARGS=...] [METRIC=auc|rmse|accuracy] bench/lifecycle/finetune.sh
 # DATA defaults to ../shared/datasets/wa_churn.jsonl (TARGET churn); the last 20% of its
 # records are the test set, the rest (labels removed, DROP keys too) the unlabeled pool, and
 # the first LABELS of them the labeled set. Prints the target's test AUC per seed and the mean.
@@ -42,7 +42,7 @@ $J2V fit --data.train="$work/unlabeled.jsonl" --trainer.max_epochs=${PRE_EPOCHS:
   --trainer.default_root_dir="$work/pre" $quiet >/dev/null 2>"$work/pre.err"
 echo "pretrained on $(wc -l < "$work/unlabeled.jsonl") unlabeled records of $DATA in $(( $(date +%s) - start )) s"
 pre="$work/pre/version_0/checkpoints/last.ckpt"
-metric() { $PY -c 'import json,sys; m=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(m["record.'"$TARGET"'/test:auc:content"])'; }
+metric() { $PY -c 'import json,sys; m=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(m["record.'"$TARGET"'/test:'"${METRIC:-auc}"':content"])'; }
 sum_scratch=0; sum_fine=0; n=0
 for seed in $SEEDS; do
   common="--data.train=$work/labeled.jsonl --data.test=$work/test.jsonl --model.target=$TARGET \
@@ -51,7 +51,7 @@ for seed in $SEEDS; do
   scratch=$($J2V test --config "$work/scratch$seed/version_0/config.yaml" --ckpt_path best 2>/dev/null | metric)
   $J2V fit $common --model.init_from="$pre" ${FINE_ARGS:-} --trainer.default_root_dir="$work/fine$seed" >/dev/null 2>"$work/fine.err"
   fine=$($J2V test --config "$work/fine$seed/version_0/config.yaml" --ckpt_path best 2>/dev/null | metric)
-  echo "seed $seed: $LABELS labels, test AUC of $TARGET: from scratch $scratch, fine-tuned from the pretrained model $fine"
+  echo "seed $seed: $LABELS labels, test ${METRIC:-auc} of $TARGET: from scratch $scratch, fine-tuned from the pretrained model $fine"
   sum_scratch=$($PY -c "print($sum_scratch + $scratch)"); sum_fine=$($PY -c "print($sum_fine + $fine)"); n=$((n + 1))
 done
 grep -m1 "field state kept" "$work/fine.err" || true
