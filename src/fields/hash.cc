@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "fields/field_module.h"
+#include "fields/hashed_input.h"
 #include "fields/option_checks.h"
 #include "fields/registry.h"
 
@@ -24,35 +25,17 @@ uint64_t hash_text(std::string_view text, uint64_t seed) {
   return h;
 }
 
-class HashStats : public FieldStats {
+class HashField : public HashedInputField {
  public:
-  void observe(const Scalar&) override {}
-  void merge(const FieldStats&) override {}
-};
-
-class HashField : public Field {
- public:
-  using Field::Field;
-  bool uses_values() const override { return false; }
-  bool uses_indices() const override { return true; }
+  using HashedInputField::HashedInputField;
   int64_t width() const override { return spec_.options.at("num_hashes").get<int64_t>(); }
   int64_t buckets() const { return spec_.options.at("buckets").get<int64_t>(); }
-  std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<HashStats>(); }
-  void fit(const FieldStats&) override { mark_fitted(); }  // hashing: nothing to learn from data
-  nlohmann::json state_json() const override { return nlohmann::json::object(); }
-  void load_state_json(const nlohmann::json&) override { mark_fitted(); }
   std::shared_ptr<FieldModuleImpl> make_module(const FieldModuleOptions& options) const override;
 
  protected:
   // Strings as written; numbers by their text (account 1234 and "1234" are the same account).
   void encode_value(const Scalar& value, Column& column, size_t row) const override {
-    std::string_view text;
-    switch (value.kind) {
-      case Scalar::Kind::kString:
-      case Scalar::Kind::kNumber: text = value.text; break;
-      case Scalar::Kind::kBool: text = value.boolean ? "true" : "false"; break;
-      default: throw EncodeError(fmt::format("is {}, but the field is a hash (an identifier)", value.kind_name()));
-    }
+    std::string_view text = hashed_text(value, "a hash (an identifier)");
     int64_t k = width(), n = buckets();
     int64_t* out = column.indices.data() + row * k;
     for (int64_t i = 0; i < k; ++i) out[i] = static_cast<int64_t>(hash_text(text, static_cast<uint64_t>(i)) % static_cast<uint64_t>(n));
@@ -60,27 +43,14 @@ class HashField : public Field {
   }
 };
 
-class HashMetrics : public FieldMetrics {
+class HashModuleImpl : public HashedInputModuleImpl {
  public:
-  void update(const torch::Tensor&, const FieldTensors&, const torch::Tensor&) override {}
-  std::map<std::string, double> compute() const override { return {}; }
-};
-
-class HashModuleImpl : public FieldModuleImpl {
- public:
-  HashModuleImpl(const HashField& field, const FieldModuleOptions& options) : FieldModuleImpl(field, options) {
+  HashModuleImpl(const HashField& field, const FieldModuleOptions& options) : HashedInputModuleImpl(field, options) {
     embedding_ = register_module("embedding", torch::nn::Embedding(field.buckets(), options.d_model));
     build_head(options.d_model);
   }
-  int64_t content_width() const override { return 0; }
   // The sum over the hash functions' rows; [cells, k] -> [cells, d].
   torch::Tensor embed(const FieldTensors& cells) override { return embedding_(cells.indices).sum(1); }
-  torch::Tensor content_loss(const torch::Tensor& content, const FieldTensors&, const torch::Tensor&) override {
-    return torch::zeros({content.size(0)});
-  }
-  std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<HashMetrics>(); }
-  ValueType content_type() const override { return ValueType::structure({{"value", ValueType::string()}}); }
-  nlohmann::json content_payload(const float*) const override { return nullptr; }
 
  private:
   torch::nn::Embedding embedding_{nullptr};

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fields/field_module.h"
+#include "fields/hashed_input.h"
 #include "fields/option_checks.h"
 #include "fields/registry.h"
 #include "nn/learned_query_pooling.h"
@@ -52,69 +53,38 @@ void text_features(std::string_view text, int64_t buckets, int64_t width, int64_
   }
 }
 
-class TextStats : public FieldStats {
+class TextField : public HashedInputField {
  public:
-  void observe(const Scalar&) override {}
-  void merge(const FieldStats&) override {}
-};
-
-class TextField : public Field {
- public:
-  using Field::Field;
-  bool uses_values() const override { return false; }
-  bool uses_indices() const override { return true; }
+  using HashedInputField::HashedInputField;
   int64_t width() const override { return spec_.options.at("max_features").get<int64_t>(); }
   int64_t buckets() const { return spec_.options.at("buckets").get<int64_t>(); }
-  std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<TextStats>(); }
-  void fit(const FieldStats&) override { mark_fitted(); }  // hashing: nothing to learn from data
-  nlohmann::json state_json() const override { return nlohmann::json::object(); }
-  void load_state_json(const nlohmann::json&) override { mark_fitted(); }
   std::shared_ptr<FieldModuleImpl> make_module(const FieldModuleOptions& options) const override;
 
  protected:
   // Strings are text; numbers read as written and booleans as true/false; objects and
   // lists are errors.
   void encode_value(const Scalar& value, Column& column, size_t row) const override {
-    std::string_view text;
-    switch (value.kind) {
-      case Scalar::Kind::kString:
-      case Scalar::Kind::kNumber: text = value.text; break;
-      case Scalar::Kind::kBool: text = value.boolean ? "true" : "false"; break;
-      default: throw EncodeError(fmt::format("is {}, but the field is text", value.kind_name()));
-    }
+    std::string_view text = hashed_text(value, "text");
     text_features(text, buckets(), width(), column.indices.data() + row * width());
     column.state[row] = static_cast<uint8_t>(CellState::kValued);
   }
 };
 
-class TextMetrics : public FieldMetrics {
+class TextModuleImpl : public HashedInputModuleImpl {
  public:
-  void update(const torch::Tensor&, const FieldTensors&, const torch::Tensor&) override {}
-  std::map<std::string, double> compute() const override { return {}; }
-};
-
-class TextModuleImpl : public FieldModuleImpl {
- public:
-  TextModuleImpl(const TextField& field, const FieldModuleOptions& options) : FieldModuleImpl(field, options) {
+  TextModuleImpl(const TextField& field, const FieldModuleOptions& options) : HashedInputModuleImpl(field, options) {
     embedding_ = register_module(
         "embedding", torch::nn::Embedding(torch::nn::EmbeddingOptions(field.buckets() + 1, options.d_model).padding_idx(0)));
     int64_t heads = options.d_model % 4 == 0 ? 4 : 1;
     pool_ = register_module("pool", nn::LearnedQueryPooling(options.d_model, heads, 1, options.dropout));
     build_head(options.d_model);
   }
-  int64_t content_width() const override { return 0; }
   torch::Tensor embed(const FieldTensors& cells) override {
     auto padding = cells.indices == 0;
     // An empty text attends to its (zero) first position rather than to nothing.
     padding.select(1, 0).fill_(false);
     return pool_->forward(embedding_(cells.indices), padding).select(1, 0);
   }
-  torch::Tensor content_loss(const torch::Tensor& content, const FieldTensors&, const torch::Tensor&) override {
-    return torch::zeros({content.size(0)});
-  }
-  std::unique_ptr<FieldMetrics> new_metrics() const override { return std::make_unique<TextMetrics>(); }
-  ValueType content_type() const override { return ValueType::structure({{"value", ValueType::string()}}); }
-  nlohmann::json content_payload(const float*) const override { return nullptr; }
 
  private:
   torch::nn::Embedding embedding_{nullptr};

@@ -183,6 +183,29 @@ TEST(TextEncoding, HashedWordsThenTrigramsCaseInsensitive) {
             std::string::npos);
 }
 
+TEST(HashEncoding, EqualValuesShareBucketsWithoutAVocabulary) {
+  auto e = encode(R"({"account": {"type": "hash", "buckets": 4096, "num_hashes": 3}})",
+                  {R"({"account": "acct-17"})", R"({"account": "acct-18"})", R"({"account": "acct-17"})",
+                   R"({"account": 1234})", R"({"account": "1234"})", R"({"account": null})"},
+                  {R"({"account": "something else"})"});  // nothing is fitted: unseen values hash all the same
+  const auto& c = e.column("account");
+  ASSERT_EQ(c.width, 3);
+  EXPECT_EQ(indices(c, 0), indices(c, 2));
+  EXPECT_NE(indices(c, 0), indices(c, 1));
+  EXPECT_EQ(indices(c, 3), indices(c, 4)) << "a number is its text";
+  auto a = indices(c, 0);
+  EXPECT_FALSE(a[0] == a[1] && a[1] == a[2]) << "independent hash functions";
+  for (int64_t i : a) EXPECT_TRUE(i >= 0 && i < 4096);
+  EXPECT_EQ(c.state[5], kNull);
+  EXPECT_NE(error_of(R"({"account": "hash"})", {R"({"account": {"id": 1}})"}).find("but the field is a hash"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"x": "number", "account": {"type": "hash", "target": true}})", {R"({})"})
+                .find("a hash field cannot be a target"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"account": {"type": "hash", "num_hashes": 0}})", {R"({})"}).find("num_hashes"),
+            std::string::npos);
+}
+
 TEST(BranchMaskOption, BadValuesNameTheKeyAndTheRule) {
   auto schema = [](const std::string& mask) {
     return R"({"items": {"type": "branch", "length": 4, "mask": )" + mask + R"(, "fields": {"x": "number"}}})";

@@ -259,5 +259,37 @@ TEST(BranchMaskModel, ReconstructsTheHiddenLastItemOfASequence) {
   EXPECT_LT(rmse, 0.35 * baseline_rmse);
 }
 
+// 600 accounts, each risky or not for good; a record names its account and a noise amount.
+// An account recurs across records (five times in training), so a model that tells accounts
+// apart learns each one's risk. 600 ids are more than a 256-label vocabulary holds.
+std::vector<std::string> account_records(int per_account, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> rows;
+  for (int round = 0; round < per_account; ++round)
+    for (int account = 0; account < 600; ++account) {
+      bool risky = (account * 2654435761u) % 10 < 3;  // fixed per account
+      rows.push_back(nlohmann::json{{"account", fmt::format("acct-{}", account)},
+                                    {"amount", static_cast<double>(rng() % 1000)},
+                                    {"risky", risky ? "yes" : "no"}}
+                         .dump());
+    }
+  std::shuffle(rows.begin(), rows.end(), rng);
+  return rows;
+}
+
+TEST(HashModel, TellsUnboundedIdentifiersApartWhereAVocabularyRunsOut) {
+  auto train = account_records(5, 1), test = account_records(1, 2);
+  auto hashed = fit_and_test(Model::from_schema({Hash("account"), Number("amount"), Category("risky").target()},
+                                                ModelOptions().d_model(32).n_layers(1)),
+                             train, test, 30);
+  auto vocabulary = fit_and_test(Model::from_schema({Category("account"), Number("amount"), Category("risky").target()},
+                                                    ModelOptions().d_model(32).n_layers(1)),
+                                 train, test, 30);
+  double with_hash = hashed.at("record.risky/test:accuracy:content");
+  double with_category = vocabulary.at("record.risky/test:accuracy:content");
+  EXPECT_GT(with_hash, 0.95);
+  EXPECT_GT(with_hash, with_category + 0.1) << "category (256 labels): " << with_category;
+}
+
 }  // namespace
 }  // namespace j2v
