@@ -701,8 +701,9 @@ TEST_F(Serving, CommandLineServesAndStopsOnSigterm) {
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
+  // The flag wins over the variable; --override switches the merchant off at start-up.
   std::vector<std::string> args = {JSON2VEC_BINARY, "serve", "--ckpt_path", ckpt_, "--port", "0",
-                                   "--max_records_per_request=5"};  // the flag wins over the variable
+                                   "--max_records_per_request=5", "--override", "record.merchant.active=false"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -728,10 +729,14 @@ TEST_F(Serving, CommandLineServesAndStopsOnSigterm) {
   auto schema = c.Get("/schema");
   ASSERT_TRUE(schema);
   EXPECT_EQ(json::parse(schema->body)["max_records_per_request"], 5);
+  EXPECT_NE(schema->body.find(R"("active":false)"), std::string::npos) << schema->body;
   auto r = c.Post("/predict", R"({"amount": 3, "merchant": "coffee"})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  expect_same(json::parse(r->body), reference_->predict({R"({"amount": 3, "merchant": "coffee"})"})[0], "cli", nullptr);
+  // As the checkpoint's model with the same override.
+  Model overridden = Model::load(ckpt_);
+  overridden.update(where("name") == "merchant", {{"active", false}});
+  expect_same(json::parse(r->body), overridden.predict({R"({"amount": 3, "merchant": "coffee"})"})[0], "cli", nullptr);
 
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
