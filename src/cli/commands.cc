@@ -327,6 +327,13 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
 
 namespace {
 
+// What predict wrote, one JSON line per prediction writer: its file and row count.
+void print_written_predictions(engine::Trainer& trainer) {
+  for (auto& cb : trainer.callbacks())
+    if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
+      std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+}
+
 // Every rank of a data-parallel run has the same metrics: rank 0 prints them.
 void print_metrics(const engine::Trainer& trainer, const std::map<std::string, double>& metrics) {
   if (!trainer.is_global_zero()) return;
@@ -584,9 +591,7 @@ int run_component_command(const Args& args, json cfg) {
   else if (cmd == "test") print_metrics(trainer, trainer.test(*model, *data, args.ckpt_path));
   else {
     auto rows = trainer.predict(*model, *data, args.ckpt_path, false);
-    for (auto& cb : trainer.callbacks())
-      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
-        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+    print_written_predictions(trainer);
   }
   return 0;
 }
@@ -710,9 +715,7 @@ int run_command(const Args& args) {
     apply_schema_overrides(model, args.schema_overrides);
     auto data = build_data(model, cfg);
     trainer.predict(model, *data, std::nullopt, false);
-    for (auto& cb : trainer.callbacks())
-      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
-        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+    print_written_predictions(trainer);
     return 0;
   }
 
@@ -733,9 +736,7 @@ int run_command(const Args& args) {
     print_metrics(trainer, trainer.test(model, data, args.ckpt_path));
   } else if (cmd == "predict") {
     trainer.predict(model, data, args.ckpt_path, false);
-    for (auto& cb : trainer.callbacks())
-      if (auto* writer = dynamic_cast<engine::PredictionWriter*>(cb.get()))
-        std::cout << json{{"path", writer->output_path()}, {"rows", writer->rows_written()}}.dump() << std::endl;
+    print_written_predictions(trainer);
   }
   return 0;
 }
