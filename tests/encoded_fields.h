@@ -14,6 +14,11 @@ namespace j2v::testing {
 struct Encoded {
   std::vector<std::shared_ptr<Field>> fields;
   EncodedTable table;
+  Field& field(const std::string& name) const {
+    for (const auto& f : fields)
+      if (f->spec().name == name) return *f;
+    throw std::out_of_range("no field " + name);
+  }
   const Column& column(const std::string& name) const {
     for (size_t f = 0; f < fields.size(); ++f)
       if (fields[f]->spec().name == name) return table.columns[f];

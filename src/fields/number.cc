@@ -1,11 +1,21 @@
 // Number: a real value. Optionally log-scaled (sign(x)·ln(1+|x|), for skewed values such as
-// prices), normalised by training mean/std (frozen after fit), embedded with trainable
-// periodic features (sin/cos of learned frequencies, then Linear + ReLU: the "PLR"
-// embedding that closes most of the gap to tree ensembles on tabular data), decoded to a
-// normalised value with an mse | mae | huber loss. Metrics and payloads are in the
-// value's own units, whatever the scaling.
+// prices), normalised by training mean/std (frozen after fit), decoded to a normalised value
+// with an mse | mae | huber loss. Metrics and payloads are in the value's own units,
+// whatever the scaling.
+//
+// As an input it is embedded (option `embedding`) with
+//   periodic:  sin/cos of learned frequencies of the normalised value, then Linear + ReLU
+//              (the "PLR" embedding of Gorishniy et al. 2022);
+//   piecewise: piecewise-linear encoding over the training quantiles (same paper): the
+//              value's position between quantile knots, n_bins features each in [0, 1],
+//              then Linear + ReLU. It sees ranks, not magnitudes, so heavy tails and
+//              integer codes cost it nothing;
+//   both:      the two feature sets side by side under one projection.
+// A cell therefore carries two floats: the normalised value (the target of the loss) and
+// its quantile position u in [0, 1] (the piecewise encoding's input).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -20,6 +30,8 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 // Normalised values are clipped so a wild outlier cannot blow up the periodic features.
 constexpr float kClip = 50.0f;
+// Values kept for the quantiles: enough for 1/1000 resolution, small enough to sort at fit.
+constexpr size_t kQuantileSample = 20000;
 
 // The stated rules for what a number cell can hold:
 //   number -> valued; true/false -> 1/0; a numeric string ("12.5") -> valued;
@@ -65,6 +77,7 @@ class NumberStats : public FieldStats {
     double delta = x - mean;  // Welford: stable for large counts
     mean += delta / count;
     m2 += delta * (x - mean);
+    keep_for_quantiles(x);
   }
   void merge(const FieldStats& other_base) override {
     const auto& other = static_cast<const NumberStats&>(other_base);
@@ -74,18 +87,55 @@ class NumberStats : public FieldStats {
     m2 += other.m2 + delta * delta * count * other.count / n;
     mean += delta * other.count / n;
     count = n;
+    sample.insert(sample.end(), other.sample.begin(), other.sample.end());
+    if (sample.size() > kQuantileSample) {
+      // Every other value, in a fixed pattern: merged samples stay representative and runs repeat.
+      std::vector<double> thinned;
+      thinned.reserve(kQuantileSample);
+      double stride = static_cast<double>(sample.size()) / kQuantileSample;
+      for (size_t i = 0; i < kQuantileSample; ++i) thinned.push_back(sample[static_cast<size_t>(i * stride)]);
+      sample.swap(thinned);
+    }
   }
   double count = 0, mean = 0, m2 = 0;
+  std::vector<double> sample;  // a uniform sample of the (transformed) values, for quantiles
 
  private:
+  // Reservoir sampling with a hash of the count as the random draw, so a fit repeats itself.
+  void keep_for_quantiles(double x) {
+    if (sample.size() < kQuantileSample) {
+      sample.push_back(x);
+      return;
+    }
+    uint64_t h = static_cast<uint64_t>(count) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 31, h *= 0xbf58476d1ce4e5b9ull, h ^= h >> 27;
+    uint64_t j = h % static_cast<uint64_t>(count);
+    if (j < kQuantileSample) sample[j] = x;
+  }
   bool log_scale_;
 };
+
+// Knots at the 0, 1/n, ..., 1 quantiles of the sample, repeated values once.
+std::vector<double> quantile_knots(std::vector<double> sample, int64_t n_bins) {
+  std::vector<double> knots;
+  if (sample.empty()) return knots;
+  std::sort(sample.begin(), sample.end());
+  for (int64_t i = 0; i <= n_bins; ++i) {
+    double q = static_cast<double>(i) / static_cast<double>(n_bins);
+    double v = sample[static_cast<size_t>(std::llround(q * static_cast<double>(sample.size() - 1)))];
+    if (knots.empty() || v > knots.back()) knots.push_back(v);
+  }
+  return knots;
+}
 
 class NumberField : public Field {
  public:
   NumberField(FieldSpec spec, Address address)
-      : Field(std::move(spec), std::move(address)), log_scale_(this->spec().options.at("transform") == "log") {}
+      : Field(std::move(spec), std::move(address)),
+        log_scale_(this->spec().options.at("transform") == "log"),
+        n_bins_(this->spec().options.at("n_bins").get<int64_t>()) {}
   bool uses_values() const override { return true; }
+  int64_t width() const override { return 2; }  // the normalised value, its quantile position
   bool uses_indices() const override { return false; }
   std::unique_ptr<FieldStats> new_stats() const override { return std::make_unique<NumberStats>(log_scale_); }
 
@@ -98,16 +148,28 @@ class NumberField : public Field {
     if (!std::isfinite(mean_) || !std::isfinite(var)) mean_ = 0.0, var = 1.0;
     std_ = var > 1e-24 ? std::sqrt(var) : 1.0;
     count_ = stats.count;
+    knots_ = quantile_knots(stats.sample, n_bins_);
     mark_fitted();
   }
 
   nlohmann::json state_json() const override {
-    return {{"mean", mean_}, {"std", std_}, {"count", count_}};
+    return {{"mean", mean_}, {"std", std_}, {"count", count_}, {"quantiles", knots_}};
   }
   void load_state_json(const nlohmann::json& s) override {
     mean_ = s.at("mean").get<double>();
     std_ = s.at("std").get<double>();
     count_ = s.value("count", 0.0);
+    knots_.clear();
+    // Saved before quantiles existed: positions then come from the normal curve instead.
+    if (s.contains("quantiles")) {
+      const auto& q = s.at("quantiles");
+      if (!q.is_array()) throw std::invalid_argument("number state: 'quantiles' must be a list of numbers");
+      for (const auto& v : q) {
+        if (!v.is_number() || !std::isfinite(v.get<double>()) || (!knots_.empty() && v.get<double>() <= knots_.back()))
+          throw std::invalid_argument("number state: 'quantiles' must be finite and increasing");
+        knots_.push_back(v.get<double>());
+      }
+    }
     mark_fitted();
   }
 
@@ -132,14 +194,28 @@ class NumberField : public Field {
     column.state[row] = static_cast<uint8_t>(state);
     if (state == CellState::kValued) {
       if (log_scale_) x = signed_log1p(x);
-      float z = static_cast<float>((x - mean_) / std_);
-      column.values[row] = std::max(-kClip, std::min(kClip, z));
+      float z = std::max(-kClip, std::min(kClip, static_cast<float>((x - mean_) / std_)));
+      column.values[row * 2] = z;
+      column.values[row * 2 + 1] = static_cast<float>(quantile_position(x, z));
     }
   }
 
  private:
+  // Where x lies among the knots, linear between them: 0 at the smallest, 1 at the largest.
+  double quantile_position(double x, float z) const {
+    if (knots_.empty()) return 0.5 * std::erfc(-z / std::sqrt(2.0));
+    if (knots_.size() == 1) return x < knots_[0] ? 0.0 : x > knots_[0] ? 1.0 : 0.5;
+    if (x <= knots_.front()) return 0.0;
+    if (x >= knots_.back()) return 1.0;
+    size_t i = static_cast<size_t>(std::upper_bound(knots_.begin(), knots_.end(), x) - knots_.begin()) - 1;
+    double within = (x - knots_[i]) / (knots_[i + 1] - knots_[i]);
+    return (static_cast<double>(i) + within) / static_cast<double>(knots_.size() - 1);
+  }
+
   bool log_scale_;
+  int64_t n_bins_;
   double mean_ = 0.0, std_ = 1.0, count_ = 0.0;
+  std::vector<double> knots_;
 };
 
 class NumberMetrics : public FieldMetrics {
@@ -166,18 +242,30 @@ class NumberModuleImpl : public FieldModuleImpl {
  public:
   NumberModuleImpl(const NumberField& field, const FieldModuleOptions& options)
       : FieldModuleImpl(field, options), number_(field) {
-    int64_t k = field.spec().options.at("n_frequencies").get<int64_t>();
-    double scale = field.spec().options.at("frequency_scale").get<double>();
-    loss_ = field.spec().options.at("loss").get<std::string>();
-    frequencies_ = register_parameter("frequencies", torch::randn({k}) * scale);
-    projection_ = register_module("projection", torch::nn::Linear(2 * k, options.d_model));
+    const auto& o = field.spec().options;
+    std::string embedding = o.at("embedding").get<std::string>();
+    periodic_ = embedding != "piecewise";
+    n_bins_ = embedding != "periodic" ? o.at("n_bins").get<int64_t>() : 0;
+    int64_t k = periodic_ ? o.at("n_frequencies").get<int64_t>() : 0;
+    loss_ = o.at("loss").get<std::string>();
+    if (periodic_)
+      frequencies_ = register_parameter("frequencies", torch::randn({k}) * o.at("frequency_scale").get<double>());
+    projection_ = register_module("projection", torch::nn::Linear(2 * k + n_bins_, options.d_model));
+    if (n_bins_ > 0) bin_starts_ = register_buffer("bin_starts", torch::arange(n_bins_, torch::kFloat));
     build_head(options.d_model);
   }
   int64_t content_width() const override { return 1; }
 
   torch::Tensor embed(const FieldTensors& cells) override {
-    auto angles = cells.values * frequencies_.unsqueeze(0) * (2.0 * kPi);  // [B, k]
-    return torch::relu(projection_(torch::cat({torch::sin(angles), torch::cos(angles)}, 1)));
+    std::vector<torch::Tensor> features;
+    if (periodic_) {
+      auto angles = cells.values.narrow(1, 0, 1) * frequencies_.unsqueeze(0) * (2.0 * kPi);  // [B, k]
+      features.push_back(torch::sin(angles));
+      features.push_back(torch::cos(angles));
+    }
+    if (n_bins_ > 0)  // bin t of n: 0 below it, 1 above it, linear within
+      features.push_back((cells.values.narrow(1, 1, 1) * static_cast<double>(n_bins_) - bin_starts_).clamp(0, 1));
+    return torch::relu(projection_(features.size() == 1 ? features[0] : torch::cat(features, 1)));
   }
 
   torch::Tensor content_loss(const torch::Tensor& content, const FieldTensors& truth,
@@ -203,7 +291,9 @@ class NumberModuleImpl : public FieldModuleImpl {
  private:
   const NumberField& number_;
   std::string loss_;
-  torch::Tensor frequencies_;
+  bool periodic_;
+  int64_t n_bins_;
+  torch::Tensor frequencies_, bin_starts_;
   torch::nn::Linear projection_{nullptr};
 };
 
@@ -217,10 +307,13 @@ Datatype number_datatype() {
   return datatype_of<NumberField>(
       "number",
       "a real value; strings that parse as numbers are accepted, 'NaN' is null",
-      {{"loss", "mse"}, {"n_frequencies", 16}, {"frequency_scale", 1.0}, {"transform", "none"}},
+      {{"loss", "mse"}, {"embedding", "piecewise"}, {"n_bins", 16}, {"n_frequencies", 16}, {"frequency_scale", 1.0},
+       {"transform", "none"}},
       [](const FieldSpec& spec) {
         options::one_of(spec, "loss", {"mse", "mae", "huber"});
         options::one_of(spec, "transform", {"none", "log"});
+        options::one_of(spec, "embedding", {"periodic", "piecewise", "both"});
+        options::integer_in(spec, "n_bins", 2, 256);
         options::integer_in(spec, "n_frequencies", 1, 512);
         const auto& scale = spec.options.at("frequency_scale");
         if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");

@@ -51,6 +51,8 @@ struct FieldBuilder : FieldSpec {
 struct Number : FieldBuilder<Number> {
   explicit Number(std::string name) : FieldBuilder("number", std::move(name)) {}
   Number& loss(const std::string& v) { return option("loss", v); }   // mse | mae | huber
+  Number& embedding(const std::string& v) { return option("embedding", v); }  // piecewise | periodic | both
+  Number& n_bins(int v) { return option("n_bins", v); }
   Number& n_frequencies(int v) { return option("n_frequencies", v); }
   Number& transform(const std::string& v) { return option("transform", v); }  // none | log
 };

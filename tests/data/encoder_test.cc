@@ -33,10 +33,12 @@ TEST(Encoder, NumbersFollowTheStatedRules) {
                    R"({"x": null})", R"({})", R"({"x": "<MASK>"})", R"({"x": true})"});
   const Column& x = e.column("x");
   EXPECT_EQ(x.state, (std::vector<uint8_t>{kValued, kValued, kNull, kOther, kOther, kNull, kNull, kMasked, kValued}));
-  // mean 2, std sqrt(2): values are z-scored with the training statistics
+  // mean 2, std sqrt(2): values are z-scored with the training statistics (the first of a
+  // cell's two floats; the second is its quantile position)
+  ASSERT_EQ(x.width, 2);
   EXPECT_NEAR(x.values[0], 0.0, 1e-6);
-  EXPECT_NEAR(x.values[1], 0.5 / std::sqrt(2.0), 1e-6);
-  EXPECT_NEAR(x.values[8], -1.0 / std::sqrt(2.0), 1e-6);
+  EXPECT_NEAR(x.values[2], 0.5 / std::sqrt(2.0), 1e-6);
+  EXPECT_NEAR(x.values[16], -1.0 / std::sqrt(2.0), 1e-6);
 }
 
 TEST(Encoder, CategoriesKeepTheMostFrequentLabelsAndBucketTheRest) {

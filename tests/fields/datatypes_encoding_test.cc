@@ -1,5 +1,6 @@
 // The stated encoding rules of each datatype: what a value becomes, which values are
 // "other", which are errors (naming file, line and field), and the schema errors.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -227,6 +228,52 @@ TEST(NumberEncoding, AHugeValueDoesNotTurnTheFieldIntoNaN) {
                   {R"({"x": 1e300, "v": [1e300]})", R"({"x": -1e300, "v": [-1e300]})", R"({"x": 1, "v": [1]})"});
   for (const char* name : {"x", "v"})
     for (float v : e.column(name).values) EXPECT_TRUE(std::isfinite(v)) << name;
+}
+
+TEST(NumberEncoding, QuantilePositionsFollowTheTrainingDistribution) {
+  // 0..99 and a heavy tail: 1e6 is an outlier to the z-score but just the top rank here.
+  std::vector<std::string> train;
+  for (int i = 0; i <= 99; ++i) train.push_back(fmt::format(R"({{"x": {}}})", i));
+  train.push_back(R"({"x": 1000000})");
+  auto e = encode(R"({"x": {"type": "number", "n_bins": 4}})",
+                  {R"({"x": -5})", R"({"x": 0})", R"({"x": 25.5})", R"({"x": 50})", R"({"x": 99})", R"({"x": 5e6})",
+                   R"({"x": null})"},
+                  train);
+  const auto& c = e.column("x");
+  ASSERT_EQ(c.width, 2);
+  auto position = [&](size_t row) { return c.values[row * 2 + 1]; };
+  auto knots = e.field("x").state_json().at("quantiles").get<std::vector<double>>();
+  EXPECT_EQ(knots, (std::vector<double>{0, 25, 50, 75, 1000000}));  // 0, 1/4, ..., 1 quantiles
+  EXPECT_EQ(position(0), 0.0f);  // below the smallest
+  EXPECT_EQ(position(1), 0.0f);
+  EXPECT_NEAR(position(2), (1 + 0.5 / 25) / 4, 1e-6);  // linear between knots 25 and 50
+  EXPECT_NEAR(position(3), 0.5, 1e-6);
+  EXPECT_NEAR(position(4), 0.75 + (99 - 75.0) / (1000000 - 75.0) / 4, 1e-6);
+  EXPECT_EQ(position(5), 1.0f);  // above the largest
+  EXPECT_EQ(position(6), 0.0f);  // null: nothing written
+  for (size_t row = 0; row + 1 < 6; ++row) EXPECT_LE(position(row), position(row + 1));
+
+  // The knots are the field's state: saved and loaded with it, bad ones refused.
+  auto state = e.field("x").state_json();
+  e.field("x").load_state_json(state);
+  EXPECT_EQ(e.field("x").state_json(), state);
+  state["quantiles"] = {3, 2};
+  EXPECT_THROW(e.field("x").load_state_json(state), std::invalid_argument);
+}
+
+TEST(NumberEncoding, RepeatedValuesAreOneKnotAndOptionsAreChecked) {
+  std::vector<std::string> train;
+  for (int i = 0; i < 90; ++i) train.push_back(R"({"x": 0})");
+  for (int i = 0; i < 10; ++i) train.push_back(R"({"x": 7})");
+  auto e = encode(R"({"x": "number"})", {R"({"x": 0})", R"({"x": 7})"}, train);
+  EXPECT_EQ(e.field("x").state_json().at("quantiles").get<std::vector<double>>(), (std::vector<double>{0, 7}));
+  EXPECT_EQ(e.column("x").values[1], 0.0f);
+  EXPECT_EQ(e.column("x").values[3], 1.0f);
+  EXPECT_NE(error_of(R"({"x": {"type": "number", "embedding": "splines"}})", {R"({})"})
+                .find("option 'embedding' must be one of periodic, piecewise, both"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"x": {"type": "number", "n_bins": 1}})", {R"({})"}).find("option 'n_bins'"),
+            std::string::npos);
 }
 
 }  // namespace
