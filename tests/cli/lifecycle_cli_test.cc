@@ -158,11 +158,14 @@ TEST_F(LifecycleModel, ImportanceFindsTheFieldThatCarriesTheSignal) {
   }
   EXPECT_EQ(order[0], "record.signal") << importance.out;
   EXPECT_GT(increase["record.signal"], 0.2) << importance.out;
-  // The copies cover for each other, so each alone costs little; noise costs nothing.
+  // The copies cover for each other, so each alone costs little; noise comes last and costs
+  // next to nothing. Not exactly nothing: switching a field off removes a token the model saw
+  // in every training record (p_prune 0), which moves the others' attention a little (a loss
+  // increase of 0.004-0.038 over seeds 0-2 with numbers' default piecewise embedding).
   EXPECT_LT(increase["record.weak"], increase["record.signal"] / 4) << importance.out;
   EXPECT_LT(increase["record.copy"], increase["record.signal"] / 4) << importance.out;
-  EXPECT_LT(std::abs(increase["record.noise"]), 0.02) << importance.out;
-  EXPECT_EQ(order.back() == "record.noise" || std::abs(increase[order.back()]) < 0.02, true) << importance.out;
+  EXPECT_LT(std::abs(increase["record.noise"]), 0.05) << importance.out;
+  EXPECT_EQ(order.back(), "record.noise") << importance.out;
   auto svg = j2v::testing::slurp(dir / "importance" / "importance.svg");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("record.signal"), std::string::npos);
