@@ -317,7 +317,8 @@ Datatype number_datatype() {
         options::integer_in(spec, "n_frequencies", 1, 512);
         const auto& scale = spec.options.at("frequency_scale");
         if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");
-      });
+      },
+      {{"embedding", "periodic"}, {"n_bins", 16}});
 }
 
 }  // namespace j2v

@@ -163,6 +163,23 @@ void build_level(std::vector<FieldSpec>& specs, int branch, const Address& paren
 }
 }  // namespace
 
+namespace {
+void add_older_options(std::vector<FieldSpec>& specs) {
+  for (auto& spec : specs) {
+    if (spec.is_branch()) {
+      add_older_options(spec.children);
+      continue;
+    }
+    auto it = all_datatypes().find(spec.type);
+    if (it == all_datatypes().end()) continue;  // build_fields names the unknown type
+    for (const auto& [key, value] : it->second.options_before_they_existed.items())
+      if (!spec.options.contains(key)) spec.options[key] = value;
+  }
+}
+}  // namespace
+
+void add_options_saved_before_they_existed(Schema& saved) { add_older_options(saved.fields); }
+
 std::vector<std::shared_ptr<Field>> build_fields(Schema& schema, SchemaTree* tree_out) {
   schema.validate();
   std::vector<std::shared_ptr<Field>> fields;

@@ -541,6 +541,7 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
   if (!checkpoint.contains("schema") || !checkpoint.contains("fields"))
     throw engine::CheckpointError("the checkpoint holds no json2vec model (no schema)");
   Schema saved = Schema::from_json(checkpoint["schema"]);
+  add_options_saved_before_they_existed(saved);
   if (built_) {
     if (saved.to_json() != schema().to_json())
       throw engine::CheckpointError("the checkpoint's schema differs from this model's; load it with Model::load");
@@ -624,7 +625,9 @@ Model Model::load(const std::string& checkpoint_path) {
   const auto& module_state = reader.meta().value("module", nlohmann::json::object());
   if (!module_state.contains("schema"))
     throw engine::CheckpointError("checkpoint '" + checkpoint_path + "' holds no json2vec model");
-  auto impl = std::make_shared<ModelImpl>(Schema::from_json(module_state["schema"]),
+  Schema saved = Schema::from_json(module_state["schema"]);
+  add_options_saved_before_they_existed(saved);
+  auto impl = std::make_shared<ModelImpl>(std::move(saved),
                                           ModelOptions::from_json(module_state.value("options", nlohmann::json::object())));
   impl->on_load_checkpoint(module_state);
   torch::serialize::InputArchive weights;

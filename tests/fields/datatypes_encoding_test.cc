@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "base/errors.h"
 #include "data/record_encoder.h"
@@ -274,6 +275,30 @@ TEST(NumberEncoding, RepeatedValuesAreOneKnotAndOptionsAreChecked) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"x": {"type": "number", "n_bins": 1}})", {R"({})"}).find("option 'n_bins'"),
             std::string::npos);
+}
+
+// A checkpoint saved before numbers had the `embedding` option holds periodic weights: its
+// schema gets `embedding: periodic` when read, not today's default, wherever the field sits;
+// a field that names its embedding keeps it.
+TEST(NumberEncoding, ASchemaSavedBeforeTheEmbeddingOptionKeepsThePeriodicOne) {
+  Schema saved = Schema::from_fields_json(
+      "r", nlohmann::json::parse(R"({"old": {"type": "number", "loss": "mse"}, "named": {"type": "number",
+          "embedding": "both", "n_bins": 8}, "items": {"type": "branch", "length": 2, "fields": {"price": "number",
+          "sku": "category"}}, "y": {"type": "category", "target": true}})"));
+  add_options_saved_before_they_existed(saved);
+  auto fields = build_fields(saved);
+  std::map<std::string, nlohmann::json> options;
+  for (const auto& f : fields) options[f->spec().name] = f->spec().options;
+  EXPECT_EQ(options["old"]["embedding"], "periodic");
+  EXPECT_EQ(options["old"]["n_bins"], 16);
+  EXPECT_EQ(options["price"]["embedding"], "periodic");
+  EXPECT_EQ(options["named"]["embedding"], "both");
+  EXPECT_EQ(options["named"]["n_bins"], 8);
+  EXPECT_FALSE(options["sku"].contains("embedding"));
+
+  Schema today = Schema::from_fields_json("r", nlohmann::json::parse(R"({"x": "number", "y": {"type": "category",
+      "target": true}})"));
+  EXPECT_EQ(build_fields(today)[0]->spec().options["embedding"], "piecewise");
 }
 
 }  // namespace
