@@ -14,16 +14,13 @@ namespace j2v::testing {
 struct Encoded {
   std::vector<std::shared_ptr<Field>> fields;
   EncodedTable table;
-  Field& field(const std::string& name) const {
-    for (const auto& f : fields)
-      if (f->spec().name == name) return *f;
+  size_t index(const std::string& name) const {
+    for (size_t f = 0; f < fields.size(); ++f)
+      if (fields[f]->spec().name == name) return f;
     throw std::out_of_range("no field " + name);
   }
-  const Column& column(const std::string& name) const {
-    for (size_t f = 0; f < fields.size(); ++f)
-      if (fields[f]->spec().name == name) return table.columns[f];
-    throw std::out_of_range(name);
-  }
+  Field& field(const std::string& name) const { return *fields[index(name)]; }
+  const Column& column(const std::string& name) const { return table.columns[index(name)]; }
 };
 
 }  // namespace j2v::testing

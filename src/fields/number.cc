@@ -85,22 +85,35 @@ class NumberStats : public FieldStats {
     double n = count + other.count;
     double delta = other.mean - mean;
     m2 += other.m2 + delta * delta * count * other.count / n;
+    merge_sample(other.sample, other.count / n);
     mean += delta * other.count / n;
     count = n;
-    sample.insert(sample.end(), other.sample.begin(), other.sample.end());
-    if (sample.size() > kQuantileSample) {
-      // Every other value, in a fixed pattern: merged samples stay representative and runs repeat.
-      std::vector<double> thinned;
-      thinned.reserve(kQuantileSample);
-      double stride = static_cast<double>(sample.size()) / kQuantileSample;
-      for (size_t i = 0; i < kQuantileSample; ++i) thinned.push_back(sample[static_cast<size_t>(i * stride)]);
-      sample.swap(thinned);
-    }
   }
   double count = 0, mean = 0, m2 = 0;
   std::vector<double> sample;  // a uniform sample of the (transformed) values, for quantiles
 
  private:
+  // Each side's sample stands for the values that side saw: when the two do not fit in one
+  // sample, each keeps a share of it in proportion to its count (a streamed chunk of 2,048
+  // values must not weigh like the 20,000 that stand for everything before it), taken at an
+  // even stride, so runs repeat.
+  void merge_sample(const std::vector<double>& theirs, double their_share) {
+    if (sample.size() + theirs.size() <= kQuantileSample) {  // both still hold every value seen
+      sample.insert(sample.end(), theirs.begin(), theirs.end());
+      return;
+    }
+    size_t keep_theirs = std::min(theirs.size(), static_cast<size_t>(std::llround(their_share * kQuantileSample)));
+    size_t keep_ours = std::min(sample.size(), kQuantileSample - keep_theirs);
+    auto strided = [](const std::vector<double>& from, size_t n, std::vector<double>& to) {
+      double stride = static_cast<double>(from.size()) / static_cast<double>(std::max<size_t>(n, 1));
+      for (size_t i = 0; i < n; ++i) to.push_back(from[static_cast<size_t>(static_cast<double>(i) * stride)]);
+    };
+    std::vector<double> merged;
+    merged.reserve(keep_ours + keep_theirs);
+    strided(sample, keep_ours, merged);
+    strided(theirs, keep_theirs, merged);
+    sample.swap(merged);
+  }
   // Reservoir sampling with a hash of the count as the random draw, so a fit repeats itself.
   void keep_for_quantiles(double x) {
     if (sample.size() < kQuantileSample) {

@@ -161,9 +161,7 @@ void build_level(std::vector<FieldSpec>& specs, int branch, const Address& paren
     fields.push_back(type->make(spec, parent.child(spec.name)));
   }
 }
-}  // namespace
 
-namespace {
 void add_older_options(std::vector<FieldSpec>& specs) {
   for (auto& spec : specs) {
     if (spec.is_branch()) {

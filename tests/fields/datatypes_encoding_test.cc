@@ -277,6 +277,27 @@ TEST(NumberEncoding, RepeatedValuesAreOneKnotAndOptionsAreChecked) {
             std::string::npos);
 }
 
+// Stats merge chunk by chunk when data is streamed: a small last chunk of large values (2% of
+// the data) moves only the top knot, not the 15/16 quantile as it would if it took as many
+// places in the merged sample as it has values.
+TEST(NumberEncoding, MergedStatsWeighEachChunkByItsCount) {
+  Schema schema = Schema::from_fields_json("r", nlohmann::json::parse(R"({"x": "number", "y": {"type": "category",
+      "target": true}})"));
+  auto fields = build_fields(schema);
+  auto merged = fields[0]->new_stats();
+  auto earlier = fields[0]->new_stats(), last = fields[0]->new_stats();
+  for (int i = 0; i < 100000; ++i) earlier->observe(Scalar::of(i / 100000.0));
+  for (int i = 0; i < 2000; ++i) last->observe(Scalar::of(1000.0));
+  merged->merge(*earlier);
+  merged->merge(*last);
+  fields[0]->fit(*merged);
+  auto knots = fields[0]->state_json().at("quantiles").get<std::vector<double>>();
+  ASSERT_EQ(knots.size(), 17u);
+  EXPECT_EQ(knots.back(), 1000.0);
+  EXPECT_NEAR(knots[15], 15.0 / 16.0 / 0.98, 0.02);  // the 15/16 quantile lies among the earlier values
+  EXPECT_NEAR(knots[8], 0.5 / 0.98, 0.02);
+}
+
 // A checkpoint saved before numbers had the `embedding` option holds periodic weights: its
 // schema gets `embedding: periodic` when read, not today's default, wherever the field sits;
 // a field that names its embedding keeps it.
