@@ -298,6 +298,27 @@ TEST(NumberEncoding, MergedStatsWeighEachChunkByItsCount) {
   EXPECT_NEAR(knots[8], 0.5 / 0.98, 0.02);
 }
 
+// Quantile knots come from a checkpoint's field state: knots out of order, or not numbers,
+// are refused with what is wrong rather than encoding positions from them.
+TEST(NumberEncoding, SavedQuantilesMustBeIncreasingNumbers) {
+  Schema schema = Schema::from_fields_json("r", nlohmann::json::parse(R"({"x": "number", "y": {"type": "category",
+      "target": true}})"));
+  auto fields = build_fields(schema);
+  auto error_loading = [&](const nlohmann::json& quantiles) -> std::string {
+    try {
+      fields[0]->load_state_json({{"mean", 0.0}, {"std", 1.0}, {"quantiles", quantiles}});
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_loading({0.0, 2.0, 1.0}), "number state: 'quantiles' must be finite and increasing");
+  EXPECT_EQ(error_loading({0.0, 0.0}), "number state: 'quantiles' must be finite and increasing");
+  EXPECT_EQ(error_loading({0.0, "1"}), "number state: 'quantiles' must be finite and increasing");
+  EXPECT_EQ(error_loading("0 1"), "number state: 'quantiles' must be a list of numbers");
+  EXPECT_EQ(error_loading({-1.0, 0.5, 3.0}), "");
+}
+
 // A checkpoint saved before numbers had the `embedding` option holds periodic weights: its
 // schema gets `embedding: periodic` when read, not today's default, wherever the field sits;
 // a field that names its embedding keeps it.
