@@ -11,6 +11,9 @@
 //              then Linear + ReLU. It sees ranks, not magnitudes, so heavy tails and
 //              integer codes cost it nothing;
 //   both:      the two feature sets side by side under one projection.
+// With `linear_term` (default) the standardised value, clamped to [-5, 5], is one more feature
+// under the projection: quantile features alone bend a linear trend into steps between
+// knots, and a trend that runs past the last training quantile is lost to them.
 // A cell therefore carries two floats: the normalised value (the target of the loss) and
 // its quantile position u in [0, 1] (the piecewise encoding's input).
 #include <fmt/format.h>
@@ -28,6 +31,7 @@ namespace j2v {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+constexpr double kLinearTermBound = 5.0;  // standard deviations
 // Normalised values are clipped so a wild outlier cannot blow up the periodic features.
 constexpr float kClip = 50.0f;
 // Values kept for the quantiles: enough for 1/1000 resolution, small enough to sort at fit.
@@ -260,10 +264,11 @@ class NumberModuleImpl : public FieldModuleImpl {
     periodic_ = embedding != "piecewise";
     n_bins_ = embedding != "periodic" ? o.at("n_bins").get<int64_t>() : 0;
     int64_t k = periodic_ ? o.at("n_frequencies").get<int64_t>() : 0;
+    linear_term_ = o.at("linear_term").get<bool>();
     loss_ = o.at("loss").get<std::string>();
     if (periodic_)
       frequencies_ = register_parameter("frequencies", torch::randn({k}) * o.at("frequency_scale").get<double>());
-    projection_ = register_module("projection", torch::nn::Linear(2 * k + n_bins_, options.d_model));
+    projection_ = register_module("projection", torch::nn::Linear(2 * k + n_bins_ + (linear_term_ ? 1 : 0), options.d_model));
     if (n_bins_ > 0) bin_starts_ = register_buffer("bin_starts", torch::arange(n_bins_, torch::kFloat));
     build_head(options.d_model);
   }
@@ -278,6 +283,8 @@ class NumberModuleImpl : public FieldModuleImpl {
     }
     if (n_bins_ > 0)  // bin t of n: 0 below it, 1 above it, linear within
       features.push_back((cells.values.narrow(1, 1, 1) * static_cast<double>(n_bins_) - bin_starts_).clamp(0, 1));
+    // Clamped: a value far outside training would otherwise dominate the token.
+    if (linear_term_) features.push_back(cells.values.narrow(1, 0, 1).clamp(-kLinearTermBound, kLinearTermBound));
     return torch::relu(projection_(features.size() == 1 ? features[0] : torch::cat(features, 1)));
   }
 
@@ -304,7 +311,7 @@ class NumberModuleImpl : public FieldModuleImpl {
  private:
   const NumberField& number_;
   std::string loss_;
-  bool periodic_;
+  bool periodic_, linear_term_;
   int64_t n_bins_;
   torch::Tensor frequencies_, bin_starts_;
   torch::nn::Linear projection_{nullptr};
@@ -320,18 +327,19 @@ Datatype number_datatype() {
   return datatype_of<NumberField>(
       "number",
       "a real value; strings that parse as numbers are accepted, 'NaN' is null",
-      {{"loss", "mse"}, {"embedding", "piecewise"}, {"n_bins", 16}, {"n_frequencies", 16}, {"frequency_scale", 1.0},
+      {{"loss", "mse"}, {"embedding", "piecewise"}, {"n_bins", 16}, {"linear_term", true}, {"n_frequencies", 16}, {"frequency_scale", 1.0},
        {"transform", "none"}},
       [](const FieldSpec& spec) {
         options::one_of(spec, "loss", {"mse", "mae", "huber"});
         options::one_of(spec, "transform", {"none", "log"});
         options::one_of(spec, "embedding", {"periodic", "piecewise", "both"});
         options::integer_in(spec, "n_bins", 2, 256);
+        options::boolean(spec, "linear_term");
         options::integer_in(spec, "n_frequencies", 1, 512);
         const auto& scale = spec.options.at("frequency_scale");
         if (!scale.is_number() || !(scale.get<double>() > 0)) options::fail(spec, "frequency_scale", "must be a positive number");
       },
-      {{"embedding", "periodic"}, {"n_bins", 16}});
+      {{"embedding", "periodic"}, {"n_bins", 16}, {"linear_term", false}});
 }
 
 }  // namespace j2v

@@ -53,6 +53,7 @@ struct Number : FieldBuilder<Number> {
   Number& loss(const std::string& v) { return option("loss", v); }   // mse | mae | huber
   Number& embedding(const std::string& v) { return option("embedding", v); }  // piecewise | periodic | both
   Number& n_bins(int v) { return option("n_bins", v); }
+  Number& linear_term(bool v) { return option("linear_term", v); }  // the clamped standardised value as a feature
   Number& n_frequencies(int v) { return option("n_frequencies", v); }
   Number& transform(const std::string& v) { return option("transform", v); }  // none | log
 };

@@ -275,6 +275,9 @@ TEST(NumberEncoding, RepeatedValuesAreOneKnotAndOptionsAreChecked) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"x": {"type": "number", "n_bins": 1}})", {R"({})"}).find("option 'n_bins'"),
             std::string::npos);
+  EXPECT_NE(error_of(R"({"x": {"type": "number", "linear_term": "yes"}})", {R"({})"})
+                .find("option 'linear_term' must be true or false"),
+            std::string::npos);
 }
 
 // Stats merge chunk by chunk when data is streamed: a small last chunk of large values (2% of
@@ -336,11 +339,15 @@ TEST(NumberEncoding, ASchemaSavedBeforeTheEmbeddingOptionKeepsThePeriodicOne) {
   EXPECT_EQ(options["price"]["embedding"], "periodic");
   EXPECT_EQ(options["named"]["embedding"], "both");
   EXPECT_EQ(options["named"]["n_bins"], 8);
+  // Saved before linear_term existed (by either the periodic or the first piecewise models).
+  EXPECT_EQ(options["old"]["linear_term"], false);
+  EXPECT_EQ(options["named"]["linear_term"], false);
   EXPECT_FALSE(options["sku"].contains("embedding"));
 
   Schema today = Schema::from_fields_json("r", nlohmann::json::parse(R"({"x": "number", "y": {"type": "category",
       "target": true}})"));
   EXPECT_EQ(build_fields(today)[0]->spec().options["embedding"], "piecewise");
+  EXPECT_EQ(build_fields(today)[0]->spec().options["linear_term"], true);
 }
 
 }  // namespace
