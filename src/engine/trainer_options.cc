@@ -22,6 +22,12 @@ const Parameters<TrainerOptions>& TrainerOptions::parameters() {
       Parameters<O>()
           .add("max_epochs", &O::max_epochs_, "stop after this many epochs; -1 = no limit").at_least(-1)
           .add("max_steps", &O::max_steps_, "stop after this many optimizer steps; -1 = no limit").at_least(-1)
+          .add("min_epochs", &O::min_epochs_,
+               "train at least this many epochs: a stop asked for earlier (early stopping) waits until then")
+          .at_least(0)
+          .add("min_steps", &O::min_steps_,
+               "train at least this many optimizer steps: a stop asked for earlier (early stopping) waits until then")
+          .at_least(0)
           .add("limit_train_batches", &O::limit_train_batches_,
                "training batches per epoch: a float is a fraction of them, an int a count").at_least(0)
           .add("limit_val_batches", &O::limit_val_batches_,

@@ -31,6 +31,9 @@ struct TrainerOptions {
 
   J2V_ARG(int64_t, max_epochs) = 100;
   J2V_ARG(int64_t, max_steps) = -1;
+  // Lightning's: a stop asked for earlier (by early stopping) waits until both are reached.
+  J2V_ARG(int64_t, min_epochs) = 0;
+  J2V_ARG(int64_t, min_steps) = 0;
   J2V_ARG(BatchLimit, limit_train_batches) = {};
   J2V_ARG(BatchLimit, limit_val_batches) = {};
   J2V_ARG(BatchLimit, limit_test_batches) = {};

@@ -32,8 +32,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-const char* kJson = "application/json";
-
 std::string error_body(int status, const std::string& message) {
   return nlohmann::json{{"error", message}, {"status", status}}.dump();
 }

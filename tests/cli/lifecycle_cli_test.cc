@@ -165,7 +165,10 @@ TEST_F(LifecycleModel, ImportanceFindsTheFieldThatCarriesTheSignal) {
   EXPECT_LT(increase["record.weak"], increase["record.signal"] / 4) << importance.out;
   EXPECT_LT(increase["record.copy"], increase["record.signal"] / 4) << importance.out;
   EXPECT_LT(std::abs(increase["record.noise"]), 0.05) << importance.out;
-  EXPECT_EQ(order.back(), "record.noise") << importance.out;
+  // Noise ranks below the signal and below whichever copy the model leaned on; the other copy,
+  // covered by its twin, may cost as little as noise (0.011 against 0.013 with the linear term).
+  EXPECT_NE(order[1], "record.noise") << importance.out;
+  EXPECT_LT(increase["record.noise"], std::max(increase["record.weak"], increase["record.copy"])) << importance.out;
   auto svg = j2v::testing::slurp(dir / "importance" / "importance.svg");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("record.signal"), std::string::npos);

@@ -90,12 +90,16 @@ TEST(ComponentDefaults, ConfigSectionsPrintTheOptionsStructsDefaults) {
   expect_section("prediction_writer", PredictionWriterOptions::parameters().to_json());
   expect_section("data", TableDataOptions::parameters().to_json());
   // The CLI's trainer differs from the library's in these keys only, on purpose (see
-  // cli_trainer_defaults): a repeatable seed and a clipped gradient norm.
-  expect_section("trainer", TrainerOptions::parameters().to_json(), {"seed", "gradient_clip_val", "handle_signals"});
+  // cli_trainer_defaults): a repeatable seed, a clipped gradient norm, and epochs before an
+  // early stop.
+  expect_section("trainer", TrainerOptions::parameters().to_json(),
+                 {"seed", "gradient_clip_val", "min_epochs", "handle_signals"});
   EXPECT_TRUE(TrainerOptions::parameters().to_json()["seed"].is_null());
   EXPECT_EQ(printed["trainer.seed"], 0);
   EXPECT_EQ(TrainerOptions::parameters().to_json()["gradient_clip_val"], 0.0);
   EXPECT_EQ(printed["trainer.gradient_clip_val"], 1.0);
+  EXPECT_EQ(TrainerOptions::parameters().to_json()["min_epochs"], 0);
+  EXPECT_EQ(printed["trainer.min_epochs"], 25);
   expect_section("model", ModelOptions::parameters().to_json());
   expect_section("optimizer", OptimizerOptions::parameters().to_json());
   expect_section("scheduler", SchedulerOptions::parameters().to_json());

@@ -217,6 +217,24 @@ TEST(Trainer, EarlyStoppingStopsWhenTheMetricStallsAndLimitsApply) {
   std::filesystem::remove_all(root);
 }
 
+// Lightning's min_epochs / min_steps: an early stop waits for them; max_epochs still ends the run.
+TEST(Trainer, AnEarlyStopWaitsForMinEpochsAndMinSteps) {
+  auto root = testing::temp_dir("engine_min");
+  auto run = [&](TrainerOptions options) {
+    LinearModule module(0.0);  // lr 0: the loss never improves
+    XYData data;
+    auto stop = std::make_shared<EarlyStopping>(EarlyStoppingOptions().monitor("val_loss").patience(2));
+    Trainer trainer(options.callbacks({stop}).limit_train_batches(BatchLimit::count(3)).enable_checkpointing(false));
+    trainer.fit(module, data);
+    return std::pair{trainer.current_epoch(), trainer.global_step()};
+  };
+  EXPECT_EQ(run(quiet(root).max_epochs(50).min_epochs(7)), (std::pair<int64_t, int64_t>{7, 21}));
+  EXPECT_EQ(run(quiet(root).max_epochs(50).min_steps(20)), (std::pair<int64_t, int64_t>{7, 21}));  // 3 steps an epoch
+  EXPECT_EQ(run(quiet(root).max_epochs(5).min_steps(100)), (std::pair<int64_t, int64_t>{5, 15}));
+  EXPECT_EQ(run(quiet(root).max_epochs(50).min_epochs(2)), (std::pair<int64_t, int64_t>{3, 9}));  // already met
+  std::filesystem::remove_all(root);
+}
+
 TEST(Trainer, AccumulatesGradientsAndStopsAtMaxSteps) {
   auto root = testing::temp_dir("engine_acc");
   LinearModule module;

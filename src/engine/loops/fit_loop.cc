@@ -117,6 +117,11 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
         auto timer = profiler_->scope("callbacks.on_train_epoch_end");
         for (auto& cb : callbacks_) cb->on_train_epoch_end(*this, module);
       }
+      // As Lightning: max_epochs and max_steps still end the run, a callback's stop waits.
+      bool at_max_steps = options_.max_steps() > 0 && global_step_ >= options_.max_steps();
+      if (should_stop && !at_max_steps &&
+          (current_epoch_ < options_.min_epochs() || global_step_ < options_.min_steps()))
+        should_stop = false;
       for (auto& logger : loggers_) logger->save();
       ending_unvalidated_epoch_ = false;
       if (stop_requested()) {
