@@ -238,6 +238,8 @@ bool optimizer_is_configured(const json& cfg) {
   return cfg["optimizer"].contains("class_path") || !cfg["lr_scheduler"].is_null();
 }
 
+}  // namespace
+
 void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
   if (!optimizer_is_configured(cfg)) return;
   const json& optimizer = cfg["optimizer"];
@@ -260,6 +262,8 @@ void use_configured_optimizer(const json& cfg, engine::Trainer& trainer) {
         engine::make_optimizer_config(optimizer_class, optimizer_args, scheduler_class, scheduler_args, module, trainer)};
   });
 }
+
+namespace {
 
 // The config as it takes effect, for --print_config, config.yaml and checkpoints: json2vec's
 // `scheduler` section is left out where a configured optimizer or lr_scheduler replaces it,
@@ -307,6 +311,7 @@ engine::TrainerOptions build_trainer_options(const json& cfg, const std::string&
     json e = cfg["early_stopping"];
     bool enabled = e["enabled"].get<bool>();
     e.erase("enabled");
+    e.erase("refit");
     if (enabled && !listed("EarlyStopping"))
       callbacks.push_back(std::make_shared<engine::EarlyStopping>(
           engine::EarlyStoppingOptions::parameters().from_json(e, "early_stopping")));
@@ -539,8 +544,11 @@ int generate_orders(const Args& args) {
 
 // Runs fit and prints its final metrics as one JSON line; an interrupted fit says where its
 // resumable checkpoint is and exits with 128 + the signal, as a shell expects.
+// refit (json2vec's own model): a refit on every training row after the fit, whose
+// summary joins the line under "refit".
 int run_fit(engine::Trainer& trainer, engine::Module& module, engine::DataModule& data,
-            const std::optional<std::string>& ckpt_path) {
+            const std::optional<std::string>& ckpt_path,
+            const std::function<std::optional<json>()>& refit = nullptr) {
   trainer.fit(module, data, ckpt_path);
   json out = json::object();
   for (const auto& [k, v] : trainer.callback_metrics())
@@ -553,7 +561,10 @@ int run_fit(engine::Trainer& trainer, engine::Module& module, engine::DataModule
     if (trainer.is_global_zero()) std::cout << out.dump() << std::endl;
     return 128 + trainer.interrupted_by();
   }
+  std::optional<json> refitted = refit ? refit() : std::nullopt;
+  if (refitted) out["refit"] = *refitted;
   if (trainer.is_global_zero()) std::cout << out.dump() << std::endl;
+  if (refitted && refitted->contains("interrupted")) return 128 + (*refitted)["signal"].get<int>();
   return 0;
 }
 
@@ -719,17 +730,24 @@ int run_command(const Args& args) {
     return 0;
   }
 
-  Model model = build_model(cfg);
-  if (cmd == "fit" && !args.ckpt_path && cfg["model"].contains("init_from") && !cfg["model"]["init_from"].is_null()) {
-    auto change = model.init_from(cfg["model"]["init_from"].get<std::string>());
-    std::cerr << "fit: model.init_from " << cfg["model"]["init_from"].get<std::string>() << ": " << change.summary();
-  }
+  auto make_model = [&](const json& config) {
+    Model made = build_model(config);
+    if (cmd == "fit" && !args.ckpt_path && config["model"].contains("init_from") &&
+        !config["model"]["init_from"].is_null()) {
+      auto change = made.init_from(config["model"]["init_from"].get<std::string>());
+      std::cerr << "fit: model.init_from " << config["model"]["init_from"].get<std::string>() << ": "
+                << change.summary();
+    }
+    return made;
+  };
+  Model model = make_model(cfg);
   std::unique_ptr<engine::DataModule> data_module = build_data(model, cfg);
   engine::DataModule& data = *data_module;
   engine::Trainer trainer(build_trainer_options(cfg, cmd));
   use_configured_optimizer(cfg, trainer);
   if (cmd == "fit") {
-    return run_fit(trainer, model, data, args.ckpt_path);
+    return run_fit(trainer, model, data, args.ckpt_path,
+                   [&] { return refit_on_all_rows(cfg, trainer, data, make_model); });
   } else if (cmd == "validate") {
     print_metrics(trainer, trainer.validate(model, data, args.ckpt_path));
   } else if (cmd == "test") {

@@ -1,7 +1,9 @@
 #pragma once
 // What the CLI's commands share: the model, data module and Trainer options a resolved
 // config describes (commands.cc), used by the lifecycle commands (commands_lifecycle.cc).
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,11 +13,26 @@
 #include "engine/trainer_options.h"
 #include "model/model.h"
 
+namespace j2v::engine {
+class Trainer;
+}
+
 namespace j2v::cli {
 
 Model build_model(const nlohmann::json& cfg);
 std::unique_ptr<engine::DataModule> build_data(const Model& model, const nlohmann::json& cfg);
 engine::TrainerOptions build_trainer_options(const nlohmann::json& cfg, const std::string& command);
+// An optimizer (and lr_scheduler) given in the config replaces the module's own, as in LightningCLI.
+void use_configured_optimizer(const nlohmann::json& cfg, engine::Trainer& trainer);
+
+// early_stopping.refit (commands_refit.cc): after a fit that held a share of data.train out
+// for validation (auto: of fewer than 1,000 rows), a new model from make_model trains on every training row for the epochs
+// of the best checkpoint. Returns what the refit did (epochs, steps, run_dir, train
+// metrics; "interrupted" and "checkpoint" after a signal), or nothing when the fit is not
+// refitted (said on stderr when refit: always does not apply).
+std::optional<nlohmann::json> refit_on_all_rows(const nlohmann::json& cfg, engine::Trainer& fitted,
+                                                engine::DataModule& fitted_data,
+                                                const std::function<Model(const nlohmann::json&)>& make_model);
 
 // `json2vec infer-schema FILE [--target NAME] [--sample N] [--name ROOT]`: prints the config.
 int run_infer_schema(const std::string& input, const std::vector<std::string>& options);

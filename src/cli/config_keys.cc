@@ -112,6 +112,11 @@ const std::vector<KeySpec>& config_keys() {
     declared("checkpoint", engine::ModelCheckpointOptions::parameters().info(), {"dirpath"}),
     {
       {"early_stopping.enabled", "bool", true, {}, "stop when early_stopping.monitor stops improving"},
+      {"early_stopping.refit", "enum", "never", {"never", "always", "auto"},
+       "after the fit, train a new model on every training row (the validation share included) for the epochs of the "
+       "best checkpoint, with the same batch size and schedule; its checkpoint becomes the run's best. Only where "
+       "validation is data.validate_fraction of data.train (not data.validate, not streaming), in one process; "
+       "auto: when data.train has fewer than 1,000 rows"},
     },
     declared("early_stopping", engine::EarlyStoppingOptions::parameters().info()),
     declared("prediction_writer", engine::PredictionWriterOptions::parameters().info()),

@@ -79,6 +79,68 @@ TEST_F(Cli, FitTestPredictOnTheBundledExample) {
   EXPECT_EQ(resumed.last_json()["epoch"], 4.0);
 }
 
+// Early stopping chooses its epoch on a tenth held out of data.train; early_stopping.refit
+// then trains a new model on every training row for those epochs, and that model is the
+// run's best (always; auto under 1,000 rows; never, the default, leaves the fit as it is).
+TEST_F(Cli, FitRefitsOnEveryTrainingRowForTheEpochsEarlyStoppingChose) {
+  std::string short_fit = " --trainer.max_epochs=8 --trainer.min_epochs=0 --early_stopping.patience=2";
+  auto fit = run("fit " + common() + short_fit + " --early_stopping.refit=always", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  auto out = fit.last_json();
+  ASSERT_TRUE(out.contains("refit")) << fit.out;
+  EXPECT_TRUE(out.contains("loss/validate")) << fit.out;  // the fit's own line is unchanged
+  const auto& refit = out["refit"];
+  // The best checkpoint of the fit is named epoch=E-step=S after its (E+1)th epoch.
+  std::string best = refit["best_of_fit"].get<std::string>();
+  ASSERT_NE(best.find((dir / "runs" / "version_0").string()), std::string::npos) << best;
+  int best_epoch = std::stoi(best.substr(best.find("epoch=") + 6));
+  EXPECT_EQ(refit["epoch"].get<int>(), best_epoch + 1) << out;
+  EXPECT_EQ(refit["run_dir"].get<std::string>(), (dir / "runs" / "version_1").string());
+  // 4,000 rows in batches of 128: 29 steps an epoch without the validation tenth, 32 with it.
+  double fit_steps_per_epoch = out["global_step"].get<double>() / out["epoch"].get<double>();
+  double refit_steps_per_epoch = refit["global_step"].get<double>() / refit["epoch"].get<double>();
+  EXPECT_EQ(fit_steps_per_epoch, 29) << out;
+  EXPECT_EQ(refit_steps_per_epoch, 32) << out;
+  EXPECT_NE(slurp(dir / "runs" / "version_1" / "config.yaml").find("validate_fraction: 0"), std::string::npos);
+  auto index = nlohmann::json::parse(slurp(dir / "runs" / "version_1" / "checkpoints" / "index.json"));
+  EXPECT_EQ(index["best_model_path"], (dir / "runs" / "version_1" / "checkpoints" / "last.ckpt").string());
+  EXPECT_EQ(fit.err.find("was not logged"), std::string::npos) << fit.err;
+
+  auto test = run("test " + common() + " --ckpt_path best", dir);  // the refit's model
+  ASSERT_EQ(test.code, 0) << test.err;
+  EXPECT_GT(test.last_json().at("record.fraud/test:accuracy:content").get<double>(), 0.9) << test.out;
+
+  for (std::string mode : {"", " --early_stopping.refit=auto"}) {  // never, the default; auto: 4,000 rows are enough
+    fs::remove_all(dir / "runs");
+    auto plain = run("fit " + common() + short_fit + mode, dir);
+    ASSERT_EQ(plain.code, 0) << plain.err;
+    EXPECT_FALSE(plain.last_json().contains("refit")) << mode << plain.out;
+    EXPECT_FALSE(fs::exists(dir / "runs" / "version_1")) << mode;
+    EXPECT_EQ(plain.err.find("refit"), std::string::npos) << plain.err;
+  }
+  // auto refits a table of fewer than 1,000 rows.
+  std::ifstream all(j2v::testing::source_path("examples/transactions/train.jsonl"));
+  std::vector<std::string> few(600);
+  for (auto& line : few) std::getline(all, line);
+  j2v::testing::write_lines(dir / "few.jsonl", few);
+  fs::remove_all(dir / "runs");
+  auto small = run("fit " + common() + short_fit + " --early_stopping.refit=auto --data.train=" +
+                       (dir / "few.jsonl").string(),
+                   dir);
+  ASSERT_EQ(small.code, 0) << small.err;
+  EXPECT_TRUE(small.last_json().contains("refit")) << small.out;
+
+  // A validation file is not a share of data.train: nothing to give back, and it says so.
+  fs::remove_all(dir / "runs");
+  auto separate = run("fit " + common() + short_fit + " --early_stopping.refit=always" +
+                          " --data.validate=examples/transactions/test.jsonl",
+                      dir);
+  ASSERT_EQ(separate.code, 0) << separate.err;
+  EXPECT_FALSE(separate.last_json().contains("refit")) << separate.out;
+  EXPECT_NE(separate.err.find("early_stopping.refit skipped: data.validate is a separate file"), std::string::npos)
+      << separate.err;
+}
+
 TEST_F(Cli, AMalformedRecordIsOneLineNamingFileAndLine) {
   auto bad = dir / "bad.jsonl";
   j2v::testing::write_lines(bad, {R"({"amount": 1, "merchant": "books", "fraud": "no"})", R"({"amount": 2, "merchant": )"});

@@ -68,7 +68,7 @@ void ModelCheckpoint::on_train_epoch_end(Trainer& trainer, Module& module) {
         if (trainer.is_global_zero()) fs::remove(old, ignored);
       }
     }
-  } else if (!stale && it == metrics.end() && !warned_missing_) {
+  } else if (options_.save_top_k() != 0 && !stale && it == metrics.end() && !warned_missing_) {
     warned_missing_ = true;
     std::cerr << "warning: checkpoint.monitor '" << options_.monitor()
               << "' was not logged (no validation data?); only last.ckpt is kept\n";
