@@ -26,8 +26,8 @@ engine::TrainerOptions build_trainer_options(const nlohmann::json& cfg, const st
 void use_configured_optimizer(const nlohmann::json& cfg, engine::Trainer& trainer);
 
 // early_stopping.refit (commands_refit.cc): after a fit that held a share of data.train out
-// for validation (auto: of fewer than 1,000 rows), a new model from make_model trains on every training row for the epochs
-// of the best checkpoint. Returns what the refit did (epochs, steps, run_dir, train
+// for validation (auto: of fewer than 1,000 rows), a new model from make_model trains on
+// every training row for the epochs of the best checkpoint. Returns what the refit did (epochs, steps, run_dir, train
 // metrics; "interrupted" and "checkpoint" after a signal), or nothing when the fit is not
 // refitted (said on stderr when refit: always does not apply).
 std::optional<nlohmann::json> refit_on_all_rows(const nlohmann::json& cfg, engine::Trainer& fitted,

@@ -101,6 +101,7 @@ std::optional<json> refit_on_all_rows(const json& cfg, engine::Trainer& fitted, 
   callbacks.push_back(std::make_shared<StopAfterEpochs>(epochs));
   options.callbacks(callbacks);
   engine::Trainer trainer(options);
+  use_configured_optimizer(refit, trainer);  // the fit's optimizer, not the module's own
   std::cerr << fmt::format("fit: refitting on every training row for {} epochs (the best validation loss, {})\n", epochs,
                            best);
   trainer.fit(model, *data, std::nullopt);
