@@ -13,6 +13,7 @@
 #include "data/table_data_module.h"
 #include "engine/callbacks/model_checkpoint.h"
 #include "engine/checkpoint_io.h"
+#include "engine/components.h"
 #include "engine/stop_signal.h"
 #include "engine/trainer.h"
 
@@ -93,6 +94,17 @@ std::optional<json> refit_on_all_rows(const json& cfg, engine::Trainer& fitted, 
   // Nothing to rank without validation: last.ckpt is the refit's checkpoint and its best.
   refit["checkpoint"]["save_top_k"] = 0;
   refit["checkpoint"]["save_last"] = true;
+  // An EarlyStopping or ModelCheckpoint listed in trainer.callbacks replaces its section's
+  // callback, and would watch a validation loss the refit never logs: the sections set above
+  // stand in for them.
+  if (refit["trainer"]["callbacks"].is_array()) {
+    json kept = json::array();
+    for (const auto& callback : refit["trainer"]["callbacks"]) {
+      std::string name = engine::callbacks().find(callback["class_path"].get<std::string>()).name;
+      if (name != "EarlyStopping" && name != "ModelCheckpoint") kept.push_back(callback);
+    }
+    refit["trainer"]["callbacks"] = kept;
+  }
 
   Model model = make_model(refit);
   std::unique_ptr<engine::DataModule> data = build_data(model, refit);

@@ -139,6 +139,19 @@ TEST_F(Cli, FitRefitsOnEveryTrainingRowForTheEpochsEarlyStoppingChose) {
   EXPECT_FALSE(separate.last_json().contains("refit")) << separate.out;
   EXPECT_NE(separate.err.find("early_stopping.refit skipped: data.validate is a separate file"), std::string::npos)
       << separate.err;
+
+  // An EarlyStopping and a ModelCheckpoint listed in trainer.callbacks watch the validation
+  // loss, which the refit does not have: they rank the fit and stay out of the refit.
+  fs::remove_all(dir / "runs");
+  auto listed = run("fit " + common() + short_fit + " --early_stopping.refit=always" +
+                        " --trainer.callbacks='[{class_path: EarlyStopping, init_args: {patience: 2}}, "
+                        "{class_path: ModelCheckpoint, init_args: {save_last: true}}]'",
+                    dir);
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  ASSERT_TRUE(listed.last_json().contains("refit")) << listed.out << listed.err;
+  EXPECT_EQ(listed.err.find("was not logged"), std::string::npos) << listed.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir / "runs" / "version_1" / "checkpoints" / "index.json"))["best_model_path"],
+            (dir / "runs" / "version_1" / "checkpoints" / "last.ckpt").string());
 }
 
 TEST_F(Cli, AMalformedRecordIsOneLineNamingFileAndLine) {
