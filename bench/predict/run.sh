@@ -62,6 +62,11 @@ for n in ${FLAT:-1000000 10000000}; do
   flat_records "$n" "$WORK/flat_$n.jsonl"
   for format in parquet jsonl; do predict "flat_${n}_$format" examples/transactions/config.yaml "$flat_ckpt" "$WORK/flat_$n.jsonl" "$format"; done
 done
+# The orders example's training data, as scripts/demo.sh makes it, when the demo has not run.
+for split in "train 6000 1" "test 1000 2"; do
+  set -- $split
+  [ -f "examples/orders/$1.jsonl" ] || $BIN generate orders --rows "$2" --seed "$3" --max_items 12 --output "examples/orders/$1.jsonl"
+done
 nested_ckpt=$(train orders examples/orders/config.yaml 2)
 for n in ${NESTED:-1000000}; do
   nested_records "$n" "$WORK/nested_$n.jsonl"

@@ -97,6 +97,12 @@ class Module : public torch::nn::Module {
   // The columns of predict_step's rows, for typed output such as Parquet (empty: the writer
   // takes the types from the first row).
   virtual std::vector<OutputColumn> predict_output_types() const { return {}; }
+  // Set by a prediction writer that only prints rows as JSON text (JSON Lines, no
+  // postprocessor) for the length of a predict run: predict_step may then return a row's
+  // values as raw_json() text (base/raw_json.h), which the writer copies as it is, instead of
+  // trees it would print and free. A module that ignores it stays correct.
+  void set_text_predictions(bool text) { text_predictions_ = text; }
+  bool text_predictions() const { return text_predictions_; }
 
   void log(const std::string& name, double value, LogOptions options = {});
   void log(const std::string& name, const torch::Tensor& value, LogOptions options = {});
@@ -139,6 +145,7 @@ class Module : public torch::nn::Module {
  private:
   Trainer* trainer_ = nullptr;
   std::atomic<int> running_{0};
+  bool text_predictions_ = false;
   nlohmann::json hparams_ = nlohmann::json::object();
 };
 

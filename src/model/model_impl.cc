@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "base/json_builder.h"
 #include "base/raw_json.h"
 #include "data/record_batch.h"
 #include "engine/checkpoint_io.h"
@@ -352,20 +353,21 @@ void ModelImpl::log_metrics(const std::string& stage) {
   metrics_.clear();
 }
 
-nlohmann::json ModelImpl::nested(const RecordBatch& batch, int64_t row, int branch,
-                                 const std::function<nlohmann::json(int64_t slot)>& value) const {
+void ModelImpl::write_nested(const RecordBatch& batch, int64_t row, int branch, JsonBuilder& out,
+                             const std::function<void(int64_t slot)>& value) const {
   auto chain = tree().lineage(branch);  // the root, ..., branch
-  std::function<nlohmann::json(size_t, int64_t)> level = [&](size_t depth, int64_t parent_slot) {
+  std::function<void(size_t, int64_t)> level = [&](size_t depth, int64_t parent_slot) {
     const auto& node = tree().branches[chain[depth]];
-    nlohmann::json list = nlohmann::json::array();
+    out.begin_array();
     int32_t n = batch.length(static_cast<size_t>(chain[depth]), row, parent_slot);
     for (int64_t j = 0; j < n; ++j) {
       int64_t slot = parent_slot * node.length + j;
-      list.push_back(depth + 1 == chain.size() ? value(slot) : level(depth + 1, slot));
+      if (depth + 1 == chain.size()) value(slot);
+      else level(depth + 1, slot);
     }
-    return list;
+    out.end_array();
   };
-  return level(1, 0);
+  level(1, 0);
 }
 
 nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
@@ -375,15 +377,6 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
   auto out = forward(inputs, batch.present(), pruned, decode, options_.embed());
   int64_t B = batch.size();
-  nlohmann::json rows = nlohmann::json::array();
-  for (int64_t i = 0; i < B; ++i) {
-    // The record as it was read (the encoder accepted it as one JSON object): verbatim, in
-    // its own key order, and without a parse and a print per row.
-    std::string_view raw = batch.record(i);
-    while (!raw.empty() && is_json_space(raw.back())) raw.remove_suffix(1);
-    while (!raw.empty() && is_json_space(raw.front())) raw.remove_prefix(1);
-    rows.push_back({{"inputs", raw_json(raw)}, {"predictions", nlohmann::json::object()}});
-  }
   auto normalized = [](const torch::Tensor& v) {
     return torch::nn::functional::normalize(v, torch::nn::functional::NormalizeFuncOptions().dim(1)).contiguous();
   };
@@ -406,55 +399,112 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
     int b = tree().branch_of_leaf[f];
     cells[f].embedding = normalized(out.branch[b].select(1, token_of_field_[f]));  // [B x slots, T, d]
   }
+  // A row's predictions, one entry per address, in address order (the order a tree prints
+  // them in, so JSON Lines output keeps its shape). An entry may be absent from a row.
+  struct Entry {
+    std::string address;
+    std::function<bool(int64_t row)> present;
+    std::function<void(int64_t row, JsonBuilder& out)> write;
+  };
+  std::vector<Entry> entries;
   for (size_t f = 0; f < fields().size(); ++f) {
     const auto& c = cells[f];
     if (!c.states.defined() && !c.embedding.defined()) continue;
     int b = tree().branch_of_leaf[f];
     int64_t slots = tree().branches[b].slots;
-    auto& module = field_modules_[f];
+    const FieldModuleImpl* module = field_modules_[f].get();
     int64_t w = module->content_width(), d = c.embedding.defined() ? c.embedding.size(1) : 0;
-    auto cell_payload = [&](int64_t cell) -> nlohmann::json {
-      nlohmann::json p = nlohmann::json::object();
-      if (c.states.defined() && c.wanted.data_ptr<bool>()[cell]) {
-        const float* s = c.states.data_ptr<float>() + cell * kNumCellStates;
-        nlohmann::json state = nlohmann::json::object();
-        for (int k = 0; k < kNumCellStates; ++k) state[cell_state_name(k)] = s[k];
-        p["state"] = std::move(state);
-        p["content"] = module->content_payload(c.content.data_ptr<float>() + cell * w);
+    auto decoded = [&c](int64_t cell) { return c.states.defined() && c.wanted.data_ptr<bool>()[cell]; };
+    auto has_payload = [&c, decoded](int64_t cell) { return decoded(cell) || c.embedding.defined(); };
+    auto cell_payload = [&c, decoded, has_payload, module, w, d](int64_t cell, JsonBuilder& out) {
+      if (!has_payload(cell)) return out.value(nullptr);
+      out.begin_object();
+      if (decoded(cell)) {
+        out.key("content");
+        out.value(module->content_payload(c.content.data_ptr<float>() + cell * w));
       }
       if (c.embedding.defined()) {
-        const float* e = c.embedding.data_ptr<float>() + cell * d;
-        p["embedding"] = std::vector<float>(e, e + d);
+        out.key("embedding");
+        out.numbers(c.embedding.data_ptr<float>() + cell * d, d);
       }
-      return p.empty() ? nlohmann::json() : p;
+      if (decoded(cell)) {
+        const float* s = c.states.data_ptr<float>() + cell * kNumCellStates;
+        out.key("state");
+        out.begin_object();
+        for (int k = 0; k < kNumCellStates; ++k) {
+          out.key(cell_state_name(k));
+          out.number(s[k]);
+        }
+        out.end_object();
+      }
+      out.end_object();
     };
-    const std::string address = fields()[f]->address().str();
-    for (int64_t i = 0; i < B; ++i) {
-      nlohmann::json payload =
-          b == 0 ? cell_payload(i) : nested(batch, i, b, [&](int64_t slot) { return cell_payload(i * slots + slot); });
-      if (!payload.is_null()) rows[i]["predictions"][address] = std::move(payload);
-    }
+    entries.push_back({fields()[f]->address().str(),
+                       [b, has_payload](int64_t i) { return b != 0 || has_payload(i); },
+                       [this, &batch, b, slots, cell_payload](int64_t i, JsonBuilder& out) {
+                         if (b == 0) return cell_payload(i, out);
+                         write_nested(batch, i, b, out, [&](int64_t slot) { cell_payload(i * slots + slot, out); });
+                       }});
   }
+  auto always = [](int64_t) { return true; };
+  auto embedding_object = [](const float* e, int64_t d, JsonBuilder& out) {
+    out.begin_object();
+    out.key("embedding");
+    out.numbers(e, d);
+    out.end_object();
+  };
+  torch::Tensor record_embedding;
   if (options_.embed()) {
-    auto v = normalized(out.record);
-    int64_t d = v.size(1);
-    const float* p = v.data_ptr<float>();
-    for (int64_t i = 0; i < B; ++i)
-      rows[i]["predictions"][schema().name]["embedding"] = std::vector<float>(p + i * d, p + (i + 1) * d);
+    record_embedding = normalized(out.record);
+    entries.push_back({schema().name, always, [&record_embedding, embedding_object](int64_t i, JsonBuilder& out) {
+                         int64_t d = record_embedding.size(1);
+                         embedding_object(record_embedding.data_ptr<float>() + i * d, d, out);
+                       }});
   }
+  std::vector<torch::Tensor> branch_embeddings(tree().branches.size());
   for (size_t b = 1; b < tree().branches.size(); ++b) {
     const auto& node = tree().branches[b];
     if (!node.embed) continue;
-    auto v = normalized(out.pooled[b]);  // one per parent slot
-    int64_t d = v.size(1), ps = node.parent_slots;
-    const float* p = v.data_ptr<float>();
-    auto one = [&](int64_t i, int64_t slot) {
-      const float* e = p + (i * ps + slot) * d;
-      return nlohmann::json{{"embedding", std::vector<float>(e, e + d)}};
-    };
-    for (int64_t i = 0; i < B; ++i)
-      rows[i]["predictions"][node.address.str()] =
-          node.parent == 0 ? one(i, 0) : nested(batch, i, node.parent, [&](int64_t slot) { return one(i, slot); });
+    branch_embeddings[b] = normalized(out.pooled[b]);  // one per parent slot
+    const torch::Tensor& v = branch_embeddings[b];
+    entries.push_back({node.address.str(), always, [this, &batch, &node, &v, embedding_object](int64_t i, JsonBuilder& out) {
+                         int64_t d = v.size(1), ps = node.parent_slots;
+                         auto one = [&](int64_t slot) { embedding_object(v.data_ptr<float>() + (i * ps + slot) * d, d, out); };
+                         if (node.parent == 0) return one(0);
+                         write_nested(batch, i, node.parent, out, one);
+                       }});
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.address < b.address; });
+  auto write_predictions = [&](int64_t i, JsonBuilder& out) {
+    out.begin_object();
+    for (const auto& entry : entries) {
+      if (!entry.present(i)) continue;
+      out.key(entry.address);
+      entry.write(i, out);
+    }
+    out.end_object();
+  };
+
+  nlohmann::json rows = nlohmann::json::array();
+  std::string text;
+  for (int64_t i = 0; i < B; ++i) {
+    // The record as it was read (the encoder accepted it as one JSON object): verbatim, in
+    // its own key order, and without a parse and a print per row.
+    std::string_view raw = batch.record(i);
+    while (!raw.empty() && is_json_space(raw.back())) raw.remove_suffix(1);
+    while (!raw.empty() && is_json_space(raw.front())) raw.remove_prefix(1);
+    nlohmann::json predictions;
+    if (text_predictions()) {  // the writer only prints: no tree to build, print and free
+      text.clear();
+      JsonTextBuilder builder(text);
+      write_predictions(i, builder);
+      predictions = raw_json(text);
+    } else {
+      JsonTreeBuilder builder;
+      write_predictions(i, builder);
+      predictions = builder.take();
+    }
+    rows.push_back({{"inputs", raw_json(raw)}, {"predictions", std::move(predictions)}});
   }
   return rows;
 }
@@ -600,7 +650,7 @@ nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& record
     for (int64_t i = start; i < std::min(table->rows, start + bs); ++i) rows.push_back(i);
     RecordBatch batch(table, std::move(rows));
     for (auto& row : predict_step(batch, start / bs)) {
-      materialize_raw_json(row["inputs"]);  // callers get a tree they can read and print
+      materialize_raw_json(row);  // callers get a tree they can read and print
       all.push_back(std::move(row));
     }
   }

@@ -22,6 +22,7 @@
 
 namespace j2v {
 
+class JsonBuilder;
 class RecordBatch;
 
 class ModelImpl : public engine::Module {
@@ -106,10 +107,10 @@ class ModelImpl : public engine::Module {
   // Applies p_mask / p_prune / datatype augmentation; returns the inputs the model sees.
   std::vector<FieldTensors> corrupt(const std::vector<FieldTensors>& truth, const std::vector<torch::Tensor>& present,
                                     torch::Tensor& pruned, std::vector<Decode>& decode, torch::Generator* generator);
-  // The payload of one record's cells of a branch: nested lists, one level per branch from
-  // the root down to `branch`, each as long as the list it came from.
-  nlohmann::json nested(const RecordBatch& batch, int64_t row, int branch,
-                        const std::function<nlohmann::json(int64_t slot)>& value) const;
+  // Writes the payload of one record's cells of a branch: nested lists, one level per branch
+  // from the root down to `branch`, each as long as the list it came from; `value` writes a slot's.
+  void write_nested(const RecordBatch& batch, int64_t row, int branch, JsonBuilder& out,
+                    const std::function<void(int64_t slot)>& value) const;
   int64_t batch_rows(const std::vector<FieldTensors>& cells) const;
   torch::Tensor loss(const Outputs& out, const std::vector<FieldTensors>& truth, const std::vector<Decode>& decode,
                      bool update_metrics);

@@ -2,11 +2,14 @@
 // inside a list get one prediction per item, and predictions keep the record's shape.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "data/synthetic_orders.h"
 #include "data/table_data_module.h"
 #include "engine/callbacks/prediction_writer.h"
 #include "engine/trainer.h"
 #include "model/model.h"
+#include "model/model_impl.h"
 #include "model/quiet_trainer.h"
 #include "test_util.h"
 
@@ -19,6 +22,28 @@ engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
 
 std::vector<std::string> orders(int64_t rows, uint64_t seed, bool flatten = false, int64_t max_items = 12) {
   return synthetic_orders({.rows = rows, .seed = seed, .max_items = max_items, .flatten = flatten});
+}
+
+// Same JSON but for numbers, which must be equal as floats (a tree holds a float widened to
+// double; text holds the float's shortest spelling).
+void expect_same_floats(const nlohmann::json& a, const nlohmann::json& b, const std::string& where) {
+  if (a.is_number() && b.is_number()) {
+    EXPECT_EQ(a.get<float>(), b.get<float>()) << where;
+    return;
+  }
+  ASSERT_EQ(a.type_name(), std::string(b.type_name())) << where;
+  if (a.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (const auto& [key, value] : a.items()) {
+      ASSERT_TRUE(b.contains(key)) << where << "." << key;
+      expect_same_floats(value, b[key], where + "." + key);
+    }
+  } else if (a.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (size_t i = 0; i < a.size(); ++i) expect_same_floats(a[i], b[i], where + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(a, b) << where;
+  }
 }
 
 double fit_and_test_accuracy(Model model, const std::vector<std::string>& train, const std::vector<std::string>& test,
@@ -90,12 +115,39 @@ TEST(NestedModel, TargetsInsideAListArePredictedPerItem) {
   EXPECT_TRUE(sku[0].is_null());
   EXPECT_EQ(sku[1]["content"]["value"].get<std::string>().rfind("sku-", 0), 0u);
 
-  // Batch prediction writes the same nested shape to Parquet.
-  auto writer = std::make_shared<engine::PredictionWriter>(engine::PredictionWriterOptions().path((root / "out").string()));
-  engine::Trainer predictor(quiet(root, 1).callbacks({writer}));
-  predictor.predict(model, data, std::nullopt, false);
-  EXPECT_EQ(writer->rows_written(), 200);
-  EXPECT_TRUE(std::filesystem::exists(root / "out" / "rank-0.parquet"));
+  // Predictions written as text (what a JSON Lines writer asks for) read back as the tree:
+  // same keys, lists and labels, and every number the same float.
+  model.impl().set_text_predictions(true);
+  auto as_text = model.predict(test);
+  model.impl().set_text_predictions(false);
+  ASSERT_EQ(as_text.size(), predictions.size());
+  for (size_t i = 0; i < test.size(); ++i) expect_same_floats(as_text[i], predictions[i], "row " + std::to_string(i));
+
+  // Batch prediction writes the same nested shape to Parquet and to JSON Lines.
+  for (std::string format : {"parquet", "jsonl"}) {
+    auto out = root / ("out_" + format);
+    auto writer = std::make_shared<engine::PredictionWriter>(
+        engine::PredictionWriterOptions().path(out.string()).format(format));
+    engine::Trainer predictor(quiet(root, 1).callbacks({writer}));
+    predictor.predict(model, data, std::nullopt, false);
+    EXPECT_EQ(writer->rows_written(), 200);
+    EXPECT_FALSE(model.impl().text_predictions()) << "the writer asks for text for its own run only";
+    ASSERT_TRUE(std::filesystem::exists(out / ("rank-0." + format)));
+    if (format != "jsonl") continue;
+    std::ifstream lines(out / "rank-0.jsonl");
+    std::string line;
+    size_t n = 0;
+    for (; std::getline(lines, line); ++n) {
+      ASSERT_LT(n, predictions.size());
+      auto row = nlohmann::json::parse(line);
+      EXPECT_EQ(row["inputs"], predictions[n]["inputs"]);
+      // Another batch size than predict()'s: the same values up to float rounding.
+      const auto& returned = row["predictions"]["record.items.returned"];
+      ASSERT_EQ(returned.size(), predictions[n]["predictions"]["record.items.returned"].size());
+      EXPECT_EQ(row["predictions"]["record.items"]["embedding"].size(), 32u);
+    }
+    EXPECT_EQ(n, test.size());
+  }
   std::filesystem::remove_all(root);
 }
 

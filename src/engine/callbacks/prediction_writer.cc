@@ -56,6 +56,7 @@ void PredictionWriter::on_predict_start(Trainer& trainer, Module& module) {
     for (const auto& column : module.predict_output_types()) columns_.push_back(io::column_of(column));
   batches_since_flush_ = 0;
   rows_written_ = 0;
+  module.set_text_predictions(options_.format() == "jsonl" && !options_.postprocessor());
 }
 
 void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::json& outputs, Batch& batch, int64_t batch_idx) {
@@ -91,14 +92,16 @@ void PredictionWriter::on_predict_batch_end(Trainer&, Module&, const nlohmann::j
   }
 }
 
-void PredictionWriter::on_predict_end(Trainer&, Module&) {
+void PredictionWriter::on_predict_end(Trainer&, Module& module) {
+  module.set_text_predictions(false);
   // No batches: the file still says what its columns are.
   if (!writer_ && !columns_.empty()) writer_ = io::make_row_writer(output_path(), options_.format(), columns_);
   if (writer_) writer_->close();
   writer_.reset();
 }
 
-void PredictionWriter::on_exception(Trainer&, Module&, const std::exception&) {
+void PredictionWriter::on_exception(Trainer&, Module& module, const std::exception&) {
+  module.set_text_predictions(false);
   if (writer_) writer_->abort();
   writer_.reset();
 }

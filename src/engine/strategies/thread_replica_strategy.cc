@@ -21,6 +21,7 @@ void ThreadReplicaStrategy::setup(Module& main, Trainer& trainer) {
     if (!replica)
       throw std::invalid_argument("trainer.devices > 1 needs a module that implements replicate(); this one does not");
     replica->attach_trainer(&trainer);
+    replica->set_text_predictions(main.text_predictions());
     replica->train();
     replicas_.push_back(replica);
   }
