@@ -7,14 +7,14 @@
 
 namespace j2v {
 
-void append_json_number(std::string& out, float value) {
+void append_json_number(std::string& out, double value) {
   if (!std::isfinite(value)) {
     out += "null";
     return;
   }
   char buffer[32];
   auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value);
-  (void)error;  // 32 characters hold any float
+  (void)error;  // 32 characters hold any double
   out.append(buffer, end);
   // "1.0", not "1": a reader that types columns by their first value sees a float.
   if (std::string_view(buffer, end - buffer).find_first_of(".e") == std::string_view::npos) out += ".0";

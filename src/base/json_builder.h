@@ -22,7 +22,8 @@ class JsonBuilder {
   virtual void end_array() = 0;
   // The next value's key in the enclosing object.
   virtual void key(std::string_view name) = 0;
-  // A float written with the fewest digits that read back as the same float.
+  // A float, as the double it widens to: the number a tree holds and Parquet stores, so
+  // every output format carries the same value.
   virtual void number(float value) = 0;
   // An array of floats.
   virtual void numbers(const float* values, int64_t count) = 0;
@@ -51,7 +52,7 @@ class JsonTextBuilder final : public JsonBuilder {
   bool after_value_ = false;  // a comma goes before the next value or key
 };
 
-// Builds a tree; floats are held as doubles (a non-finite one stays as it is).
+// Builds a tree (a non-finite float stays as it is; printed, it is null).
 class JsonTreeBuilder final : public JsonBuilder {
  public:
   void begin_object() override;
@@ -72,7 +73,8 @@ class JsonTreeBuilder final : public JsonBuilder {
   std::string key_;
 };
 
-// Appends `value` as JSON text (shortest round-trip form; null when not finite).
-void append_json_number(std::string& out, float value);
+// Appends `value` as JSON text: the shortest digits that read back as the same double, with a
+// ".0" on whole numbers (as nlohmann prints doubles); null when not finite.
+void append_json_number(std::string& out, double value);
 
 }  // namespace j2v

@@ -18,5 +18,8 @@ bool is_raw_json(const nlohmann::json& value);
 std::string_view raw_json_text(const nlohmann::json& value);
 // Replaces every raw value inside `value` (at any depth) by its parsed tree.
 void materialize_raw_json(nlohmann::json& value);
+// `value` printed compactly, as dump() would print it once materialized, with each raw value's
+// text copied as it is: for callers that only print.
+std::string dump_with_raw_json(const nlohmann::json& value);
 
 }  // namespace j2v

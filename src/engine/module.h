@@ -97,10 +97,11 @@ class Module : public torch::nn::Module {
   // The columns of predict_step's rows, for typed output such as Parquet (empty: the writer
   // takes the types from the first row).
   virtual std::vector<OutputColumn> predict_output_types() const { return {}; }
-  // Set by a prediction writer that only prints rows as JSON text (JSON Lines, no
-  // postprocessor) for the length of a predict run: predict_step may then return a row's
-  // values as raw_json() text (base/raw_json.h), which the writer copies as it is, instead of
-  // trees it would print and free. A module that ignores it stays correct.
+  // Set by a consumer that only prints rows as JSON text (a JSON Lines prediction writer
+  // without a postprocessor, for the length of its predict run; the HTTP server's replicas):
+  // predict_step may then return a row's values as raw_json() text (base/raw_json.h), which
+  // the consumer copies as it is, instead of trees it would print and free. A module that
+  // ignores it stays correct.
   void set_text_predictions(bool text) { text_predictions_ = text; }
   bool text_predictions() const { return text_predictions_; }
 

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <numeric>
+
 #include "base/json_builder.h"
 #include "base/raw_json.h"
 #include "data/record_batch.h"
@@ -22,6 +25,18 @@ constexpr int64_t kMasked = static_cast<int64_t>(CellState::kMasked);
 constexpr int64_t kPadded = static_cast<int64_t>(CellState::kPadded);
 
 bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The cell states in the order of their names, as a tree prints a state's probabilities.
+const std::vector<int>& states_by_name() {
+  static const std::vector<int> order = [] {
+    std::vector<int> states(kNumCellStates);
+    std::iota(states.begin(), states.end(), 0);
+    std::sort(states.begin(), states.end(),
+              [](int a, int b) { return std::string_view(cell_state_name(a)) < cell_state_name(b); });
+    return states;
+  }();
+  return order;
+}
 
 // "'note' is not in the checkpoint; 'hour' is a category here but a number in the checkpoint;
 // 'merchant': max_vocab_size 64 here, 256 in the checkpoint".
@@ -431,7 +446,7 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
         const float* s = c.states.data_ptr<float>() + cell * kNumCellStates;
         out.key("state");
         out.begin_object();
-        for (int k = 0; k < kNumCellStates; ++k) {
+        for (int k : states_by_name()) {
           out.key(cell_state_name(k));
           out.number(s[k]);
         }
@@ -650,7 +665,8 @@ nlohmann::json ModelImpl::predict_records(const std::vector<std::string>& record
     for (int64_t i = start; i < std::min(table->rows, start + bs); ++i) rows.push_back(i);
     RecordBatch batch(table, std::move(rows));
     for (auto& row : predict_step(batch, start / bs)) {
-      materialize_raw_json(row);  // callers get a tree they can read and print
+      // Callers get a tree they can read and print, unless they asked for text.
+      if (!text_predictions()) materialize_raw_json(row);
       all.push_back(std::move(row));
     }
   }

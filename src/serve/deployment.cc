@@ -13,9 +13,11 @@
 #include <thread>
 
 #include "base/errors.h"
+#include "base/raw_json.h"
 #include "data/record_batch.h"
 #include "data/record_buffer.h"
 #include "model/model.h"
+#include "model/model_impl.h"
 #include "data/record_codec.h"
 #include "schema/query_path.h"
 #include "serve/batcher.h"
@@ -189,7 +191,7 @@ void Deployment::State::predict(HttpRequest request, Respond respond) {
                                                        "internal error: " + what.substr(0, what.find('\n'))));
                         }
                       }
-                      answer(json_response(list ? rows.dump() : rows[0].dump()));
+                      answer(json_response(dump_with_raw_json(list ? rows : rows[0])));
                       metrics.observe_predict(std::chrono::duration<double>(Clock::now() - start).count(), n);
                     });
   } catch (const HttpError& e) {
@@ -305,7 +307,10 @@ void Deployment::start() {
   try {
     s.model = s.given ? *s.given : Model::load(s.options.ckpt_path());
     int workers = static_cast<int>(s.options.workers());
-    for (int w = 0; w < workers; ++w) s.replicas.push_back(s.model->clone());
+    for (int w = 0; w < workers; ++w) {
+      s.replicas.push_back(s.model->clone());
+      s.replicas.back().impl().set_text_predictions(true);  // answers are printed, never read
+    }
     s.reader = std::make_unique<serve::RequestReader>(s.model->schema().fields, s.model->codec()->encoder(),
                                                       s.options.max_records_per_request(),
                                                       s.options.unknown_fields() == "reject");
