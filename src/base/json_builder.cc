@@ -1,5 +1,7 @@
 #include "base/json_builder.h"
 
+#include "base/raw_json.h"
+
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
@@ -40,18 +42,22 @@ void JsonTextBuilder::end_object() { close('}'); }
 void JsonTextBuilder::begin_array() { open('['); }
 void JsonTextBuilder::end_array() { close(']'); }
 
+void append_json_string(std::string& out, std::string_view text) {
+  // Field addresses, payload keys and labels are mostly plain ASCII: quoted as they are.
+  bool plain = true;
+  for (char c : text) plain = plain && c >= 0x20 && c != '"' && c != '\\' && static_cast<unsigned char>(c) < 0x80;
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+  } else {
+    out += nlohmann::json(text).dump();  // escaped as nlohmann escapes it
+  }
+}
+
 void JsonTextBuilder::key(std::string_view name) {
   separate();
-  // Field addresses and payload keys are plain ASCII: quoted as they are, without a tree.
-  bool plain = true;
-  for (char c : name) plain = plain && c >= 0x20 && c != '"' && c != '\\' && static_cast<unsigned char>(c) < 0x80;
-  if (plain) {
-    out_ += '"';
-    out_ += name;
-    out_ += '"';
-  } else {
-    out_ += nlohmann::json(name).dump();  // escaped as nlohmann escapes it
-  }
+  append_json_string(out_, name);
   out_ += ':';
   after_value_ = false;
 }
@@ -74,9 +80,23 @@ void JsonTextBuilder::numbers(const float* values, int64_t count) {
 }
 
 void JsonTextBuilder::value(const nlohmann::json& value) {
-  separate();
-  out_ += value.dump();
-  after_value_ = true;
+  if (value.is_object()) {
+    begin_object();
+    for (const auto& [name, child] : value.items()) {
+      key(name);
+      this->value(child);
+    }
+    end_object();
+  } else if (value.is_array()) {
+    begin_array();
+    for (const auto& child : value) this->value(child);
+    end_array();
+  } else {
+    separate();
+    if (is_raw_json(value)) out_ += raw_json_text(value);
+    else out_ += value.dump();  // a scalar, spelled as dump() spells it
+    after_value_ = true;
+  }
 }
 
 nlohmann::json* JsonTreeBuilder::put(nlohmann::json value) {

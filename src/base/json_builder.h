@@ -27,7 +27,8 @@ class JsonBuilder {
   virtual void number(float value) = 0;
   // An array of floats.
   virtual void numbers(const float* values, int64_t count) = 0;
-  // A value that already exists as a tree.
+  // A value that already exists as a tree; raw_json() values in it (base/raw_json.h) are
+  // copied as text by the text builder and kept as they are by the tree builder.
   virtual void value(const nlohmann::json& value) = 0;
 };
 
@@ -72,6 +73,9 @@ class JsonTreeBuilder final : public JsonBuilder {
   std::vector<nlohmann::json*> open_;  // the objects and arrays not yet ended, innermost last
   std::string key_;
 };
+
+// Appends `text` as a quoted JSON string, escaped as nlohmann escapes it.
+void append_json_string(std::string& out, std::string_view text);
 
 // Appends `value` as JSON text: the shortest digits that read back as the same double, with a
 // ".0" on whole numbers (as nlohmann prints doubles); null when not finite.

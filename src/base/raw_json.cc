@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "base/json_builder.h"
+
 namespace j2v {
 namespace {
 // The binary subtype that marks text rather than bytes ('J'); nlohmann subtypes are 0-255.
@@ -33,37 +35,9 @@ void materialize_raw_json(nlohmann::json& value) {
     for (auto& child : value) materialize_raw_json(child);
 }
 
-namespace {
-void append_with_raw_json(std::string& out, const nlohmann::json& value) {
-  if (is_raw_json(value)) {
-    out += raw_json_text(value);
-  } else if (value.is_object()) {
-    out += '{';
-    bool first = true;
-    for (const auto& [key, child] : value.items()) {
-      if (!first) out += ',';
-      first = false;
-      out += nlohmann::json(key).dump();
-      out += ':';
-      append_with_raw_json(out, child);
-    }
-    out += '}';
-  } else if (value.is_array()) {
-    out += '[';
-    for (size_t i = 0; i < value.size(); ++i) {
-      if (i) out += ',';
-      append_with_raw_json(out, value[i]);
-    }
-    out += ']';
-  } else {
-    out += value.dump();
-  }
-}
-}  // namespace
-
 std::string dump_with_raw_json(const nlohmann::json& value) {
   std::string out;
-  append_with_raw_json(out, value);
+  JsonTextBuilder(out).value(value);
   return out;
 }
 
