@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -159,16 +160,221 @@ J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, c
   }
 }
 
-// float32, the training type, gets clones for AVX2 and AVX-512, chosen at load time: the
-// loops over dh are where the time goes, and the baseline x86-64 build has SSE2 only.
-J2V_VECTOR_CLONES void forward_pairs_float(const PairArgs<float>& a, const Strided4<float>& O, float* P,
-                                           int64_t begin, int64_t end) {
+// float32 with a head width known at compile time and dense rows (the layout of every
+// fused projection). One pair's keys (forward) or values (backward) are first transposed
+// into a [dh, T] block, so that a query's scores against all keys are dh multiply-adds of
+// whole vectors over the keys, instead of one horizontal dot product per key of only dh
+// terms (which left the vector unit mostly idle at dh = 16). Rows along dh are held in
+// explicit 8-float vectors (GCC/Clang vector extensions): written as loops, the compiler
+// unrolled them into scalar code, unable to prove the output rows do not alias the inputs.
+// The helpers below are always inlined, so the ABI of passing vectors by value, which GCC
+// warns about for the baseline clone, never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float Lane8 __attribute__((vector_size(32)));
+constexpr int kLane = 8;
+constexpr int64_t kPaddedKeys = (kMaxKeys + kLane - 1) / kLane * kLane;
+
+inline int64_t padded_keys(int64_t T) { return (T + kLane - 1) / kLane * kLane; }
+
+J2V_ALWAYS_INLINE inline Lane8 load8(const float* p) {
+  Lane8 v;
+  std::memcpy(&v, p, sizeof v);  // rows need not be 32-byte aligned
+  return v;
+}
+J2V_ALWAYS_INLINE inline void store8(float* p, Lane8 v) { std::memcpy(p, &v, sizeof v); }
+
+// One row of dh floats in registers.
+template <int D>
+struct Row {
+  static_assert(D % kLane == 0, "head width must be a multiple of 8");
+  Lane8 v[D / kLane];
+  J2V_ALWAYS_INLINE static Row zero() {
+    Row r;
+    for (auto& x : r.v) x = Lane8{};
+    return r;
+  }
+  J2V_ALWAYS_INLINE static Row load(const float* p) {
+    Row r;
+    for (int c = 0; c < D / kLane; ++c) r.v[c] = load8(p + c * kLane);
+    return r;
+  }
+  J2V_ALWAYS_INLINE void store(float* p) const {
+    for (int c = 0; c < D / kLane; ++c) store8(p + c * kLane, v[c]);
+  }
+  J2V_ALWAYS_INLINE void add_to(float* p) const {
+    for (int c = 0; c < D / kLane; ++c) store8(p + c * kLane, load8(p + c * kLane) + v[c]);
+  }
+  // this += w * x
+  J2V_ALWAYS_INLINE void add_scaled(float w, const Row& x) {
+    for (int c = 0; c < D / kLane; ++c) v[c] += w * x.v[c];
+  }
+};
+
+// block[d * Tp + j] = rows[j][d], zero for T <= j < Tp.
+template <int D>
+J2V_ALWAYS_INLINE inline void transpose_rows(const Strided4<float>& rows, int64_t b, int64_t h, int64_t T, int64_t Tp,
+                                             float* block) {
+  for (int64_t j = 0; j < T; ++j) {
+    const float* row = rows.at(b, h, j);
+    for (int d = 0; d < D; ++d) block[d * Tp + j] = row[d];
+  }
+  for (int d = 0; d < D; ++d)
+    for (int64_t j = T; j < Tp; ++j) block[d * Tp + j] = 0;
+}
+
+// out[j] = factor * sum_d x[d] * block[d * Tp + j] for j < Tp.
+template <int D>
+J2V_ALWAYS_INLINE inline void products_with_block(const float* x, float factor, const float* block, int64_t Tp,
+                                                  float* out) {
+  float xs[D];
+  for (int d = 0; d < D; ++d) xs[d] = x[d] * factor;
+  for (int64_t j = 0; j < Tp; j += kLane) {
+    Lane8 acc{};
+    for (int d = 0; d < D; ++d) acc += xs[d] * load8(block + d * Tp + j);
+    store8(out + j, acc);
+  }
+}
+
+template <int D>
+J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, const Strided4<float>& O, float* P,
+                                                  int64_t begin, int64_t end) {
+  const Shape& s = a.s;
+  const int64_t Tp = padded_keys(s.T);
+  alignas(64) float keys_t[D * kPaddedKeys];
+  alignas(64) float scores[kPaddedKeys];
+  for (int64_t n = begin; n < end; ++n) {
+    int64_t b = n / s.H, h = n % s.H;
+    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    transpose_rows<D>(a.K, b, h, s.T, Tp, keys_t);
+    for (int64_t i = 0; i < s.Q; ++i) {
+      products_with_block<D>(a.Q.at(b, h, i), a.scale, keys_t, Tp, scores);
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < s.T; ++j) {
+        if (absent_b && absent_b[j]) scores[j] = static_cast<float>(kAbsentScore);
+        top = std::max(top, scores[j]);
+      }
+      float total = 0;
+      for (int64_t j = 0; j < s.T; ++j) total += (scores[j] = std::exp(scores[j] - top));
+      const float inverse = 1.0f / total;
+      float* p_row = P + (n * s.Q + i) * s.T;
+      const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      auto out = Row<D>::zero();
+      for (int64_t j = 0; j < s.T; ++j) {
+        p_row[j] = scores[j] * inverse;
+        float weight = keep_row ? p_row[j] * keep_row[j] : p_row[j];
+        if (weight != 0) out.add_scaled(weight, Row<D>::load(a.V.at(b, h, j)));
+      }
+      out.store(O.at(b, h, i));
+    }
+  }
+}
+
+// Gradients of keys and values collect in local blocks, added to the outputs once per pair.
+template <int D>
+J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
+                                                   const Strided4<float>& dQ, const Strided4<float>& dK,
+                                                   const Strided4<float>& dV, int64_t begin, int64_t end) {
+  const Shape& s = a.s;
+  const int64_t Tp = padded_keys(s.T);
+  alignas(64) float values_t[D * kPaddedKeys];
+  alignas(64) float d_weights[kPaddedKeys];
+  Row<D> d_keys[kMaxKeys], d_values[kMaxKeys];
+  for (int64_t n = begin; n < end; ++n) {
+    int64_t b = n / s.H, h = n % s.H;
+    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    transpose_rows<D>(a.V, b, h, s.T, Tp, values_t);
+    for (int64_t j = 0; j < s.T; ++j) d_keys[j] = d_values[j] = Row<D>::zero();
+    for (int64_t i = 0; i < s.Q; ++i) {
+      const float* p_row = P + (n * s.Q + i) * s.T;
+      const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const auto d_out = Row<D>::load(dO.at(b, h, i));
+      const auto query = Row<D>::load(a.Q.at(b, h, i));
+      products_with_block<D>(dO.at(b, h, i), 1.0f, values_t, Tp, d_weights);
+      float weighted = 0;
+      for (int64_t j = 0; j < s.T; ++j) {
+        if (keep_row) d_weights[j] *= keep_row[j];
+        weighted += p_row[j] * d_weights[j];
+        float w = keep_row ? p_row[j] * keep_row[j] : p_row[j];
+        if (w != 0) d_values[j].add_scaled(w, d_out);
+      }
+      auto d_query = Row<D>::zero();
+      for (int64_t j = 0; j < s.T; ++j) {
+        if (absent_b && absent_b[j]) continue;
+        float d_score = a.scale * p_row[j] * (d_weights[j] - weighted);
+        if (d_score == 0) continue;
+        d_query.add_scaled(d_score, Row<D>::load(a.K.at(b, h, j)));
+        d_keys[j].add_scaled(d_score, query);
+      }
+      d_query.add_to(dQ.at(b, h, i));
+    }
+    for (int64_t j = 0; j < s.T; ++j) {
+      d_keys[j].add_to(dK.at(b, h, j));
+      d_values[j].add_to(dV.at(b, h, j));
+    }
+  }
+}
+
+#define J2V_FIXED_WIDTH_KERNELS(D)                                                                             \
+  J2V_VECTOR_CLONES void forward_pairs_d##D(const PairArgs<float>& a, const Strided4<float>& O, float* P,      \
+                                            int64_t begin, int64_t end) {                                      \
+    forward_pairs_fixed<D>(a, O, P, begin, end);                                                               \
+  }                                                                                                            \
+  J2V_VECTOR_CLONES void backward_pairs_d##D(const PairArgs<float>& a, const float* P, const Strided4<float>& dO, \
+                                             const Strided4<float>& dQ, const Strided4<float>& dK,             \
+                                             const Strided4<float>& dV, int64_t begin, int64_t end) {          \
+    backward_pairs_fixed<D>(a, P, dO, dQ, dK, dV, begin, end);                                                 \
+  }
+J2V_FIXED_WIDTH_KERNELS(8)
+J2V_FIXED_WIDTH_KERNELS(16)
+J2V_FIXED_WIDTH_KERNELS(32)
+J2V_FIXED_WIDTH_KERNELS(64)
+#undef J2V_FIXED_WIDTH_KERNELS
+
+// The fixed-width kernels read and write rows densely along dh.
+bool rows_dense(std::initializer_list<const Strided4<float>*> operands) {
+  for (const auto* t : operands)
+    if (t->d != 1) return false;
+  return true;
+}
+
+// Other widths and layouts: the generic loops, with clones for AVX2 and AVX-512, chosen at
+// load time (the baseline x86-64 build has SSE2 only).
+J2V_VECTOR_CLONES void forward_pairs_generic_float(const PairArgs<float>& a, const Strided4<float>& O, float* P,
+                                                   int64_t begin, int64_t end) {
   forward_pairs<float>(a, O, P, begin, end);
 }
-J2V_VECTOR_CLONES void backward_pairs_float(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
-                                            const Strided4<float>& dQ, const Strided4<float>& dK,
-                                            const Strided4<float>& dV, int64_t begin, int64_t end) {
+J2V_VECTOR_CLONES void backward_pairs_generic_float(const PairArgs<float>& a, const float* P,
+                                                    const Strided4<float>& dO, const Strided4<float>& dQ,
+                                                    const Strided4<float>& dK, const Strided4<float>& dV,
+                                                    int64_t begin, int64_t end) {
   backward_pairs<float>(a, P, dO, dQ, dK, dV, begin, end);
+}
+
+void forward_pairs_float(const PairArgs<float>& a, const Strided4<float>& O, float* P, int64_t begin, int64_t end) {
+  if (rows_dense({&a.Q, &a.K, &a.V, &O})) {
+    switch (a.s.D) {
+      case 8: return forward_pairs_d8(a, O, P, begin, end);
+      case 16: return forward_pairs_d16(a, O, P, begin, end);
+      case 32: return forward_pairs_d32(a, O, P, begin, end);
+      case 64: return forward_pairs_d64(a, O, P, begin, end);
+      default: break;
+    }
+  }
+  forward_pairs_generic_float(a, O, P, begin, end);
+}
+void backward_pairs_float(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
+                          const Strided4<float>& dQ, const Strided4<float>& dK, const Strided4<float>& dV,
+                          int64_t begin, int64_t end) {
+  if (rows_dense({&a.Q, &a.K, &a.V, &dO, &dQ, &dK, &dV})) {
+    switch (a.s.D) {
+      case 8: return backward_pairs_d8(a, P, dO, dQ, dK, dV, begin, end);
+      case 16: return backward_pairs_d16(a, P, dO, dQ, dK, dV, begin, end);
+      case 32: return backward_pairs_d32(a, P, dO, dQ, dK, dV, begin, end);
+      case 64: return backward_pairs_d64(a, P, dO, dQ, dK, dV, begin, end);
+      default: break;
+    }
+  }
+  backward_pairs_generic_float(a, P, dO, dQ, dK, dV, begin, end);
 }
 void forward_pairs_any(const PairArgs<float>& a, const Strided4<float>& O, float* P, int64_t begin, int64_t end) {
   forward_pairs_float(a, O, P, begin, end);

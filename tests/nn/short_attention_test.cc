@@ -141,6 +141,39 @@ TEST(ShortAttention, FusedProjectionsGiveTheSameValuesAndGradients) {
   EXPECT_TRUE(got.transpose(1, 2).is_contiguous());
 }
 
+TEST(ShortAttention, Float32HeadWidthsOfTheFastKernelsMatchTheFormula) {
+  // Head widths 8, 16, 32 and 64 with dense rows take the fixed-width float32 kernels; 12 the
+  // generic loops. Key counts straddle the kernels' 8-key blocks. Reference in float64.
+  for (int64_t D : {8, 16, 32, 64, 12}) {
+    for (int64_t T : {1, 7, 37}) {
+      auto ops = fused_projection_operands(3, 2, T, D, torch::kFloat32);
+      std::vector<torch::Tensor> mine, theirs;
+      for (const auto* t : {&ops.q, &ops.k, &ops.v}) {
+        mine.push_back(t->detach().requires_grad_());
+        theirs.push_back(t->detach().to(torch::kFloat64).requires_grad_());
+      }
+      auto got = short_attention(mine[0], mine[1], mine[2], ops.padding, 0.0, true);
+      auto expected = reference_attention(theirs[0], theirs[1], theirs[2], ops.padding);
+      ASSERT_TRUE(torch::allclose(got.to(torch::kFloat64), expected, 1e-4, 1e-5)) << "D " << D << " T " << T;
+      auto upstream = torch::randn_like(expected);
+      (got * upstream.to(torch::kFloat32)).sum().backward();
+      (expected * upstream).sum().backward();
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_TRUE(torch::allclose(mine[i].grad().to(torch::kFloat64), theirs[i].grad(), 1e-3, 1e-4))
+            << "operand " << i << " D " << D << " T " << T;
+    }
+  }
+  // Fused self-attention at the model's default width (d_model 64 over 4 heads), with
+  // dropout: the output is linear in v, so its gradient against the projection replays it.
+  torch::manual_seed(9);
+  auto qkv = torch::randn({5, 37, 3, 4, 16}).requires_grad_();
+  auto dropped = short_self_attention(qkv, {}, 0.3, true);
+  dropped.sum().backward();
+  auto v_part = qkv.detach().select(2, 2), v_grad = qkv.grad().select(2, 2);
+  EXPECT_NEAR((v_grad * v_part).sum().item<double>(), dropped.sum().item<double>(),
+              1e-3 * dropped.abs().sum().item<double>());
+}
+
 TEST(ShortAttention, AttendRoutesLongSequencesToTheGemmPath) {
   auto ops = fused_projection_operands(2, 2, 200, 4, torch::kFloat32);
   EXPECT_FALSE(short_attention_applies(ops.q, ops.k));
