@@ -463,8 +463,10 @@ int bench_engine(const json& cfg) {
     auto callbacks = options.callbacks();
     callbacks.push_back(span);
     std::string root = (fs::temp_directory_path() / ("j2v_bench_engine_" + std::to_string(::getpid()))).string();
+    // On the module itself, as the bare loop runs: `auto` would train on a replica per core,
+    // whose steps overlap in the profile.
     options.callbacks(callbacks).max_epochs(1).limit_val_batches(engine::BatchLimit::count(0)).default_root_dir(root)
-        .enable_progress_bar(false).handle_signals(false).profiler("simple");
+        .enable_progress_bar(false).handle_signals(false).profiler("simple").strategy("single_device");
     engine::Trainer trainer(options);
     trainer.fit(model, *data);
     fs::remove_all(root);

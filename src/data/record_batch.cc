@@ -1,5 +1,6 @@
 #include "data/record_batch.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace j2v {
@@ -54,4 +55,17 @@ int32_t RecordBatch::length(size_t branch, int64_t i, int64_t parent_slot) const
   int64_t per_record = static_cast<int64_t>(lengths.size()) / table_->rows;
   return lengths[rows_[i] * per_record + parent_slot];
 }
+std::vector<std::shared_ptr<engine::Batch>> RecordBatch::split(int64_t parts) const {
+  int64_t B = size();
+  parts = std::max<int64_t>(1, std::min(parts, B));
+  std::vector<std::shared_ptr<engine::Batch>> out;
+  for (int64_t p = 0, begin = 0; p < parts; ++p) {
+    int64_t end = begin + (B - begin) / (parts - p);  // the larger shares last
+    out.push_back(std::make_shared<RecordBatch>(
+        table_, std::vector<int64_t>(rows_.begin() + begin, rows_.begin() + end)));
+    begin = end;
+  }
+  return out;
+}
+
 }  // namespace j2v

@@ -13,6 +13,7 @@ class RecordBatch : public engine::Batch {
  public:
   RecordBatch(std::shared_ptr<const EncodedTable> table, std::vector<int64_t> rows);
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
+  std::vector<std::shared_ptr<engine::Batch>> split(int64_t parts) const override;
   const std::vector<FieldTensors>& fields() const { return fields_; }
   std::string_view record(int64_t i) const;  // the raw JSON of row i
   // Items kept from branch `branch`'s list in row i's parent slot (see EncodedTable::lengths).

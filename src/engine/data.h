@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace j2v::engine {
 
@@ -16,6 +17,10 @@ class Batch {
  public:
   virtual ~Batch() = default;
   virtual int64_t size() const = 0;  // rows, used to weight epoch means
+  // The rows in min(parts, size()) consecutive batches of nearly equal size, for a strategy
+  // that runs one batch on several replicas at once; empty when this batch type cannot split
+  // (the strategy then runs it whole).
+  virtual std::vector<std::shared_ptr<Batch>> split(int64_t parts) const { return {}; }
 };
 
 template <typename T>

@@ -86,6 +86,7 @@ class Trainer {
   // Among the processes of a data-parallel run (0 and 1 in a single process).
   int64_t global_rank() const;
   int64_t world_size() const;
+  int cores() const;  // trainer.num_threads, or the cores this process may use
   bool is_global_zero() const { return global_rank() == 0; }
   std::vector<OptimizerConfig>& optimizers() { return optimizers_; }
 
@@ -125,7 +126,6 @@ class Trainer {
   void begin_epoch_metrics();
   std::map<std::string, double> end_epoch_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics);
-  int cores() const;  // trainer.num_threads, or the cores this process may use
   void set_num_threads() const;
 
   TrainerOptions options_;

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "base/json_read.h"
+#include "nn/random.h"
 #include "fields/field_module.h"
 #include "fields/label_counts.h"
 #include "fields/label_index.h"
@@ -135,7 +136,7 @@ class CategoryModuleImpl : public FieldModuleImpl {
 
   void augment_for_training(FieldTensors& cells) override {
     if (p_unavailable_ <= 0) return;
-    auto drop = torch::rand(cells.indices.sizes()) < p_unavailable_;
+    auto drop = torch::rand(cells.indices.sizes(), nn::thread_generator()) < p_unavailable_;
     cells.indices = cells.indices.masked_fill(drop, 0);
   }
 

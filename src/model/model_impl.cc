@@ -11,6 +11,7 @@
 #include "data/record_batch.h"
 #include "engine/checkpoint_io.h"
 #include "engine/components.h"
+#include "nn/random.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "model/item_mask.h"
@@ -265,7 +266,7 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
   pruned = torch::zeros({B, n_inputs_}, torch::kBool);
   bool noisy = is_training() || generator != nullptr;
   auto rand = [&](int64_t n) {
-    return generator ? torch::rand({n}, *generator) : torch::rand({n});
+    return torch::rand({n}, generator ? *generator : nn::thread_generator());
   };
   std::vector<torch::Tensor> hidden = noisy ? hide_items(tree(), present, rand) : std::vector<torch::Tensor>{};
   for (size_t f = 0; f < fields().size(); ++f) {

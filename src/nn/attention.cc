@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "nn/residual_dropout.h"
 #include "nn/short_attention.h"
 
 namespace j2v::nn {
@@ -13,7 +14,7 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, h, Q, T]
   if (padding.defined()) scores = scores.masked_fill(padding.unsqueeze(1).unsqueeze(2), -1e9);
   auto weights = torch::softmax(scores, -1);
-  if (training && dropout > 0) weights = torch::dropout(weights, dropout, true);
+  if (training && dropout > 0) weights = dropout_with_thread_generator(weights, dropout);
   return torch::matmul(weights, v);  // [B, h, Q, dh]
 }
 

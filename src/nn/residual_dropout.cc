@@ -1,11 +1,10 @@
 #include "nn/residual_dropout.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 
-#include <mutex>
+#include "nn/random.h"
 
 namespace j2v::nn {
 
@@ -29,12 +28,7 @@ struct Mask {
 };
 
 Mask draw_mask(double p) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  uint64_t seed;
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    seed = generator.get<at::CPUGeneratorImpl>()->random64();
-  }
+  uint64_t seed = nn::thread_random64();
   return {seed, static_cast<uint32_t>(p * 65536.0 + 0.5), 1.0 / (1.0 - p)};
 }
 
@@ -86,13 +80,18 @@ class ResidualDropoutFunction : public torch::autograd::Function<ResidualDropout
 
 }  // namespace
 
+torch::Tensor dropout_with_thread_generator(const torch::Tensor& x, double p) {
+  auto keep = torch::rand(x.sizes(), nn::thread_generator(), x.options()) >= p;
+  return x * keep.to(x.dtype()) / (1.0 - p);
+}
+
 torch::Tensor residual_dropout(const torch::Tensor& residual, const torch::Tensor& branch, double p, bool training) {
   TORCH_CHECK(p >= 0 && p < 1, "dropout probability must be in [0, 1), got ", p);
   if (!training || p == 0) return residual + branch;
   auto type = branch.scalar_type();
   bool fused = branch.device().is_cpu() && (type == torch::kFloat32 || type == torch::kFloat64) &&
                residual.scalar_type() == type && residual.sizes() == branch.sizes();
-  if (!fused) return residual + torch::dropout(branch, p, true);
+  if (!fused) return residual + dropout_with_thread_generator(branch, p);
   return ResidualDropoutFunction::apply(residual.contiguous(), branch.contiguous(), p);
 }
 

@@ -1,5 +1,7 @@
 #include "nn/short_attention.h"
 
+#include "nn/random.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -541,7 +543,8 @@ std::pair<torch::Tensor, torch::Tensor> padding_and_keep(const torch::Tensor& pa
   auto absent = padding.defined() ? padding.to(torch::kBool).expand({B, T}).contiguous()
                                   : torch::empty({0}, torch::kBool);
   auto keep = torch::empty({0}, options);
-  if (training && dropout > 0) keep = (torch::rand({B * H, Q, T}, options) >= dropout).to(options.dtype()) / (1.0 - dropout);
+  if (training && dropout > 0)
+    keep = (torch::rand({B * H, Q, T}, thread_generator(), options) >= dropout).to(options.dtype()) / (1.0 - dropout);
   return {absent, keep};
 }
 

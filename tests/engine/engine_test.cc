@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <mutex>
 
 #include "engine/callbacks/early_stopping.h"
 #include "engine/callbacks/model_checkpoint.h"
@@ -19,6 +20,18 @@ namespace {
 struct XYBatch : Batch {
   torch::Tensor x, y;
   int64_t size() const override { return x.size(0); }
+  std::vector<std::shared_ptr<Batch>> split(int64_t parts) const override {
+    std::vector<std::shared_ptr<Batch>> out;
+    for (int64_t p = 0, begin = 0; p < parts; ++p) {
+      int64_t end = begin + (size() - begin) / (parts - p);
+      auto share = std::make_shared<XYBatch>();
+      share->x = x.narrow(0, begin, end - begin);
+      share->y = y.narrow(0, begin, end - begin);
+      out.push_back(share);
+      begin = end;
+    }
+    return out;
+  }
 };
 
 // y = 3x - 1 + noise, served in fixed batches.
@@ -279,6 +292,58 @@ TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
 
   // With identical batches on both replicas, the averaged step equals a single-replica step.
   expect_data_parallel_step_equals_one_device(root, 2, 1);
+  std::filesystem::remove_all(root);
+}
+
+// Records the rows of every batch a training step gets, on the module or any of its replicas.
+class ShareRecorder : public LinearModule {
+ public:
+  struct Log {
+    std::mutex mutex;
+    std::vector<int64_t> rows;
+  };
+  explicit ShareRecorder(std::shared_ptr<Log> log = std::make_shared<Log>()) : log(std::move(log)) {}
+  torch::Tensor training_step(Batch& b, int64_t idx) override {
+    {
+      std::lock_guard<std::mutex> lock(log->mutex);
+      log->rows.push_back(b.size());
+    }
+    return LinearModule::training_step(b, idx);
+  }
+  std::shared_ptr<Module> replicate() override { return std::make_shared<ShareRecorder>(log); }
+  std::shared_ptr<Log> log;
+};
+
+TEST(Trainer, AutoOnTwoCoresSplitsEachBatchAcrossTwoReplicasAndStepsAsOneDevice) {
+  auto root = testing::temp_dir("engine_auto_split");
+  ShareRecorder one, split;
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < one.parameters().size(); ++i) split.parameters()[i].copy_(one.parameters()[i]);
+  }
+  XYData data_one, data_split;
+  Trainer single(quiet(root).max_epochs(2).enable_checkpointing(false).logger(false));
+  single.fit(one, data_one);
+  Trainer two_cores(quiet(root).num_threads(2).max_epochs(2).enable_checkpointing(false).logger(false));
+  two_cores.fit(split, data_split);
+  // The batches of 32 ran as two shares of 16, one per replica; the steps are one device's
+  // (8 an epoch), and the averaged gradient of two equal shares of a mean loss is the whole
+  // batch's: the weights end where one thread's do, to rounding.
+  EXPECT_EQ(one.log->rows, std::vector<int64_t>(16, 32));
+  EXPECT_EQ(split.log->rows, std::vector<int64_t>(32, 16));
+  EXPECT_EQ(two_cores.global_step(), 16);
+  for (size_t i = 0; i < one.parameters().size(); ++i)
+    EXPECT_TRUE(torch::allclose(one.parameters()[i], split.parameters()[i], 1e-5, 1e-6)) << i;
+  EXPECT_NEAR(two_cores.callback_metrics().at("train_loss_epoch"), single.callback_metrics().at("train_loss_epoch"),
+              1e-5);
+  EXPECT_EQ(torch::get_num_threads(), 2) << "intra-op threads are given back after the fit";
+  // single_device keeps every batch whole on the module.
+  ShareRecorder whole;
+  XYData data_whole;
+  Trainer explicit_single(
+      quiet(root).num_threads(2).strategy("single_device").max_epochs(1).enable_checkpointing(false).logger(false));
+  explicit_single.fit(whole, data_whole);
+  EXPECT_EQ(whole.log->rows, std::vector<int64_t>(8, 32));
   std::filesystem::remove_all(root);
 }
 

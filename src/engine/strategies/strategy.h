@@ -79,26 +79,40 @@ class Strategy {
   virtual std::vector<std::string> all_gather(const std::string& bytes, const char* what) { return {bytes}; }
 };
 
-// The module itself, on this thread. Chosen by `auto`, it predicts on one single-threaded
-// replica per core instead (when the module can replicate): rows come out the same and in
-// the same order, and the cores are used far better than by splitting small kernels.
+class ThreadReplicaStrategy;
+
+// One device: the module itself, on this thread. Chosen by `auto` on a machine with two or
+// more cores, and when the module can replicate, it runs on one single-threaded replica per
+// core instead, which uses small models' cores far better than intra-op threads splitting
+// small kernels: it predicts on the replicas (rows come out the same and in the same order),
+// and trains each batch split into one share per replica, their gradients averaged into the
+// module before it steps. The batch size, the steps and the schedule stay those of one
+// device; only the float rounding and the random draws (one stream per replica, seeded from
+// the default generator) differ from a single-threaded step. Manual optimization runs on
+// the module itself.
 class SingleDeviceStrategy : public Strategy {
  public:
-  explicit SingleDeviceStrategy(bool replicate_for_prediction = false);
+  explicit SingleDeviceStrategy(bool use_every_core = false);
   ~SingleDeviceStrategy() override;
   std::string name() const override { return "single_device"; }
+  void setup(Module& module, Trainer& trainer) override;
+  void teardown() override;
+  bool trains_module_itself() const override { return !trainers_; }
   std::vector<torch::Tensor> training_step(Module& module, const std::vector<Batch*>& batches, int64_t first_batch_idx,
                                            const TrainingStepFunction& step) override;
+  void reduce_gradients(Module& module) override;
+  void broadcast_weights(Module& module) override;
   PredictionDevices prediction_devices(Module& module, Trainer& trainer, int cores) override;
-  void teardown() override;
 
  private:
-  bool replicate_for_prediction_;
+  bool use_every_core_;
+  std::unique_ptr<ThreadReplicaStrategy> trainers_;  // the replicas while training, one per core
+  int intra_op_threads_before_ = 0;
   std::unique_ptr<Strategy> predictor_;  // the replicas while predicting
 };
 
-// trainer.strategy: auto (single_device for one device, predicting on a replica per core;
-// thread_replicas for more) | single_device | thread_replicas | ddp (a process per device,
+// trainer.strategy: auto (single_device for one device, using a replica per core to train and
+// predict; thread_replicas for more) | single_device | thread_replicas | ddp (a process per device,
 // on num_nodes machines). Throws std::invalid_argument naming the allowed values.
 struct StrategySettings {
   int64_t devices = 1;

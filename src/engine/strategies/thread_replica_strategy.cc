@@ -1,9 +1,12 @@
 #include "engine/strategies/thread_replica_strategy.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <exception>
 #include <mutex>
 #include <thread>
 
+#include "base/thread_seed.h"
 #include "engine/module.h"
 
 namespace j2v::engine {
@@ -65,11 +68,22 @@ void ThreadReplicaStrategy::broadcast_weights(Module& main) {
 std::vector<torch::Tensor> ThreadReplicaStrategy::training_step(Module&, const std::vector<Batch*>& batches,
                                                                 int64_t first_batch_idx,
                                                                 const TrainingStepFunction& step) {
+  if (batches.size() > replicas_.size())
+    throw std::logic_error("thread_replicas: more batches in one step than replicas");
   std::vector<torch::Tensor> losses(batches.size());
+  // Each replica draws from its own stream, seeded here on this thread: the run repeats
+  // however the threads interleave.
+  std::vector<uint64_t> seeds(batches.size());
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    for (auto& seed : seeds) seed = generator.get<at::CPUGeneratorImpl>()->random64();
+  }
   std::exception_ptr error;
   std::mutex error_mutex;
   auto work = [&](size_t r) {
     try {
+      ThreadSeedScope seeded(seeds[r]);
       losses[r] = step(*replicas_[r], *batches[r], first_batch_idx + static_cast<int64_t>(r));
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
