@@ -27,9 +27,10 @@ YAML
 common=(fit --config "$tmp/users.yaml" --data.train="$tmp/users.jsonl" --data.validate_fraction=0 --data.batch_size=256
   --trainer.enable_progress_bar=false --trainer.enable_checkpointing=false --trainer.logger=false
   --early_stopping.enabled=false --trainer.max_epochs=1)
-# Multiply-adds per step, from a short profiled run.
+# Multiply-adds per step, from a short profiled run, on the module itself: LibTorch's operator
+# profiler sees only the thread it started on, not the replicas the default runs shares on.
 "$JSON2VEC" "${common[@]}" --trainer.default_root_dir="$tmp/ops" --trainer.limit_train_batches=3 \
-  --trainer.profiler=ops >/dev/null 2>&1
+  --trainer.profiler=ops --trainer.strategy=single_device >/dev/null 2>&1
 macs=$(grep -o "matrix multiplications: [0-9.e+]*" "$tmp"/ops/version_0/fit-ops.txt | awk '{print $3}')
 start=$(date +%s.%N)
 "$JSON2VEC" "${common[@]}" --trainer.default_root_dir="$tmp/run" >/dev/null 2>&1

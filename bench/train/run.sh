@@ -11,8 +11,10 @@ if [ ! -f "$DATA" ]; then echo "no dataset at $DATA (set J2V_DATASETS)"; exit 0;
 RECORDS=$(grep -c . "$DATA")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# json2vec twice: intra-op threads (batch 256), and two thread replicas of batch 128 each
-# (the same effective batch of 256, DDP semantics).
+# json2vec three times: the default (strategy auto, one device: each batch of 256 split into a
+# share per core, run on single-threaded replicas), the module itself with two intra-op
+# threads (single_device), and two thread replicas of batch 128 each (the same effective
+# batch of 256, DDP semantics).
 run_cpp() {  # name, extra flags...
   local name=$1; shift
   local start end
@@ -23,16 +25,18 @@ run_cpp() {  # name, extra flags...
   end=$(date +%s.%N)
   python3 -c "import json; s=$end-$start; print(json.dumps({'impl': '$name', 'records': $RECORDS, 'epochs': $EPOCHS, 'seconds': round(s, 3), 'records_per_second': round($RECORDS*$EPOCHS/s)}))"
 }
-threads=$(run_cpp json2vec-threads2 --data.batch_size=256 --trainer.num_threads=2)
+default=$(run_cpp json2vec-default --data.batch_size=256 --trainer.num_threads=2)
+echo "$default"
+threads=$(run_cpp json2vec-intra-op2 --data.batch_size=256 --trainer.num_threads=2 --trainer.strategy=single_device)
 echo "$threads"
 replicas=$(run_cpp json2vec-devices2 --data.batch_size=128 --trainer.devices=2)
 echo "$replicas"
 py=$(/usr/bin/python3 bench/train/python_baseline.py --data "$DATA" --target price --epochs "$EPOCHS" \
   --batch-size 256 --d-model 64 --n-layers 2 --n-heads 4 --threads 2 --plr-activation relu | tail -1)
 echo "$py"
-python3 - "$threads" "$replicas" "$py" <<'PY'
+python3 - "$default" "$threads" "$replicas" "$py" <<'PY'
 import json, sys
-threads, replicas, py = (json.loads(a) for a in sys.argv[1:])
-for r in (threads, replicas):
+default, threads, replicas, py = (json.loads(a) for a in sys.argv[1:])
+for r in (default, threads, replicas):
     print(f"{r['impl']} / python = {r['records_per_second'] / py['records_per_second']:.2f}x")
 PY
