@@ -4,7 +4,7 @@
 // element: a tenth of a nested training step), then multiplies and adds in separate passes.
 // Here the keep decisions come from a counter-based hash of (seed, element): cheap, the same
 // for any thread count, and recomputed in the backward pass instead of stored. The seed is
-// one draw from the thread's generator (engine/random.h: LibTorch's default one, or a thread
+// one draw from the thread's generator (nn/random.h: LibTorch's default one, or a thread
 // replica's own seeded from it), so torch::manual_seed still fixes every mask.
 #include <torch/torch.h>
 

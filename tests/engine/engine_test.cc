@@ -344,6 +344,20 @@ TEST(Trainer, AutoOnTwoCoresSplitsEachBatchAcrossTwoReplicasAndStepsAsOneDevice)
       quiet(root).num_threads(2).strategy("single_device").max_epochs(1).enable_checkpointing(false).logger(false));
   explicit_single.fit(whole, data_whole);
   EXPECT_EQ(whole.log->rows, std::vector<int64_t>(8, 32));
+  // A fit that fails mid-epoch gives the threads back too.
+  class FailsAtStepThree : public ShareRecorder {
+   public:
+    torch::Tensor training_step(Batch& b, int64_t idx) override {
+      if (idx == 3) throw std::runtime_error("bad batch");
+      return ShareRecorder::training_step(b, idx);
+    }
+    std::shared_ptr<Module> replicate() override { return std::make_shared<FailsAtStepThree>(); }
+  };
+  FailsAtStepThree failing;
+  XYData data_failing;
+  Trainer failing_fit(quiet(root).num_threads(2).max_epochs(1).enable_checkpointing(false).logger(false));
+  EXPECT_THROW(failing_fit.fit(failing, data_failing), std::runtime_error);
+  EXPECT_EQ(torch::get_num_threads(), 2);
   std::filesystem::remove_all(root);
 }
 

@@ -142,6 +142,7 @@ void Trainer::fit(Module& module, DataModule& data, const std::optional<std::str
     if (op_profiler) op_profiler->stop();
     for (auto& cb : callbacks_) cb->on_exception(*this, module, e);
     for (auto& logger : loggers_) logger->finalize();
+    strategy_->teardown();  // replicas released, intra-op threads given back
     throw;
   }
   strategy_->teardown();

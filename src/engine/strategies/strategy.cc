@@ -14,6 +14,7 @@ SingleDeviceStrategy::SingleDeviceStrategy(bool use_every_core) : use_every_core
 SingleDeviceStrategy::~SingleDeviceStrategy() = default;
 
 void SingleDeviceStrategy::setup(Module& module, Trainer& trainer) {
+  teardown();  // a fit before that ended without its teardown
   int cores = trainer.cores();
   if (!use_every_core_ || cores < 2 || !module.automatic_optimization || !module.replicate()) return;
   trainers_ = std::make_unique<ThreadReplicaStrategy>(cores);
