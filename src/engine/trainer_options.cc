@@ -41,12 +41,15 @@ const Parameters<TrainerOptions>& TrainerOptions::parameters() {
           .at_least(1)
           .add("gradient_clip_val", &O::gradient_clip_val_, "clip the gradient norm to this value; 0 disables").at_least(0)
           .add("seed", &O::seed_, "seed of weight initialization and dropout; null leaves the generator as it is")
-          .add("num_threads", &O::num_threads_, "threads for tensor operations; 0 = all cores").at_least(0)
+          .add("num_threads", &O::num_threads_,
+               "threads for tensor operations, or under strategy auto on one device the single-threaded replicas "
+               "each batch is split across; 0 = all cores").at_least(0)
           .add("devices", &O::devices_,
                "data-parallel devices, each taking its own batch (DDP semantics: the effective batch is data.batch_size x "
                "devices); on CPU, model replicas on threads").between(1, 64)
           .add("strategy", &O::strategy_,
-               "where training steps run: auto (single_device for one device, thread_replicas for more), single_device, "
+               "where training steps run: auto (one device: each batch split across a replica per core, gradients "
+               "averaged; thread_replicas for more devices), single_device (the model itself, intra-op threads), "
                "thread_replicas (a model replica per CPU thread), or ddp (a process per device, PyTorch's c10d with "
                "Gloo; also under torchrun or srun, which set RANK, WORLD_SIZE and LOCAL_RANK)").one_of(strategy_names())
           .add("num_nodes", &O::num_nodes_,
