@@ -2,6 +2,8 @@
 // the same mask, masks fixed by torch::manual_seed and fresh on every call.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "nn/residual_dropout.h"
 
 namespace j2v::nn {
@@ -46,6 +48,32 @@ TEST(ResidualDropout, GradientFlowsThroughTheSameMask) {
   EXPECT_TRUE(torch::allclose(branch.grad(), upstream * factor, 1e-12, 1e-12));
   auto share_kept = (factor > 0).to(torch::kFloat64).mean().item<double>();
   EXPECT_NEAR(share_kept, 0.7, 0.06);
+}
+
+// Lengths that end inside a 4-element hash and inside a 512-element block, in both float
+// types: every element is either dropped to exactly the residual or kept and scaled, and a
+// dropped infinity leaves nothing behind (as PyTorch's dropout would not: inf * 0 is NaN).
+TEST(ResidualDropout, EveryLengthAndTypeKeepsOrDropsEachElementWhole) {
+  for (auto type : {torch::kFloat32, torch::kFloat64}) {
+    for (int64_t n : {1, 3, 5, 511, 513, 1031, 20001}) {
+      auto residual = torch::randn({n}, type);
+      auto branch = torch::full({n}, std::numeric_limits<double>::infinity(), type);
+      branch.index_put_({torch::indexing::Slice(0, torch::indexing::None, 2)}, 2.0);
+      auto out = residual_dropout(residual, branch, 0.4, true);
+      auto dropped = out == residual;
+      auto kept_finite = (out - residual - 2.0 / 0.6).abs() < 1e-4;
+      auto kept_infinite = out.isinf();
+      EXPECT_TRUE((dropped | kept_finite | kept_infinite).all().item<bool>()) << n << " " << type;
+      EXPECT_FALSE(out.isnan().any().item<bool>()) << n << " " << type;
+      if (n >= 1031) EXPECT_NEAR(dropped.to(torch::kFloat64).mean().item<double>(), 0.4, 0.05) << n;
+      // The backward pass replays the forward's mask at every length.
+      auto r = torch::zeros({n}, type).requires_grad_(), b = torch::ones({n}, type).requires_grad_();
+      torch::manual_seed(n);
+      auto forward = residual_dropout(r, b, 0.4, true);
+      forward.sum().backward();
+      EXPECT_TRUE(torch::equal(b.grad(), forward.detach())) << n << " " << type;
+    }
+  }
 }
 
 TEST(ResidualDropout, IsThePlainSumOutsideTraining) {
