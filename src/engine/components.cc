@@ -9,6 +9,7 @@
 #include "engine/callbacks/timer.h"
 #include "engine/callbacks/weight_averaging.h"
 #include "engine/loggers/tensorboard_logger.h"
+#include "engine/optimizers/fused_adam.h"
 #include "engine/trainer.h"
 
 namespace j2v::engine {
@@ -148,10 +149,10 @@ std::shared_ptr<torch::optim::Optimizer> make_adam(const json& a, std::vector<Pa
 void register_optimizers(OptimizerRegistry& r) {
   r.add({"Adam", "Adam",
          {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.0}, {"amsgrad", false}},
-         make_adam<torch::optim::Adam, torch::optim::AdamOptions>, {"torch.optim.Adam", "adam"}});
+         make_adam<FusedAdam, torch::optim::AdamOptions>, {"torch.optim.Adam", "adam"}});
   r.add({"AdamW", "Adam with decoupled weight decay",
          {{"lr", 0.001}, {"betas", {0.9, 0.999}}, {"eps", 1e-8}, {"weight_decay", 0.01}, {"amsgrad", false}},
-         make_adam<torch::optim::AdamW, torch::optim::AdamWOptions>, {"torch.optim.AdamW", "adamw"}});
+         make_adam<FusedAdamW, torch::optim::AdamWOptions>, {"torch.optim.AdamW", "adamw"}});
   r.add({"SGD", "stochastic gradient descent with momentum",
          {{"lr", 0.01}, {"momentum", 0.0}, {"dampening", 0.0}, {"weight_decay", 0.0}, {"nesterov", false}},
          [](const json& a, std::vector<ParameterGroup> groups) -> std::shared_ptr<torch::optim::Optimizer> {

@@ -1,10 +1,25 @@
 #include "engine/callbacks/weight_averaging.h"
-#include "base/json_read.h"
 
+#include "base/json_read.h"
 #include "engine/module.h"
+#include "engine/plain_float.h"
 #include "engine/trainer.h"
 
 namespace j2v::engine {
+
+namespace {
+
+// average += weight * (param - average), as LibTorch's lerp computes it (from the far end
+// when weight >= 0.5, for accuracy near 1).
+void lerp_plain(float* average, const float* param, float weight, int64_t n) {
+  if (weight < 0.5f) {
+    for (int64_t i = 0; i < n; ++i) average[i] = average[i] + weight * (param[i] - average[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) average[i] = param[i] - (param[i] - average[i]) * (1.0f - weight);
+  }
+}
+
+}  // namespace
 
 const Parameters<WeightAveragingOptions>& WeightAveragingOptions::parameters() {
   static const auto declared = Parameters<WeightAveragingOptions>()
@@ -73,8 +88,17 @@ void WeightAveraging::on_train_batch_end(Trainer& trainer, Module&, const torch:
   ++updates_;
   // Early on the average would be dominated by the random initialisation: warm the decay up.
   double decay = std::min(options_.decay(), (1.0 + updates_) / (10.0 + updates_));
-  // One kernel per tensor (lerp) instead of two (mul, add): this runs after every step.
-  for (size_t i = 0; i < params_.size(); ++i) average_[i].lerp_(params_[i].detach(), 1.0 - decay);
+  // This runs after every step: one pass over raw memory per tensor where it can (LibTorch's
+  // lerp formula and rounding), one lerp kernel otherwise.
+  double weight = 1.0 - decay;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& average = average_[i];
+    const auto& param = params_[i];
+    if (is_plain_float32(average) && is_plain_float32(param) && average.numel() == param.numel())
+      lerp_plain(average.data_ptr<float>(), param.data_ptr<float>(), static_cast<float>(weight), average.numel());
+    else
+      average.lerp_(param.detach(), weight);
+  }
 }
 
 void WeightAveraging::swap_in() {

@@ -88,9 +88,15 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
     return run_training_step(m, batch, batch_idx, accumulate, zero_first && &m == &module);
   };
   auto step_optimizers = [&] {
-    strategy_->reduce_gradients(module);
+    {
+      auto timer = profiler_->scope("reduce_gradients");
+      strategy_->reduce_gradients(module);
+    }
     optimizer_step(module);
-    strategy_->broadcast_weights(module);
+    {
+      auto timer = profiler_->scope("broadcast_weights");
+      strategy_->broadcast_weights(module);
+    }
     pending_grads = false;
   };
   std::vector<std::shared_ptr<Batch>> batches;
@@ -137,6 +143,7 @@ void Trainer::run_train_epoch(Module& module, DataLoader& loader, DataLoader* va
     in_training_step_ = true;
     std::vector<torch::Tensor> losses;
     try {
+      auto timer = profiler_->scope("strategy.training_step");
       losses = strategy_->training_step(module, views, idx, step_function);
     } catch (...) {
       in_training_step_ = false;

@@ -2,12 +2,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
 
 #include "base/thread_seed.h"
 #include "engine/module.h"
+#include "engine/plain_float.h"
 
 namespace j2v::engine {
 
@@ -59,7 +61,14 @@ void ThreadReplicaStrategy::broadcast_weights(Module& main) {
   torch::NoGradGuard no_grad;
   auto main_buffers = main.buffers();
   for (size_t r = 0; r < replicas_.size(); ++r) {
-    for (size_t i = 0; i < main_params_.size(); ++i) replica_params_[r][i].copy_(main_params_[i]);
+    for (size_t i = 0; i < main_params_.size(); ++i) {
+      auto& to = replica_params_[r][i];
+      const auto& from = main_params_[i];
+      if (is_plain_float32(to) && is_plain_float32(from) && to.numel() == from.numel())
+        std::memcpy(to.data_ptr<float>(), from.data_ptr<float>(), sizeof(float) * static_cast<size_t>(to.numel()));
+      else
+        to.copy_(from);
+    }
     auto buffers = replicas_[r]->buffers();
     for (size_t i = 0; i < buffers.size() && i < main_buffers.size(); ++i) buffers[i].copy_(main_buffers[i]);
   }
@@ -99,11 +108,45 @@ std::vector<torch::Tensor> ThreadReplicaStrategy::training_step(Module&, const s
   return losses;
 }
 
+namespace {
+
+// main = main + scale * (g_0 + g_1 + ...) (or scale * the sum where main had no gradient),
+// replicas' gradients zeroed: one pass over raw memory, in the order the operators would add.
+void reduce_plain(const std::vector<float*>& replica_grads, float* main_grad, bool main_had_grad, float scale,
+                  int64_t n) {
+  for (int64_t e = 0; e < n; ++e) {
+    float sum = replica_grads[0][e];
+    for (size_t r = 1; r < replica_grads.size(); ++r) sum += replica_grads[r][e];
+    main_grad[e] = main_had_grad ? main_grad[e] + scale * sum : sum * scale;
+  }
+  for (float* g : replica_grads) std::memset(g, 0, sizeof(float) * static_cast<size_t>(n));
+}
+
+}  // namespace
+
 void ThreadReplicaStrategy::reduce_gradients(Module&) {
   torch::NoGradGuard no_grad;
   double scale = 1.0 / static_cast<double>(std::max<int64_t>(replicas_used_, 1));
   replicas_used_ = 0;
+  std::vector<float*> plain_grads;
   for (size_t i = 0; i < main_params_.size(); ++i) {
+    auto& main_grad = main_params_[i].mutable_grad();
+    int64_t n = main_params_[i].numel();
+    bool plain = is_plain_float32(main_params_[i]) && (!main_grad.defined() || is_plain_float32(main_grad));
+    plain_grads.clear();
+    for (size_t r = 0; r < replicas_.size() && plain; ++r) {
+      const auto& g = replica_params_[r][i].grad();
+      if (!g.defined()) continue;
+      if (!is_plain_float32(g) || g.numel() != n) plain = false;
+      else plain_grads.push_back(g.data_ptr<float>());
+    }
+    if (plain) {
+      if (plain_grads.empty()) continue;
+      bool had_grad = main_grad.defined();
+      if (!had_grad) main_grad = torch::empty_like(main_params_[i], torch::MemoryFormat::Contiguous);
+      reduce_plain(plain_grads, main_grad.data_ptr<float>(), had_grad, static_cast<float>(scale), n);
+      continue;
+    }
     torch::Tensor sum;
     for (size_t r = 0; r < replicas_.size(); ++r) {
       auto& g = replica_params_[r][i].mutable_grad();
@@ -112,7 +155,6 @@ void ThreadReplicaStrategy::reduce_gradients(Module&) {
       g.zero_();
     }
     if (!sum.defined()) continue;
-    auto& main_grad = main_params_[i].mutable_grad();
     if (main_grad.defined()) main_grad.add_(sum, scale);
     else main_grad = sum.mul_(scale);
   }
