@@ -212,15 +212,36 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     }
     // An item's fields meet first, in a block of their own, and are pooled into one token
     // per slot; the blocks across the list then mix L slot tokens, not L x T field tokens.
-    x = net.item_block->forward(x, padding);
-    auto slot = net.slot_pool->forward(x, padding).select(1, 0).view({N, L, -1});
+    // Only the slots that hold an item go through the item block (packed): the others are
+    // padding, about half the slots of a typical history, and cost as much as items. A slot
+    // without an item gets zero tokens, which the list blocks mask and nothing decodes.
+    auto held = empty_slot.logical_not().nonzero().view({-1});
+    bool pack = pack_items_ && held.numel() < cells;
+    auto items = pack ? x.index_select(0, held) : x;
+    auto item_padding = pack ? padding.index_select(0, held) : padding;
+    torch::Tensor item_tokens, slot_tokens;
+    if (items.size(0) > 0) {
+      items = net.item_block->forward(items, item_padding);
+      slot_tokens = net.slot_pool->forward(items, item_padding).select(1, 0);
+      item_tokens = net.norm(items);
+    }
+    if (pack || items.size(0) == 0) {
+      auto unpack = [&](const torch::Tensor& packed, torch::IntArrayRef shape) {
+        auto full = torch::zeros(shape, x.options());
+        return packed.defined() ? full.index_copy(0, held, packed) : full;
+      };
+      slot_tokens = unpack(slot_tokens, {cells, x.size(2)});
+      item_tokens = unpack(item_tokens, x.sizes());
+    }
+    auto slot = slot_tokens.view({N, L, -1});
     auto slot_padding = empty_slot.view({N, L}).clone();
     keep_one_key(slot_padding);  // an empty list
     torch::Tensor positions;
     if (L > 1) positions = torch::arange(L, torch::kLong);
-    for (auto& block : net.blocks) slot = block->forward(slot, slot_padding, positions);
+    // The list blocks run on the held slots too; the others (masked) pass through as zeros.
+    for (auto& block : net.blocks) slot = block->forward(slot, slot_padding, positions, pack ? held : torch::Tensor());
     slot = net.norm(slot);
-    out.branch[b] = net.norm(x);
+    out.branch[b] = item_tokens;
     out.padding[b] = padding;
     out.slots[b] = slot.reshape({cells, -1});
     out.pooled[b] = net.pool->forward(slot, slot_padding).select(1, 0);
@@ -636,6 +657,7 @@ std::shared_ptr<engine::Module> ModelImpl::replicate() {
   // Same codec and network layout: the Trainer copies the weights over.
   auto copy = std::make_shared<ModelImpl>(codec_, options_);
   copy->build_network();
+  copy->pack_items_ = pack_items_;
   return copy;
 }
 
@@ -643,6 +665,7 @@ std::shared_ptr<ModelImpl> ModelImpl::clone_model() const {
   if (!built_) throw std::logic_error("clone_model: the model has no network yet");
   auto copy = std::make_shared<ModelImpl>(codec_, options_);
   copy->build_network();
+  copy->pack_items_ = pack_items_;
   torch::NoGradGuard no_grad;
   auto from = named_parameters(true), to = copy->named_parameters(true);
   for (const auto& p : from) to[p.key()].copy_(p.value());

@@ -65,6 +65,11 @@ class ModelImpl : public engine::Module {
   // Takes field state from `source` now and its weights when the network is built (setup).
   void init_from(std::shared_ptr<const ModelImpl> source, SchemaChange& report);
 
+  // Whether a branch's item block runs on the slots that hold an item only (the default) or
+  // on every slot, padding included: the two give the same outputs for every item, and tests
+  // compare them.
+  void set_item_packing(bool pack) { pack_items_ = pack; }
+
   // Predictions for raw JSON records, outside any Trainer. threads 0: all cores.
   nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 256, int threads = 0);
 
@@ -123,6 +128,7 @@ class ModelImpl : public engine::Module {
   int64_t n_inputs_ = 0;                 // input leaves, all branches
   std::vector<int64_t> token_of_field_;  // field -> token position within its branch's slot, or -1
   bool built_ = false;
+  bool pack_items_ = true;
   // init_from, or a schema change made before the network existed: whose weights setup() adopts.
   std::shared_ptr<const ModelImpl> weight_source_;
   std::vector<std::string> weight_reset_;

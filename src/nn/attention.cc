@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "nn/residual_dropout.h"
+#include "nn/rotary.h"
 #include "nn/short_attention.h"
 
 namespace j2v::nn {
@@ -16,16 +17,6 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   auto weights = torch::softmax(scores, -1);
   if (training && dropout > 0) weights = dropout_with_thread_generator(weights, dropout);
   return torch::matmul(weights, v);  // [B, h, Q, dh]
-}
-
-torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions) {
-  int64_t dh = x.size(-1), half = dh / 2;
-  auto inv_freq = torch::pow(10000.0, -torch::arange(0, half, x.options()) / static_cast<double>(half));
-  auto angles = positions.to(x.dtype()).unsqueeze(1) * inv_freq.unsqueeze(0);  // [T, half]
-  auto cos = angles.cos(), sin = angles.sin();
-  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
-  return dh % 2 ? torch::cat({rotated, x.narrow(-1, 2 * half, 1)}, -1) : rotated;
 }
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads)
@@ -43,18 +34,32 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t d_model, int64_t n_heads, double dr
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& padding,
-                                         const torch::Tensor& positions) {
-  int64_t B = x.size(0), T = x.size(1), d = x.size(2), dh = d / n_heads_;
+                                         const torch::Tensor& positions, const torch::Tensor& rows) {
+  bool packed = rows.defined();
+  TORCH_CHECK(!packed || (padding.defined() && x.dim() == 2), "packed attention needs [P, d] rows and the padding");
+  int64_t B = packed ? padding.size(0) : x.size(0), T = packed ? padding.size(1) : x.size(1);
+  int64_t d = x.size(-1), dh = d / n_heads_;
+  // [P, w] projections back onto the [B, T, w] grid; the grid's other tokens are zeros.
+  auto on_grid = [&](const torch::Tensor& projected) {
+    if (!packed) return projected;
+    int64_t w = projected.size(1);
+    return torch::zeros({B * T, w}, projected.options()).index_copy(0, rows, projected).view({B, T, w});
+  };
+  // [B, T, d] attention output -> the out projection of the tokens asked for.
+  auto output = [&](const torch::Tensor& y) {
+    auto grid = y.reshape({B * T, d});
+    return out_(packed ? grid.index_select(0, rows) : grid.view({B, T, d}));
+  };
   torch::Tensor q, k, v;
   if (qkv_) {
-    auto qkv = qkv_(x).view({B, T, 3, n_heads_, dh});
+    auto qkv = on_grid(qkv_(x)).view({B, T, 3, n_heads_, dh});
     auto slot = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };  // [B, h, T, dh]
     if (!positions.defined() && short_attention_applies(slot(0), slot(1)))
-      return out_(short_self_attention(qkv, padding, dropout_, is_training()).transpose(1, 2).reshape({B, T, d}));
+      return output(short_self_attention(qkv, padding, dropout_, is_training()).transpose(1, 2));
     q = slot(0), k = slot(1), v = slot(2);
   } else {
-    q = q_(x).view({B, T, n_heads_, dh}).transpose(1, 2);
-    auto kv = kv_(x).view({B, T, 2, n_kv_heads_, dh}).permute({2, 0, 3, 1, 4});  // [2, B, kvh, T, dh]
+    q = on_grid(q_(x)).view({B, T, n_heads_, dh}).transpose(1, 2);
+    auto kv = on_grid(kv_(x)).view({B, T, 2, n_kv_heads_, dh}).permute({2, 0, 3, 1, 4});  // [2, B, kvh, T, dh]
     // Each key/value head serves n_heads / n_kv_heads query heads.
     k = kv[0].repeat_interleave(n_heads_ / n_kv_heads_, 1);
     v = kv[1].repeat_interleave(n_heads_ / n_kv_heads_, 1);
@@ -63,8 +68,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     q = rotate(q, positions);
     k = rotate(k, positions);
   }
-  auto y = attend(q, k, v, padding, dropout_, is_training());
-  return out_(y.transpose(1, 2).reshape({B, T, d}));
+  return output(attend(q, k, v, padding, dropout_, is_training()).transpose(1, 2));
 }
 
 }  // namespace j2v::nn

@@ -12,7 +12,12 @@ class SelfAttentionImpl : public torch::nn::Module {
   SelfAttentionImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads = 0);
   // padding: [B, T] bool, true where a token is absent (it is never attended to).
   // positions: [T] int64 rotary positions of the tokens, or undefined for none.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding, const torch::Tensor& positions = {});
+  // rows: packed input, or undefined. Given, x is [P, d], the tokens at these P indices of
+  // the flattened [B x T] grid (padding, then required, gives B and T); only they are
+  // projected, the rest of the grid holds zero keys and values (padding masks them), and
+  // the output is theirs, [P, d].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding, const torch::Tensor& positions = {},
+                        const torch::Tensor& rows = {});
 
  private:
   int64_t n_heads_, n_kv_heads_;
@@ -20,9 +25,6 @@ class SelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear qkv_{nullptr}, q_{nullptr}, kv_{nullptr}, out_{nullptr};
 };
 TORCH_MODULE(SelfAttention);
-
-// Rotary position embedding (RoFormer) of x [B, h, T, dh] at positions [T].
-torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& positions);
 
 // Scaled dot-product attention of q [B,h,Q,dh] over k, v [B,h,T,dh]; padding [B,T] or undefined.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

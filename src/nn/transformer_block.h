@@ -14,7 +14,11 @@ class TransformerBlockImpl : public torch::nn::Module {
   TransformerBlockImpl(int64_t d_model, int64_t n_heads, double dropout, int64_t n_kv_heads = 0,
                        bool with_attention = true);
   // positions: rotary positions [T] of the tokens, or undefined.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding, const torch::Tensor& positions = {});
+  // rows: the indices of the flattened [B x T] tokens that exist (padding required), or
+  // undefined for all. Given, only those tokens are normalised, projected and fed forward;
+  // the others leave the block as they came, keys and values of zero inside it (masked).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& padding, const torch::Tensor& positions = {},
+                        const torch::Tensor& rows = {});
 
  private:
   double dropout_;

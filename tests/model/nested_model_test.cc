@@ -195,3 +195,57 @@ TEST(NestedModel, StormTracksBeatTheFirstObservation) {
 
 }  // namespace
 }  // namespace j2v
+
+namespace j2v {
+namespace {
+
+// Numbers equal to `tolerance`, everything else exactly.
+void expect_close(const nlohmann::json& a, const nlohmann::json& b, double tolerance, const std::string& where) {
+  if (a.is_number() && b.is_number()) {
+    EXPECT_NEAR(a.get<double>(), b.get<double>(), tolerance) << where;
+  } else if (a.is_object() && b.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      ASSERT_TRUE(b.contains(it.key())) << where << "." << it.key();
+      expect_close(it.value(), b[it.key()], tolerance, where + "." + it.key());
+    }
+  } else if (a.is_array() && b.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (size_t i = 0; i < a.size(); ++i) expect_close(a[i], b[i], tolerance, where + "[" + std::to_string(i) + "]");
+  } else {
+    EXPECT_EQ(a, b) << where;
+  }
+}
+
+TEST(NestedModel, PackedItemsGiveWhatEverySlotPaddedGives) {
+  // The item block and the list blocks run on the slots that hold an item only; every
+  // output of an item, of a list and of the record is the same as when they run on all 12
+  // slots, padding included (lists of 1 to 12 items here, most far from full).
+  auto root = testing::temp_dir("nested_packed");
+  auto model = Model::from_schema(
+      {Category("customer_tier"),
+       Branch("items", {Category("sku"), Number("price"), Category("seller"), Category("returned").target()})
+           .length(12)
+           .embed(),
+       Category("flagged").target()},
+      ModelOptions().d_model(32).n_layers(2));
+  auto test = orders(150, 6);
+  TableDataModule data(model.codec(), {.train = orders(600, 5)}, TableDataOptions().batch_size(64));
+  engine::Trainer trainer(quiet(root, 2));
+  trainer.fit(model, data);
+  auto packed = model.predict(test);
+  model.impl().set_item_packing(false);
+  auto padded = model.predict(test);
+  model.impl().set_item_packing(true);
+  ASSERT_EQ(packed.size(), padded.size());
+  size_t short_lists = 0;
+  for (size_t i = 0; i < test.size(); ++i) {
+    if (nlohmann::json::parse(test[i])["items"].size() < 12) ++short_lists;
+    expect_close(packed[i]["predictions"], padded[i]["predictions"], 1e-4, "row " + std::to_string(i));
+  }
+  EXPECT_GT(short_lists, 100u);
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace j2v
