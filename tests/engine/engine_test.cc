@@ -295,6 +295,50 @@ TEST(Trainer, ThreadReplicasAverageGradientsLikeDdp) {
   std::filesystem::remove_all(root);
 }
 
+// A replica that checks, at every step, that it computes with the module's current weights.
+class WeightWitness : public LinearModule {
+ public:
+  explicit WeightWitness(LinearModule* main = nullptr) : main(main) {}
+  torch::Tensor training_step(Batch& b, int64_t idx) override {
+    if (main) {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++steps;
+      for (size_t i = 0; i < parameters().size(); ++i) {
+        same_memory = same_memory && parameters()[i].data_ptr() == main->parameters()[i].data_ptr();
+        same_values = same_values && torch::equal(parameters()[i], main->parameters()[i]);
+      }
+    }
+    return LinearModule::training_step(b, idx);
+  }
+  std::shared_ptr<Module> replicate() override {
+    auto replica = std::make_shared<WeightWitness>(this);
+    replicas.push_back(replica);
+    return replica;
+  }
+  LinearModule* main;
+  std::mutex mutex;
+  int steps = 0;
+  bool same_memory = true, same_values = true;
+  std::vector<std::shared_ptr<WeightWitness>> replicas;
+};
+
+TEST(Trainer, ThreadReplicasComputeWithTheModulesOwnWeightMemory) {
+  // No copy after each optimizer step: a replica's parameters are the module's memory (with
+  // gradients of their own), so every step sees the weights the last one left.
+  auto root = testing::temp_dir("engine_shared_weights");
+  WeightWitness module;
+  XYData data;
+  Trainer trainer(quiet(root).max_epochs(2).devices(2).enable_checkpointing(false).logger(false));
+  trainer.fit(module, data);
+  ASSERT_EQ(module.replicas.size(), 2u);
+  for (auto& replica : module.replicas) {
+    EXPECT_EQ(replica->steps, 8);
+    EXPECT_TRUE(replica->same_memory);
+    EXPECT_TRUE(replica->same_values);
+  }
+  std::filesystem::remove_all(root);
+}
+
 // Records the rows of every batch a training step gets, on the module or any of its replicas.
 class ShareRecorder : public LinearModule {
  public:

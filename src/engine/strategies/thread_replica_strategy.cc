@@ -3,10 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
-#include <exception>
 #include <mutex>
-#include <thread>
 
+#include "base/fork_join_pool.h"
 #include "base/thread_seed.h"
 #include "engine/module.h"
 #include "engine/plain_float.h"
@@ -51,6 +50,7 @@ PredictionDevices ThreadReplicaStrategy::prediction_devices(Module& main, Traine
 }
 
 void ThreadReplicaStrategy::teardown() {
+  workers_.reset();
   replicas_.clear();
   replica_params_.clear();
   main_params_.clear();
@@ -62,12 +62,13 @@ void ThreadReplicaStrategy::broadcast_weights(Module& main) {
   auto main_buffers = main.buffers();
   for (size_t r = 0; r < replicas_.size(); ++r) {
     for (size_t i = 0; i < main_params_.size(); ++i) {
-      auto& to = replica_params_[r][i];
-      const auto& from = main_params_[i];
-      if (is_plain_float32(to) && is_plain_float32(from) && to.numel() == from.numel())
-        std::memcpy(to.data_ptr<float>(), from.data_ptr<float>(), sizeof(float) * static_cast<size_t>(to.numel()));
-      else
-        to.copy_(from);
+      auto& shared = replica_params_[r][i];
+      const auto& own = main_params_[i];
+      // set_data makes the replica's parameter a view of the module's memory while keeping
+      // its own autograd state: its gradient stays the replica's.
+      if (shared.data_ptr() != own.data_ptr() || shared.sizes() != own.sizes() || shared.dtype() != own.dtype() ||
+          shared.device() != own.device())
+        shared.set_data(own);
     }
     auto buffers = replicas_[r]->buffers();
     for (size_t i = 0; i < buffers.size() && i < main_buffers.size(); ++i) buffers[i].copy_(main_buffers[i]);
@@ -88,22 +89,11 @@ std::vector<torch::Tensor> ThreadReplicaStrategy::training_step(Module&, const s
     std::lock_guard<std::mutex> lock(generator.mutex());
     for (auto& seed : seeds) seed = generator.get<at::CPUGeneratorImpl>()->random64();
   }
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&](size_t r) {
-    try {
-      ThreadSeedScope seeded(seeds[r]);
-      losses[r] = step(*replicas_[r], *batches[r], first_batch_idx + static_cast<int64_t>(r));
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t r = 1; r < batches.size(); ++r) threads.emplace_back(work, r);
-  if (!batches.empty()) work(0);
-  for (auto& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  if (!workers_) workers_ = std::make_unique<ForkJoinPool>(replicas_.size() - 1);
+  workers_->run(batches.size(), [&](size_t r) {
+    ThreadSeedScope seeded(seeds[r]);
+    losses[r] = step(*replicas_[r], *batches[r], first_batch_idx + static_cast<int64_t>(r));
+  });
   replicas_used_ = std::max<int64_t>(replicas_used_, static_cast<int64_t>(batches.size()));
   return losses;
 }

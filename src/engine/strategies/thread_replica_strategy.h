@@ -1,7 +1,8 @@
 #pragma once
 // The thread-replica strategy: N copies of a module, each on its own CPU thread with
 // single-threaded kernels, each taking its own batch; gradients are averaged into the
-// main module, which takes the optimizer step, and the new weights are copied back.
+// main module, which takes the optimizer step. The replicas' parameters share the main
+// module's memory (each keeps its own gradient), so the new weights need no copying back.
 // Small models are latency-bound (one kernel is too small to split across cores), so this
 // uses the cores far better than intra-op threads. Gradients are averaged like DDP: N
 // replicas x batch B train like one device with batch N x B.
@@ -10,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/fork_join_pool.h"
 #include "engine/strategies/strategy.h"
 
 namespace j2v::engine {
@@ -28,7 +30,8 @@ class ThreadReplicaStrategy : public Strategy {
                                            const TrainingStepFunction& step) override;
   // main.grad += mean over the replicas that ran since the last reduction; replicas' grads cleared.
   void reduce_gradients(Module& module) override;
-  // Copies the main module's parameters and buffers into every replica.
+  // Copies the main module's buffers into every replica; parameters are shared, and shared
+  // again if the module's moved to new memory (a change of dtype or device) since setup.
   void broadcast_weights(Module& module) override;
   // Fresh replicas with the module's weights, in eval mode: one prediction thread each.
   PredictionDevices prediction_devices(Module& module, Trainer& trainer, int cores) override;
@@ -40,6 +43,7 @@ class ThreadReplicaStrategy : public Strategy {
   std::vector<std::vector<torch::Tensor>> replica_params_;
   std::vector<torch::Tensor> main_params_;
   int64_t replicas_used_ = 0;  // the most replicas that ran in one micro-step since the last reduction
+  std::unique_ptr<ForkJoinPool> workers_;  // the replicas' threads, made at the first step, kept until teardown
 };
 
 }  // namespace j2v::engine
