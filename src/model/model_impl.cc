@@ -11,11 +11,12 @@
 #include "data/record_batch.h"
 #include "engine/checkpoint_io.h"
 #include "engine/components.h"
-#include "nn/random.h"
 #include "engine/trainer.h"
 #include "fields/registry.h"
 #include "model/item_mask.h"
 #include "model/model.h"
+#include "nn/packed_rows.h"
+#include "nn/random.h"
 #include "schema/schema.h"
 
 namespace j2v {
@@ -225,13 +226,12 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
       slot_tokens = net.slot_pool->forward(items, item_padding).select(1, 0);
       item_tokens = net.norm(items);
     }
-    if (pack || items.size(0) == 0) {
-      auto unpack = [&](const torch::Tensor& packed, torch::IntArrayRef shape) {
-        auto full = torch::zeros(shape, x.options());
-        return packed.defined() ? full.index_copy(0, held, packed) : full;
-      };
-      slot_tokens = unpack(slot_tokens, {cells, x.size(2)});
-      item_tokens = unpack(item_tokens, x.sizes());
+    if (items.size(0) == 0) {  // no slot holds an item
+      slot_tokens = torch::zeros({cells, x.size(2)}, x.options());
+      item_tokens = torch::zeros(x.sizes(), x.options());
+    } else if (pack) {
+      slot_tokens = nn::unpack_rows(slot_tokens, held, cells);
+      item_tokens = nn::unpack_rows(item_tokens, held, cells);
     }
     auto slot = slot_tokens.view({N, L, -1});
     auto slot_padding = empty_slot.view({N, L}).clone();

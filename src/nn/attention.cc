@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "nn/packed_rows.h"
 #include "nn/residual_dropout.h"
 #include "nn/rotary.h"
 #include "nn/short_attention.h"
@@ -41,9 +42,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   int64_t d = x.size(-1), dh = d / n_heads_;
   // [P, w] projections back onto the [B, T, w] grid; the grid's other tokens are zeros.
   auto on_grid = [&](const torch::Tensor& projected) {
-    if (!packed) return projected;
-    int64_t w = projected.size(1);
-    return torch::zeros({B * T, w}, projected.options()).index_copy(0, rows, projected).view({B, T, w});
+    return packed ? unpack_rows(projected, rows, B * T).view({B, T, projected.size(1)}) : projected;
   };
   // [B, T, d] attention output -> the out projection of the tokens asked for.
   auto output = [&](const torch::Tensor& y) {

@@ -20,22 +20,14 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, dou
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& padding,
                                            const torch::Tensor& positions, const torch::Tensor& rows) {
-  auto feed_forward = [&](const torch::Tensor& h) {
-    return residual_dropout(h, ff_out_(torch::gelu(ff_in_(norm2_(h)))), dropout_, is_training());
-  };
-  if (!rows.defined()) {
-    auto h = attention_
-                 ? residual_dropout(x, attention_->forward(norm1_(x), padding, positions), dropout_, is_training())
-                 : x;
-    return feed_forward(h);
-  }
-  if (rows.numel() == 0) return x;
+  bool packed = rows.defined();
+  if (packed && rows.numel() == 0) return x;
   int64_t B = x.size(0), T = x.size(1), d = x.size(2);
-  auto grid = x.reshape({B * T, d});
-  auto h = grid.index_select(0, rows);
+  auto h = packed ? x.reshape({B * T, d}).index_select(0, rows) : x;
   if (attention_)
     h = residual_dropout(h, attention_->forward(norm1_(h), padding, positions, rows), dropout_, is_training());
-  return grid.index_copy(0, rows, feed_forward(h)).view({B, T, d});
+  h = residual_dropout(h, ff_out_(torch::gelu(ff_in_(norm2_(h)))), dropout_, is_training());
+  return packed ? x.reshape({B * T, d}).index_copy(0, rows, h).view({B, T, d}) : h;
 }
 
 }  // namespace j2v::nn

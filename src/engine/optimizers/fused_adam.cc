@@ -48,7 +48,7 @@ void adam_update(const AdamStep& step, float* __restrict p, const float* __restr
   }
 }
 
-template <typename ParamState, typename Options>
+template <typename ParamState>
 ParamState& state_of(const torch::Tensor& p,
                      ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states) {
   auto key = c10::guts::to_string(p.unsafeGetTensorImpl());
@@ -81,7 +81,7 @@ bool fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
     auto [beta1, beta2] = options.betas();
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      auto& state = state_of<ParamState, Options>(p, states);
+      auto& state = state_of<ParamState>(p, states);
       state.step(state.step() + 1);
       double bias_correction1 = 1 - std::pow(beta1, state.step());
       double bias_correction2 = 1 - std::pow(beta2, state.step());
