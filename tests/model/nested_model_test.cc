@@ -244,6 +244,16 @@ TEST(NestedModel, PackedItemsGiveWhatEverySlotPaddedGives) {
     expect_close(packed[i]["predictions"], padded[i]["predictions"], 1e-4, "row " + std::to_string(i));
   }
   EXPECT_GT(short_lists, 100u);
+  // A batch in which no list holds an item (nothing to pack) still predicts every record.
+  for (bool pack : {true, false}) {
+    model.impl().set_item_packing(pack);
+    auto empty = model.predict({R"({"customer_tier": "gold", "items": []})", R"({"customer_tier": "silver"})"});
+    ASSERT_EQ(empty.size(), 2u);
+    for (const auto& row : empty) {
+      EXPECT_TRUE(row["predictions"]["record.flagged"].contains("content")) << row.dump();
+      EXPECT_TRUE(row["predictions"]["record.items.returned"].empty()) << row.dump();
+    }
+  }
   std::filesystem::remove_all(root);
 }
 
