@@ -3,9 +3,12 @@
 # hold a 50-slot history branch of 4 fields (bench/train/nested_users.py), d_model 64,
 # 2 layers, batch 256, one epoch.
 #   bound = GEMM rate / (multiply-adds of the model's matrix products per record, forward and
-#           backward, padded slots included, as counted by --trainer.profiler=ops)
-#   share = records/s / bound
-# The GEMM rates are measured here with python3-torch (the same OpenBLAS), on all cores.
+#           backward, as executed (absent list items are packed away), counted by
+#           --trainer.profiler=ops)
+#   share = records/s / bound (records/s of the whole process, start-up included)
+# The GEMM rates come from `json2vec bench gemm` on all cores: the GEMM json2vec runs (oneDNN),
+# in its own process, best of three rounds. (Python's OpenBLAS, measured from python3-torch
+# until 2026-12-03, reached half of it on some machines and so overstated the share.)
 # Usage: bench/train/nested.sh [USERS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,18 +40,8 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 # Two GEMM rates: the step's own largest product (51200 x 64 by 64 x 256: thin, memory-bound)
 # and a large square one (4096 x 1024 by 1024 x 1024: what the cores can do at best).
-rates=$(/usr/bin/python3 - <<'PY'
-import os, time, torch
-torch.set_num_threads(os.cpu_count())
-def rate(m, k, n, reps):
-    a, w, out = torch.randn(m, k), torch.randn(n, k), torch.empty(m, n)
-    for _ in range(3): torch.mm(a, w.t(), out=out)
-    t = time.time()
-    for _ in range(reps): torch.mm(a, w.t(), out=out)
-    return m * k * n * reps / (time.time() - t)
-print(rate(51200, 64, 256, 10), rate(4096, 1024, 1024, 10))
-PY
-)
+# The machine's rate with json2vec's own GEMM, measured after the run on the same cores.
+rates=$("$JSON2VEC" bench gemm | python3 -c "import json, sys; r = json.load(sys.stdin); print(r['thin']['multiply_adds_per_second'], r['square']['multiply_adds_per_second'])")
 python3 - "$USERS" "$start" "$end" "$macs" $rates <<'PY'
 import json, sys
 users, start, end, macs = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

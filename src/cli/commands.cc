@@ -52,6 +52,8 @@ commands:
                 train split, without training
   bench engine  measure the engine's own time per step: one epoch of fit against a bare
                 training loop over the same batches
+  bench gemm    measure the float matrix-product rate json2vec's own GEMM reaches here:
+                [--threads N (all cores) --seconds 0.5]; the training benchmarks' FLOP bound
   convert       copy records between formats: --input FILE --output FILE (.parquet, .csv,
                 .jsonl, .json; nested values kept), e.g. JSON Lines to Parquet
   generate orders
@@ -634,7 +636,7 @@ std::string components_help() {
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "bench stream", "bench engine", "serve", "generate orders",
+                                                 "print-config", "bench encode", "bench stream", "bench engine", "bench gemm", "serve", "generate orders",
                                                  "convert", "infer-schema", "importance"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
@@ -660,6 +662,10 @@ int run_command(const Args& args) {
   if (cmd == "generate orders") {
     if (args.config || args.ckpt_path || args.input) throw ConfigError("generate orders takes only its own options");
     return generate_orders(args);
+  }
+  if (cmd == "bench gemm") {
+    if (args.config || args.ckpt_path || args.input) throw ConfigError("bench gemm takes only --threads N and --seconds S");
+    return run_bench_gemm(args.overrides);
   }
   // serve takes its model, schema included, from the checkpoint: no config to resolve.
   if (cmd == "serve") {

@@ -184,27 +184,44 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     const auto& node = tree().branches[b];
     auto& net = nets_[b];
     int64_t L = node.length, N = B * node.parent_slots, cells = N * L;
-    std::vector<torch::Tensor> tokens, absent;
     auto empty_slot = present[b].logical_not();
-    for (size_t f : net.inputs) {
-      const auto& c = inputs[f];
-      auto valued = (c.state == kValued).to(torch::kFloat).unsqueeze(1);
-      tokens.push_back(state_embedding_(c.state + input_index_[f] * kNumCellStates) + field_modules_[f]->embed(c) * valued);
-      auto gone = empty_slot;
-      if (pruned.defined() && pruned.numel() > 0) {
-        auto p = pruned.select(1, input_index_[f]);
-        gone = gone.logical_or(node.slots > 1 ? p.repeat_interleave(node.slots) : p);
+    // In a list branch, only the slots that hold an item are embedded and go through the item
+    // block (packed): the others are padding, about half the slots of a typical history, and
+    // would cost as much as items. A slot without an item gets zero tokens, which the list
+    // blocks mask and nothing decodes.
+    torch::Tensor held;
+    bool pack = false;
+    if (b > 0) {
+      held = present[b].nonzero().view({-1});
+      pack = pack_items_ && held.numel() < cells;
+    }
+    auto rows_of = [&](const torch::Tensor& t) { return pack && t.defined() ? t.index_select(0, held) : t; };
+    const int64_t n_tokens = static_cast<int64_t>(net.inputs.size() + node.children.size());
+    const int64_t rows = pack ? held.numel() : cells;
+    torch::Tensor x, padding;  // [rows, T, d], [rows, T]
+    if (rows > 0 || b == 0) {
+      std::vector<torch::Tensor> tokens, absent;
+      for (size_t f : net.inputs) {
+        const auto& full = inputs[f];
+        FieldTensors c{rows_of(full.state), rows_of(full.values), rows_of(full.indices)};
+        auto valued = (c.state == kValued).to(torch::kFloat).unsqueeze(1);
+        tokens.push_back(state_embedding_(c.state + input_index_[f] * kNumCellStates) + field_modules_[f]->embed(c) * valued);
+        auto gone = empty_slot;
+        if (pruned.defined() && pruned.numel() > 0) {
+          auto p = pruned.select(1, input_index_[f]);
+          gone = gone.logical_or(node.slots > 1 ? p.repeat_interleave(node.slots) : p);
+        }
+        absent.push_back(rows_of(gone));
       }
-      absent.push_back(gone);
+      for (size_t c : node.children) {
+        tokens.push_back(rows_of(out.pooled[c]));
+        absent.push_back(rows_of(empty_slot));
+      }
+      x = torch::stack(tokens, 1) + net.position.unsqueeze(0);
+      padding = torch::stack(absent, 1);
+      // A padding slot, or one whose every token is pruned, would have nothing to attend to.
+      keep_one_key(padding);
     }
-    for (size_t c : node.children) {
-      tokens.push_back(out.pooled[c]);
-      absent.push_back(empty_slot);
-    }
-    auto x = torch::stack(tokens, 1) + net.position.unsqueeze(0);  // [cells, T, d]
-    auto padding = torch::stack(absent, 1);                          // [cells, T]
-    // A padding slot, or one whose every token is pruned, would have nothing to attend to.
-    keep_one_key(padding);
     if (b == 0) {
       for (auto& block : net.blocks) x = block->forward(x, padding);
       out.branch[0] = net.norm(x);
@@ -213,25 +230,34 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     }
     // An item's fields meet first, in a block of their own, and are pooled into one token
     // per slot; the blocks across the list then mix L slot tokens, not L x T field tokens.
-    // Only the slots that hold an item go through the item block (packed): the others are
-    // padding, about half the slots of a typical history, and cost as much as items. A slot
-    // without an item gets zero tokens, which the list blocks mask and nothing decodes.
-    auto held = empty_slot.logical_not().nonzero().view({-1});
-    bool pack = pack_items_ && held.numel() < cells;
-    auto items = pack ? x.index_select(0, held) : x;
-    auto item_padding = pack ? padding.index_select(0, held) : padding;
+    // The items' own tokens are kept only where something reads them: a decoded field of this
+    // branch, or embeddings and payloads outside training.
+    bool items_read = !is_training();
+    for (const auto& d : decode) items_read = items_read || tree().branch_of_leaf[d.field] == static_cast<int>(b);
     torch::Tensor item_tokens, slot_tokens;
-    if (items.size(0) > 0) {
-      items = net.item_block->forward(items, item_padding);
-      slot_tokens = net.slot_pool->forward(items, item_padding).select(1, 0);
-      item_tokens = net.norm(items);
-    }
-    if (items.size(0) == 0) {  // no slot holds an item
-      slot_tokens = torch::zeros({cells, x.size(2)}, x.options());
-      item_tokens = torch::zeros(x.sizes(), x.options());
-    } else if (pack) {
-      slot_tokens = nn::unpack_rows(slot_tokens, held, cells);
-      item_tokens = nn::unpack_rows(item_tokens, held, cells);
+    const int64_t d_model = options_.d_model();
+    if (rows > 0) {
+      auto items = net.item_block->forward(x, padding);
+      slot_tokens = net.slot_pool->forward(items, padding).select(1, 0);
+      if (items_read) item_tokens = net.norm(items);
+      if (pack) {
+        slot_tokens = nn::unpack_rows(slot_tokens, held, cells);
+        if (items_read) {
+          item_tokens = nn::unpack_rows(item_tokens, held, cells);
+          // The padding of a slot without an item, as the whole grid has it: every token
+          // absent but the first (keep_one_key).
+          auto full = torch::ones({cells, n_tokens}, torch::kBool);
+          full.select(1, 0).fill_(false);
+          padding = full.index_copy_(0, held, padding);
+        }
+      }
+    } else {  // no slot holds an item
+      slot_tokens = torch::zeros({cells, d_model}, net.position.options());
+      if (items_read) {
+        item_tokens = torch::zeros({cells, n_tokens, d_model}, net.position.options());
+        padding = torch::ones({cells, n_tokens}, torch::kBool);
+        padding.select(1, 0).fill_(false);
+      }
     }
     auto slot = slot_tokens.view({N, L, -1});
     auto slot_padding = empty_slot.view({N, L}).clone();
@@ -241,8 +267,8 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     // The list blocks run on the held slots too; the others (masked) pass through as zeros.
     for (auto& block : net.blocks) slot = block->forward(slot, slot_padding, positions, pack ? held : torch::Tensor());
     slot = net.norm(slot);
-    out.branch[b] = item_tokens;
-    out.padding[b] = padding;
+    out.branch[b] = item_tokens;  // undefined where nothing reads it
+    out.padding[b] = items_read ? padding : torch::Tensor();
     out.slots[b] = slot.reshape({cells, -1});
     out.pooled[b] = net.pool->forward(slot, slot_padding).select(1, 0);
   }

@@ -10,8 +10,8 @@
 namespace j2v::nn {
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& padding, double dropout, bool training) {
-  if (short_attention_applies(q, k)) return short_attention(q, k, v, padding, dropout, training);
+                     const torch::Tensor& padding, double dropout, bool training, const torch::Tensor& unread_queries) {
+  if (short_attention_applies(q, k)) return short_attention(q, k, v, padding, dropout, training, unread_queries);
   double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, h, Q, T]
   if (padding.defined()) scores = scores.masked_fill(padding.unsqueeze(1).unsqueeze(2), -1e9);
@@ -44,6 +44,9 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   auto on_grid = [&](const torch::Tensor& projected) {
     return packed ? unpack_rows(projected, rows, B * T).view({B, T, projected.size(1)}) : projected;
   };
+  // The grid's other tokens: their attention outputs are dropped below, so none is computed.
+  torch::Tensor unread;
+  if (packed) unread = torch::ones({B * T}, torch::kBool).index_fill_(0, rows, false).view({B, T});
   // [B, T, d] attention output -> the out projection of the tokens asked for.
   auto output = [&](const torch::Tensor& y) {
     auto grid = y.reshape({B * T, d});
@@ -54,7 +57,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     auto qkv = on_grid(qkv_(x)).view({B, T, 3, n_heads_, dh});
     auto slot = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };  // [B, h, T, dh]
     if (!positions.defined() && short_attention_applies(slot(0), slot(1)))
-      return output(short_self_attention(qkv, padding, dropout_, is_training()).transpose(1, 2));
+      return output(short_self_attention(qkv, padding, dropout_, is_training(), unread).transpose(1, 2));
     q = slot(0), k = slot(1), v = slot(2);
   } else {
     q = on_grid(q_(x)).view({B, T, n_heads_, dh}).transpose(1, 2);
@@ -67,7 +70,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
     q = rotate(q, positions);
     k = rotate(k, positions);
   }
-  return output(attend(q, k, v, padding, dropout_, is_training()).transpose(1, 2));
+  return output(attend(q, k, v, padding, dropout_, is_training(), unread).transpose(1, 2));
 }
 
 }  // namespace j2v::nn

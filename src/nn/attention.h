@@ -27,7 +27,9 @@ class SelfAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(SelfAttention);
 
 // Scaled dot-product attention of q [B,h,Q,dh] over k, v [B,h,T,dh]; padding [B,T] or undefined.
+// unread_queries [B,Q] (or undefined): outputs the caller discards, which need not be computed.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& padding, double dropout, bool training);
+                     const torch::Tensor& padding, double dropout, bool training,
+                     const torch::Tensor& unread_queries = {});
 
 }  // namespace j2v::nn

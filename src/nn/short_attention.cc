@@ -88,9 +88,17 @@ struct PairArgs {
   Shape s;
   Strided4<T> Q, K, V;
   const bool* absent;  // [B, T], or null
+  const bool* unread;  // [B, Q]: queries whose output no one reads (left zero, no gradient), or null
   const T* keep;       // [B*h, Q, T] dropout keep-scales, or null
   T scale;
 };
+
+// An unread query: its weights are zero (backward skips it too); its output row stays the
+// zero the output was allocated with.
+template <typename T>
+J2V_ALWAYS_INLINE inline void skip_query(T* p_row, int64_t T_keys) {
+  for (int64_t j = 0; j < T_keys; ++j) p_row[j] = 0;
+}
 
 // Forward for pairs [begin, end): out = dropout(softmax(scale * q k^T, absent keys
 // excluded)) v. Writes the attention weights before dropout to P [B*h, Q, T].
@@ -102,7 +110,12 @@ J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     for (int64_t i = 0; i < s.Q; ++i) {
+      if (unread_b && unread_b[i]) {
+        skip_query(P + (n * s.Q + i) * s.T, s.T);
+        continue;
+      }
       const T* qi = a.Q.at(b, h, i);
       T top = -std::numeric_limits<T>::infinity();
       for (int64_t j = 0; j < s.T; ++j) {
@@ -136,7 +149,9 @@ J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, c
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     for (int64_t i = 0; i < s.Q; ++i) {
+      if (unread_b && unread_b[i]) continue;  // its output gradient is zero
       const T* p_row = P + (n * s.Q + i) * s.T;
       const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
       const T* dOi = dO.at(b, h, i);
@@ -247,8 +262,13 @@ J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, cons
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     transpose_rows<D>(a.K, b, h, s.T, Tp, keys_t);
     for (int64_t i = 0; i < s.Q; ++i) {
+      if (unread_b && unread_b[i]) {
+        skip_query(P + (n * s.Q + i) * s.T, s.T);
+        continue;
+      }
       products_with_block<D>(a.Q.at(b, h, i), a.scale, keys_t, Tp, scores);
       float top = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < s.T; ++j) {
@@ -285,8 +305,10 @@ J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, con
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
     transpose_rows<D>(a.V, b, h, s.T, Tp, values_t);
+    const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     for (int64_t j = 0; j < s.T; ++j) d_keys[j] = d_values[j] = Row<D>::zero();
     for (int64_t i = 0; i < s.Q; ++i) {
+      if (unread_b && unread_b[i]) continue;  // its output gradient is zero
       const float* p_row = P + (n * s.Q + i) * s.T;
       const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
       const auto d_out = Row<D>::load(dO.at(b, h, i));
@@ -397,21 +419,23 @@ void backward_pairs_any(const PairArgs<double>& a, const double* P, const Stride
 
 template <typename T>
 PairArgs<T> pair_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                      const torch::Tensor& padding, const torch::Tensor& keep, double scale) {
+                      const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep,
+                      double scale) {
   return {Shape(q, k),
           Strided4<T>(q),
           Strided4<T>(k),
           Strided4<T>(v),
           padding.numel() ? padding.data_ptr<bool>() : nullptr,
+          unread.numel() ? unread.data_ptr<bool>() : nullptr,
           keep.numel() ? keep.data_ptr<T>() : nullptr,
           static_cast<T>(scale)};
 }
 
 template <typename T>
 void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                    const torch::Tensor& padding, const torch::Tensor& keep, double scale, torch::Tensor& out,
-                    torch::Tensor& probs) {
-  auto a = pair_args<T>(q, k, v, padding, keep, scale);
+                    const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep, double scale,
+                    torch::Tensor& out, torch::Tensor& probs) {
+  auto a = pair_args<T>(q, k, v, padding, unread, keep, scale);
   Strided4<T> O(out);
   T* P = probs.data_ptr<T>();
   at::parallel_for(0, a.s.pairs(), a.s.grain(),
@@ -420,10 +444,10 @@ void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch:
 
 template <typename T>
 void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& padding, const torch::Tensor& keep, double scale, const torch::Tensor& probs,
-                     const torch::Tensor& grad_out, torch::Tensor& grad_q, torch::Tensor& grad_k,
-                     torch::Tensor& grad_v) {
-  auto a = pair_args<T>(q, k, v, padding, keep, scale);
+                     const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep, double scale,
+                     const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& grad_q,
+                     torch::Tensor& grad_k, torch::Tensor& grad_v) {
+  auto a = pair_args<T>(q, k, v, padding, unread, keep, scale);
   Strided4<T> dO(grad_out), dQ(grad_q), dK(grad_k), dV(grad_v);
   const T* P = probs.data_ptr<T>();
   at::parallel_for(0, a.s.pairs(), a.s.grain(),
@@ -433,6 +457,7 @@ void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch
 struct Operands {
   torch::Tensor q, k, v, padding, keep;
   double scale;
+  torch::Tensor unread;  // [B, Q] bool, or empty
 };
 
 // Runs the forward kernel; returns the output and the attention weights.
@@ -441,7 +466,7 @@ std::pair<torch::Tensor, torch::Tensor> run_forward(const Operands& in) {
   auto out = heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
   auto probs = torch::empty({s.pairs(), s.Q, s.T}, in.q.options());
   AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_forward", [&] {
-    forward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.keep, in.scale, out, probs);
+    forward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.keep, in.scale, out, probs);
   });
   return {out, probs};
 }
@@ -449,7 +474,8 @@ std::pair<torch::Tensor, torch::Tensor> run_forward(const Operands& in) {
 void run_backward(const Operands& in, const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& grad_q,
                   torch::Tensor& grad_k, torch::Tensor& grad_v) {
   AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_backward", [&] {
-    backward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.keep, in.scale, probs, grad_out, grad_q, grad_k, grad_v);
+    backward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.keep, in.scale, probs, grad_out, grad_q,
+                              grad_k, grad_v);
   });
 }
 
@@ -462,12 +488,18 @@ void save_extras(torch::autograd::AutogradContext* ctx, const Operands& in, cons
   ctx->saved_data["keep"] = in.keep;
   ctx->saved_data["probs"] = probs;
   ctx->saved_data["scale"] = in.scale;
+  ctx->saved_data["unread"] = in.unread;
 }
 
 // The operands rebuilt in backward from q, k, v and the saved extras.
 Operands restore_operands(torch::autograd::AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v) {
-  return {std::move(q), std::move(k), std::move(v), ctx->saved_data["padding"].toTensor(),
-          ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
+  return {std::move(q),
+          std::move(k),
+          std::move(v),
+          ctx->saved_data["padding"].toTensor(),
+          ctx->saved_data["keep"].toTensor(),
+          ctx->saved_data["scale"].toDouble(),
+          ctx->saved_data["unread"].toTensor()};
 }
 
 // Attention whose keys and values (and, for self-attention, queries) are slots of one fused
@@ -477,16 +509,21 @@ Operands restore_operands(torch::autograd::AutogradContext* ctx, torch::Tensor q
 class PackedAttentionFunction : public torch::autograd::Function<PackedAttentionFunction> {
  public:
   static Operands operands(const torch::Tensor& separate_q, const torch::Tensor& packed, const torch::Tensor& padding,
-                           const torch::Tensor& keep, double scale) {
+                           const torch::Tensor& keep, double scale, const torch::Tensor& unread) {
     bool self = separate_q.numel() == 0;
-    return {self ? slot(packed, 0) : separate_q, slot(packed, self ? 1 : 0), slot(packed, self ? 2 : 1), padding, keep,
-            scale};
+    return {self ? slot(packed, 0) : separate_q,
+            slot(packed, self ? 1 : 0),
+            slot(packed, self ? 2 : 1),
+            padding,
+            keep,
+            scale,
+            unread};
   }
 
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& separate_q,
                                const torch::Tensor& packed, const torch::Tensor& padding, const torch::Tensor& keep,
-                               double scale) {
-    auto in = operands(separate_q, packed, padding, keep, scale);
+                               double scale, const torch::Tensor& unread) {
+    auto in = operands(separate_q, packed, padding, keep, scale, unread);
     auto [out, probs] = run_forward(in);
     ctx->save_for_backward({separate_q, packed});
     save_extras(ctx, in, probs);
@@ -498,14 +535,15 @@ class PackedAttentionFunction : public torch::autograd::Function<PackedAttention
     auto saved = ctx->get_saved_variables();
     const auto &separate_q = saved[0], &packed = saved[1];
     bool self = separate_q.numel() == 0;
-    auto views = operands(separate_q, packed, {}, {}, 0);
+    auto views = operands(separate_q, packed, {}, {}, 0, {});
     auto in = restore_operands(ctx, views.q, views.k, views.v);
     auto grad_packed = torch::zeros(packed.sizes(), packed.options());
     Shape s(in.q, in.k);
     auto grad_q = self ? slot(grad_packed, 0) : heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
     auto grad_k = slot(grad_packed, self ? 1 : 0), grad_v = slot(grad_packed, self ? 2 : 1);
     run_backward(in, ctx->saved_data["probs"].toTensor(), grads[0], grad_q, grad_k, grad_v);
-    return {self ? torch::Tensor() : grad_q, grad_packed, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {self ? torch::Tensor() : grad_q, grad_packed, torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -514,8 +552,8 @@ class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFu
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& padding, const torch::Tensor& keep,
-                               double scale) {
-    Operands in{q, k, v, padding, keep, scale};
+                               double scale, const torch::Tensor& unread) {
+    Operands in{q, k, v, padding, keep, scale, unread};
     auto [out, probs] = run_forward(in);
     ctx->save_for_backward({q, k, v});
     save_extras(ctx, in, probs);
@@ -531,7 +569,7 @@ class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFu
     auto grad_k = heads_last_layout(s.B, s.H, s.T, s.D, in.q.options());
     auto grad_v = heads_last_layout(s.B, s.H, s.T, s.D, in.q.options());
     run_backward(in, ctx->saved_data["probs"].toTensor(), grads[0], grad_q, grad_k, grad_v);
-    return {grad_q, grad_k, grad_v, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_q, grad_k, grad_v, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -557,6 +595,11 @@ bool records_graph(std::initializer_list<torch::Tensor> inputs) {
   return false;
 }
 
+// Unread queries as a dense [B, Q] bool tensor, or an empty one for none.
+torch::Tensor unread_rows(const torch::Tensor& unread, int64_t B, int64_t Q) {
+  return unread.defined() ? unread.to(torch::kBool).expand({B, Q}).contiguous() : torch::empty({0}, torch::kBool);
+}
+
 }  // namespace
 
 bool short_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
@@ -566,23 +609,27 @@ bool short_attention_applies(const torch::Tensor& q, const torch::Tensor& k) {
 }
 
 torch::Tensor short_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const torch::Tensor& padding, double dropout, bool training) {
+                              const torch::Tensor& padding, double dropout, bool training,
+                              const torch::Tensor& unread_queries) {
   TORCH_CHECK(short_attention_applies(q, k) && v.scalar_type() == q.scalar_type(),
               "short_attention: CPU float operands with at most ", kMaxKeys, " keys");
   auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
-  if (!records_graph({q, k, v})) return run_forward({q, k, v, absent, keep, scale_of(q)}).first;
-  return ShortAttentionFunction::apply(q, k, v, absent, keep, scale_of(q));
+  auto unread = unread_rows(unread_queries, q.size(0), q.size(2));
+  if (!records_graph({q, k, v})) return run_forward({q, k, v, absent, keep, scale_of(q), unread}).first;
+  return ShortAttentionFunction::apply(q, k, v, absent, keep, scale_of(q), unread);
 }
 
 torch::Tensor short_self_attention(const torch::Tensor& qkv, const torch::Tensor& padding, double dropout,
-                                   bool training) {
+                                   bool training, const torch::Tensor& unread_queries) {
   TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3, "short_self_attention: qkv must be [B, T, 3, h, dh]");
   auto q = slot(qkv, 0), k = slot(qkv, 1);
   TORCH_CHECK(short_attention_applies(q, k), "short_self_attention: CPU float operands with at most ", kMaxKeys, " keys");
   auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
   auto none = torch::empty({0}, qkv.options());
-  if (!records_graph({qkv})) return run_forward(PackedAttentionFunction::operands(none, qkv, absent, keep, scale_of(q))).first;
-  return PackedAttentionFunction::apply(none, qkv, absent, keep, scale_of(q));
+  auto unread = unread_rows(unread_queries, q.size(0), q.size(2));
+  if (!records_graph({qkv}))
+    return run_forward(PackedAttentionFunction::operands(none, qkv, absent, keep, scale_of(q), unread)).first;
+  return PackedAttentionFunction::apply(none, qkv, absent, keep, scale_of(q), unread);
 }
 
 torch::Tensor short_cross_attention(const torch::Tensor& q, const torch::Tensor& kv, const torch::Tensor& padding,
@@ -592,8 +639,10 @@ torch::Tensor short_cross_attention(const torch::Tensor& q, const torch::Tensor&
   auto k = slot(kv, 0);
   TORCH_CHECK(short_attention_applies(q, k), "short_cross_attention: CPU float operands with at most ", kMaxKeys, " keys");
   auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
-  if (!records_graph({q, kv})) return run_forward(PackedAttentionFunction::operands(q, kv, absent, keep, scale_of(q))).first;
-  return PackedAttentionFunction::apply(q, kv, absent, keep, scale_of(q));
+  auto none = torch::empty({0}, torch::kBool);
+  if (!records_graph({q, kv}))
+    return run_forward(PackedAttentionFunction::operands(q, kv, absent, keep, scale_of(q), none)).first;
+  return PackedAttentionFunction::apply(q, kv, absent, keep, scale_of(q), none);
 }
 
 }  // namespace j2v::nn

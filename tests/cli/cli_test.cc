@@ -302,6 +302,24 @@ TEST_F(Cli, BenchEncodeReportsThroughput) {
   EXPECT_GT(j["records_per_second"].get<double>(), 0);
 }
 
+TEST_F(Cli, BenchGemmReportsTheMachinesRateAndRefusesUnknownOptions) {
+  auto r = run("bench gemm --threads 1 --seconds 0.01", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.last_json();
+  EXPECT_EQ(j["threads"], 1);
+  for (const char* shape : {"square", "thin"}) {
+    // A float GEMM on any machine this runs on does well over a billion multiply-adds a second.
+    EXPECT_GT(j[shape]["multiply_adds_per_second"].get<double>(), 1e9) << shape;
+    EXPECT_GT(j[shape]["m"].get<int64_t>(), 0) << shape;
+  }
+  auto wrong = run("bench gemm --rounds 3", dir);
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("--threads N and --seconds S, not --rounds"), std::string::npos) << wrong.err;
+  auto not_a_number = run("bench gemm --threads two", dir);
+  EXPECT_NE(not_a_number.code, 0);
+  EXPECT_NE(not_a_number.err.find("--threads needs a number, got 'two'"), std::string::npos) << not_a_number.err;
+}
+
 TEST_F(Cli, BenchEngineTimesTheSameStepsWithAndWithoutTheEngine) {
   auto r = run("bench engine " + common() + " --data.batch_size=512", dir);
   ASSERT_EQ(r.code, 0) << r.err;

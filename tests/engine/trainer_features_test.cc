@@ -343,7 +343,9 @@ TEST(Trainer, Bf16MixedRunsStepsUnderAutocastAndStillLearns) {
   EXPECT_EQ(mixed.train_dtypes, std::set<c10::ScalarType>{torch::kBFloat16});
   EXPECT_EQ(mixed.val_dtypes, std::set<c10::ScalarType>{torch::kBFloat16});
   EXPECT_EQ(mixed.net->parameters()[0].scalar_type(), torch::kFloat32);  // weights stay float32
-  EXPECT_GT(trainer.callback_metrics().at("accuracy/validate"), 0.85);
+  // Unseeded, so each run differs: 0.875-0.94 over 20 runs, 0.844 once beside another test;
+  // a model that did not learn would score about 0.5.
+  EXPECT_GT(trainer.callback_metrics().at("accuracy/validate"), 0.8);
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));  // nothing leaks out of the steps
 #else

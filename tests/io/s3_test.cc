@@ -6,7 +6,11 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -364,31 +368,11 @@ class S3rver {
   }
 
   S3rver() : dir_(testing::temp_dir("s3rver")) {
-    port_ = 20000 + static_cast<int>(std::random_device{}() % 20000);
-    std::string port = std::to_string(port_);
-    // s3rver's continuation tokens use DES, which Node's OpenSSL 3 keeps in its legacy provider.
-    std::vector<std::string> args = {"node", "--openssl-legacy-provider", script().string(), "-d", dir_.string(), "-p", port, "-a", "127.0.0.1",
-                                     "--silent", "--configure-bucket", "data"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
-    if (posix_spawnp(&pid_, "node", &quiet, nullptr, argv.data(), environ) != 0) pid_ = 0;
-    posix_spawn_file_actions_destroy(&quiet);
-    httplib::Client probe("127.0.0.1", port_);
-    for (int i = 0; i < 100 && pid_; ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {  // it exited: the port was taken, or node failed
-        pid_ = 0;
-        return;
-      }
-      if (auto r = probe.Get("/")) {
-        started_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // A port the kernel just found free; another process may still take it before node
+    // listens (tests run in parallel), so a server that exits at once is started again.
+    for (int attempt = 0; attempt < 5 && !started_; ++attempt) {
+      port_ = free_port();
+      if (port_ > 0) start();
     }
   }
   bool started() const { return started_; }
@@ -428,6 +412,53 @@ class S3rver {
   }
 
  private:
+  static int free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    socklen_t length = sizeof(address);
+    int port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+      port = ntohs(address.sin_port);
+    close(fd);
+    return port;
+  }
+
+  // Starts s3rver on port_ and waits until it answers; started_ stays false if it exits (the
+  // port was taken, or node failed) or never answers.
+  void start() {
+    std::string port = std::to_string(port_);
+    // s3rver's continuation tokens use DES, which Node's OpenSSL 3 keeps in its legacy provider.
+    std::vector<std::string> args = {"node", "--openssl-legacy-provider", script().string(), "-d", dir_.string(), "-p", port, "-a", "127.0.0.1",
+                                     "--silent", "--configure-bucket", "data"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawnp(&pid_, "node", &quiet, nullptr, argv.data(), environ) != 0) pid_ = 0;
+    posix_spawn_file_actions_destroy(&quiet);
+    httplib::Client probe("127.0.0.1", port_);
+    for (int i = 0; i < 100 && pid_; ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return;
+      }
+      if (auto r = probe.Get("/")) {
+        started_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   fs::path dir_;
   int port_ = 0;
   pid_t pid_ = 0;

@@ -174,6 +174,49 @@ TEST(ShortAttention, Float32HeadWidthsOfTheFastKernelsMatchTheFormula) {
               1e-3 * dropped.abs().sum().item<double>());
 }
 
+TEST(ShortAttention, UnreadQueriesCostNothingAndChangeNoReadValueOrGradient) {
+  // Packed list blocks discard the attention outputs of slots without an item: those rows are
+  // left zero, and what is read (outputs and every gradient) is what full attention gives.
+  for (auto type : {torch::kFloat32, torch::kFloat64}) {
+    for (int64_t D : {16, 12}) {  // the fixed-width kernel and the generic loops
+      auto ops = fused_projection_operands(3, 2, 9, D, type);
+      auto unread = ops.padding.clone();  // absent slots: nobody reads their outputs
+      unread.select(0, 1).select(0, 0).fill_(true);  // nor one present slot's
+      auto read = unread.logical_not().unsqueeze(1).unsqueeze(3).to(type);  // [B, 1, Q, 1]
+      std::vector<torch::Tensor> full, skipping;
+      for (const auto* t : {&ops.q, &ops.k, &ops.v}) {
+        full.push_back(t->detach().requires_grad_());
+        skipping.push_back(t->detach().requires_grad_());
+      }
+      auto all_rows = short_attention(full[0], full[1], full[2], ops.padding, 0.0, true);
+      auto read_rows = short_attention(skipping[0], skipping[1], skipping[2], ops.padding, 0.0, true, unread);
+      double tolerance = type == torch::kFloat32 ? 1e-6 : 1e-12;
+      ASSERT_TRUE(torch::allclose(read_rows, all_rows * read, tolerance, tolerance)) << "D " << D;
+      EXPECT_EQ((read_rows * (1 - read)).abs().max().item<double>(), 0.0) << "unread rows are zero";
+      auto upstream = torch::randn_like(all_rows) * read;
+      (all_rows * upstream).sum().backward();
+      (read_rows * upstream).sum().backward();
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_TRUE(torch::allclose(skipping[i].grad(), full[i].grad(), tolerance, tolerance))
+            << "operand " << i << " D " << D;
+    }
+  }
+  // The same through one fused self-attention projection.
+  torch::manual_seed(4);
+  auto qkv = torch::randn({4, 11, 3, 4, 16}).requires_grad_();
+  auto mine = qkv.detach().clone().requires_grad_();
+  auto padding = torch::rand({4, 11}) < 0.4;
+  padding.select(1, 0).fill_(false);
+  auto read = padding.logical_not().unsqueeze(1).unsqueeze(3).to(torch::kFloat32);
+  auto all_rows = short_self_attention(qkv, padding, 0.0, true);
+  auto read_rows = short_self_attention(mine, padding, 0.0, true, padding);
+  ASSERT_TRUE(torch::allclose(read_rows, all_rows * read, 1e-6, 1e-6));
+  auto upstream = torch::randn_like(all_rows) * read;
+  (all_rows * upstream).sum().backward();
+  (read_rows * upstream).sum().backward();
+  EXPECT_TRUE(torch::allclose(mine.grad(), qkv.grad(), 1e-6, 1e-6));
+}
+
 TEST(ShortAttention, AttendRoutesLongSequencesToTheGemmPath) {
   auto ops = fused_projection_operands(2, 2, 200, 4, torch::kFloat32);
   EXPECT_FALSE(short_attention_applies(ops.q, ops.k));
