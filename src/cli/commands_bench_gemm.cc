@@ -56,13 +56,18 @@ int run_bench_gemm(const std::vector<std::string>& options) {
   for (const auto& kv : options) {
     auto eq = kv.find('=');
     std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (key != "threads" && key != "seconds")
+      throw ConfigError(fmt::format("bench gemm takes --threads N and --seconds S, not --{}", key));
+    size_t parsed = 0;
     try {
-      if (key == "threads") threads = std::stoi(value);
-      else if (key == "seconds") min_seconds = std::stod(value);
-      else throw ConfigError(fmt::format("bench gemm takes --threads N and --seconds S, not --{}", key));
+      if (key == "threads") threads = std::stoi(value, &parsed);
+      else min_seconds = std::stod(value, &parsed);
     } catch (const std::logic_error&) {
-      throw ConfigError(fmt::format("bench gemm: --{} needs a number, got '{}'", key, value));
+      parsed = 0;
     }
+    // "2x" is not 2: the whole value must be the number.
+    if (parsed == 0 || parsed != value.size())
+      throw ConfigError(fmt::format("bench gemm: --{} needs a number, got '{}'", key, value));
   }
   if (threads < 1) throw ConfigError("bench gemm: --threads must be >= 1");
   if (!(min_seconds > 0)) throw ConfigError("bench gemm: --seconds must be > 0");

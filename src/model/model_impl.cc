@@ -236,6 +236,13 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
     for (const auto& d : decode) items_read = items_read || tree().branch_of_leaf[d.field] == static_cast<int>(b);
     torch::Tensor item_tokens, slot_tokens;
     const int64_t d_model = options_.d_model();
+    // The whole grid's padding where no slot holds an item: every token absent but the first
+    // (keep_one_key); the held slots' rows are copied in over it.
+    auto padding_without_items = [&] {
+      auto grid = torch::ones({cells, n_tokens}, torch::kBool);
+      grid.select(1, 0).fill_(false);
+      return grid;
+    };
     if (rows > 0) {
       auto items = net.item_block->forward(x, padding);
       slot_tokens = net.slot_pool->forward(items, padding).select(1, 0);
@@ -244,19 +251,14 @@ ModelImpl::Outputs ModelImpl::forward(const std::vector<FieldTensors>& inputs, c
         slot_tokens = nn::unpack_rows(slot_tokens, held, cells);
         if (items_read) {
           item_tokens = nn::unpack_rows(item_tokens, held, cells);
-          // The padding of a slot without an item, as the whole grid has it: every token
-          // absent but the first (keep_one_key).
-          auto full = torch::ones({cells, n_tokens}, torch::kBool);
-          full.select(1, 0).fill_(false);
-          padding = full.index_copy_(0, held, padding);
+          padding = padding_without_items().index_copy_(0, held, padding);
         }
       }
     } else {  // no slot holds an item
       slot_tokens = torch::zeros({cells, d_model}, net.position.options());
       if (items_read) {
         item_tokens = torch::zeros({cells, n_tokens, d_model}, net.position.options());
-        padding = torch::ones({cells, n_tokens}, torch::kBool);
-        padding.select(1, 0).fill_(false);
+        padding = padding_without_items();
       }
     }
     auto slot = slot_tokens.view({N, L, -1});

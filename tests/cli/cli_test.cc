@@ -318,6 +318,9 @@ TEST_F(Cli, BenchGemmReportsTheMachinesRateAndRefusesUnknownOptions) {
   auto not_a_number = run("bench gemm --threads two", dir);
   EXPECT_NE(not_a_number.code, 0);
   EXPECT_NE(not_a_number.err.find("--threads needs a number, got 'two'"), std::string::npos) << not_a_number.err;
+  auto trailing = run("bench gemm --seconds 0.5s", dir);
+  EXPECT_NE(trailing.code, 0);
+  EXPECT_NE(trailing.err.find("--seconds needs a number, got '0.5s'"), std::string::npos) << trailing.err;
 }
 
 TEST_F(Cli, BenchEngineTimesTheSameStepsWithAndWithoutTheEngine) {
