@@ -1,5 +1,7 @@
 #include "fields/field_module.h"
 
+#include "nn/gelu.h"
+
 namespace j2v {
 
 FieldModuleImpl::FieldModuleImpl(const Field& field, const FieldModuleOptions& options)
@@ -12,7 +14,7 @@ void FieldModuleImpl::build_head(int64_t d_model) {
 }
 
 torch::Tensor FieldModuleImpl::head(const torch::Tensor& decoded) {
-  return head_out_(torch::gelu(head_hidden_(head_norm_(decoded))));
+  return head_out_(nn::gelu(head_hidden_(head_norm_(decoded))));
 }
 
 }  // namespace j2v

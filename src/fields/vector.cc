@@ -10,6 +10,7 @@
 #include "fields/field_module.h"
 #include "fields/option_checks.h"
 #include "fields/registry.h"
+#include "nn/gelu.h"
 
 namespace j2v {
 namespace {
@@ -155,7 +156,7 @@ class VectorModuleImpl : public FieldModuleImpl {
     build_head(options.d_model);
   }
   int64_t content_width() const override { return vector_.n_dim(); }
-  torch::Tensor embed(const FieldTensors& cells) override { return torch::gelu(projection_(cells.values)); }
+  torch::Tensor embed(const FieldTensors& cells) override { return nn::gelu(projection_(cells.values)); }
   torch::Tensor content_loss(const torch::Tensor& content, const FieldTensors& truth, const torch::Tensor& rows) override {
     auto diff = content - truth.values.index_select(0, rows);
     return loss_ == "l1" ? diff.abs().mean(1) : diff.square().mean(1);

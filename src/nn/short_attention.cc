@@ -1,6 +1,7 @@
 #include "nn/short_attention.h"
 
 #include "nn/random.h"
+#include "nn/vector_math.h"
 
 #include <ATen/Parallel.h>
 
@@ -78,8 +79,17 @@ struct Shape {
 };
 
 // A [B, h, L, dh] tensor whose memory is [B, L, h, dh]: heads merge with a view afterwards.
+// Uninitialised: the kernels write every row of their outputs and gradients (unread
+// queries' rows with zeros), which saves a pass over them (zeroing the gradient of an item
+// branch's fused projection was 2.6% of a nested training step).
 torch::Tensor heads_last_layout(int64_t B, int64_t H, int64_t L, int64_t D, const torch::TensorOptions& options) {
-  return torch::zeros({B, L, H, D}, options).permute({0, 2, 1, 3});
+  return torch::empty({B, L, H, D}, options).permute({0, 2, 1, 3});
+}
+
+// Sets a row of n elements, `step` apart, to zero.
+template <typename T>
+inline void zero_row(T* row, int64_t step, int64_t n) {
+  for (int64_t e = 0; e < n; ++e) row[e * step] = 0;
 }
 
 // The kernels' operands as raw pointers and strides.
@@ -93,11 +103,12 @@ struct PairArgs {
   T scale;
 };
 
-// An unread query: its weights are zero (backward skips it too); its output row stays the
-// zero the output was allocated with.
+// An unread query: its weights and its output row are zero (backward skips it too, leaving
+// its gradient row zero).
 template <typename T>
-J2V_ALWAYS_INLINE inline void skip_query(T* p_row, int64_t T_keys) {
+J2V_ALWAYS_INLINE inline void skip_query(T* p_row, int64_t T_keys, T* out_row, int64_t out_step, int64_t D) {
   for (int64_t j = 0; j < T_keys; ++j) p_row[j] = 0;
+  zero_row(out_row, out_step, D);
 }
 
 // Forward for pairs [begin, end): out = dropout(softmax(scale * q k^T, absent keys
@@ -113,7 +124,7 @@ J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     for (int64_t i = 0; i < s.Q; ++i) {
       if (unread_b && unread_b[i]) {
-        skip_query(P + (n * s.Q + i) * s.T, s.T);
+        skip_query(P + (n * s.Q + i) * s.T, s.T, O.at(b, h, i), O.d, s.D);
         continue;
       }
       const T* qi = a.Q.at(b, h, i);
@@ -128,6 +139,7 @@ J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4
       T* p_row = P + (n * s.Q + i) * s.T;
       const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
       T* oi = O.at(b, h, i);  // dense in dh: allocated by this file
+      zero_row(oi, 1, s.D);
       for (int64_t j = 0; j < s.T; ++j) {
         p_row[j] = scores[j] / total;
         T weight = keep_row ? p_row[j] * keep_row[j] : p_row[j];
@@ -150,6 +162,11 @@ J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, c
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
+    for (int64_t j = 0; j < s.T; ++j) {
+      zero_row(dK.at(b, h, j), dK.d, s.D);
+      zero_row(dV.at(b, h, j), dV.d, s.D);
+    }
+    for (int64_t i = 0; i < s.Q; ++i) zero_row(dQ.at(b, h, i), dQ.d, s.D);
     for (int64_t i = 0; i < s.Q; ++i) {
       if (unread_b && unread_b[i]) continue;  // its output gradient is zero
       const T* p_row = P + (n * s.Q + i) * s.T;
@@ -227,16 +244,38 @@ struct Row {
   }
 };
 
-// block[d * Tp + j] = rows[j][d], zero for T <= j < Tp.
+// The keys a pair's queries attend to: the present ones, in order. When every key is absent
+// all of them, scored alike (uniform attention, as masked_fill gives in the general path).
+// Absent keys get weight exactly 0 either way (exp(-1e9 - top) underflows), so leaving them
+// out changes no value; it saves their products and exponentials, a list branch's empty
+// slots (45% of the slots in bench/train/nested.sh).
+struct KeySet {
+  int64_t index[kMaxKeys];
+  int64_t count;
+  bool none_present;
+};
+
+J2V_ALWAYS_INLINE inline void keys_of(const bool* absent_b, int64_t T, KeySet& keys) {
+  keys.count = 0;
+  for (int64_t j = 0; j < T; ++j)
+    if (!absent_b || !absent_b[j]) keys.index[keys.count++] = j;
+  keys.none_present = keys.count == 0;
+  if (keys.none_present) {
+    for (int64_t j = 0; j < T; ++j) keys.index[j] = j;
+    keys.count = T;
+  }
+}
+
+// block[d * Tp + k] = rows[index[k]][d], zero for count <= k < Tp.
 template <int D>
-J2V_ALWAYS_INLINE inline void transpose_rows(const Strided4<float>& rows, int64_t b, int64_t h, int64_t T, int64_t Tp,
-                                             float* block) {
-  for (int64_t j = 0; j < T; ++j) {
-    const float* row = rows.at(b, h, j);
-    for (int d = 0; d < D; ++d) block[d * Tp + j] = row[d];
+J2V_ALWAYS_INLINE inline void transpose_rows(const Strided4<float>& rows, int64_t b, int64_t h, const KeySet& keys,
+                                             int64_t Tp, float* block) {
+  for (int64_t k = 0; k < keys.count; ++k) {
+    const float* row = rows.at(b, h, keys.index[k]);
+    for (int d = 0; d < D; ++d) block[d * Tp + k] = row[d];
   }
   for (int d = 0; d < D; ++d)
-    for (int64_t j = T; j < Tp; ++j) block[d * Tp + j] = 0;
+    for (int64_t k = keys.count; k < Tp; ++k) block[d * Tp + k] = 0;
 }
 
 // out[j] = factor * sum_d x[d] * block[d * Tp + j] for j < Tp.
@@ -252,37 +291,75 @@ J2V_ALWAYS_INLINE inline void products_with_block(const float* x, float factor, 
   }
 }
 
+// Requests the rows of batch entry b (every head, `length` rows each) of an operand into the
+// cache. Called as a pair starts the first head of an entry, for the next entry: the pair
+// loops then find their rows in L1/L2 instead of waiting on each load (an item branch's
+// projection, ~10 MB a layer, has left L2 by the time attention reads it; its loads of K and
+// V were a quarter of these kernels' time).
+template <int D>
+J2V_ALWAYS_INLINE inline void prefetch_entry(const Strided4<float>& rows, int64_t b, int64_t heads, int64_t length) {
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t l = 0; l < length; ++l) {
+      const float* row = rows.at(b, h, l);
+      for (int c = 0; c < D; c += 16) __builtin_prefetch(row + c);
+    }
+}
+
+// scores[k] = exp(scores[k] - max) for k < count, a block of whole vectors at a time (the
+// padding up to Tp scores nothing); returns 1 / their sum. A call of std::exp per key was a
+// fifth of the forward kernel's time.
+J2V_ALWAYS_INLINE inline float softmax_numerators(float* scores, int64_t count, int64_t Tp) {
+  if (count == 0) return 0;
+  for (int64_t k = count; k < Tp; ++k) scores[k] = -1e30f;
+  Lane8 top = load8(scores);
+  for (int64_t j = kLane; j < Tp; j += kLane) top = simd::max(top, load8(scores + j));
+  const Lane8 shift = simd::splat<Lane8>(simd::max_lane(top));
+  Lane8 total{};
+  for (int64_t j = 0; j < Tp; j += kLane) {
+    Lane8 e = simd::exp_of_nonpositive(load8(scores + j) - shift);
+    store8(scores + j, e);
+    total += e;
+  }
+  // The padding's exp(-87) each (~2e-38) against a sum of at least 1.
+  return 1.0f / simd::sum_lanes(total);
+}
+
+// Scores, weights and values below run over the key set's k < count; P and the gradients
+// are indexed by the key itself, j = index[k].
 template <int D>
 J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, const Strided4<float>& O, float* P,
                                                   int64_t begin, int64_t end) {
   const Shape& s = a.s;
-  const int64_t Tp = padded_keys(s.T);
+  KeySet keys;
   alignas(64) float keys_t[D * kPaddedKeys];
   alignas(64) float scores[kPaddedKeys];
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
-    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
+    if (h == 0 && b + 1 < s.B) {
+      prefetch_entry<D>(a.Q, b + 1, s.H, s.Q);
+      prefetch_entry<D>(a.K, b + 1, s.H, s.T);
+      prefetch_entry<D>(a.V, b + 1, s.H, s.T);
+    }
+    keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
+    const int64_t Tp = padded_keys(keys.count);
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
-    transpose_rows<D>(a.K, b, h, s.T, Tp, keys_t);
+    transpose_rows<D>(a.K, b, h, keys, Tp, keys_t);
     for (int64_t i = 0; i < s.Q; ++i) {
+      float* p_row = P + (n * s.Q + i) * s.T;
       if (unread_b && unread_b[i]) {
-        skip_query(P + (n * s.Q + i) * s.T, s.T);
+        skip_query(p_row, s.T, O.at(b, h, i), 1, D);
         continue;
       }
       products_with_block<D>(a.Q.at(b, h, i), a.scale, keys_t, Tp, scores);
-      float top = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < s.T; ++j) {
-        if (absent_b && absent_b[j]) scores[j] = static_cast<float>(kAbsentScore);
-        top = std::max(top, scores[j]);
-      }
-      float total = 0;
-      for (int64_t j = 0; j < s.T; ++j) total += (scores[j] = std::exp(scores[j] - top));
-      const float inverse = 1.0f / total;
-      float* p_row = P + (n * s.Q + i) * s.T;
+      if (keys.none_present)
+        for (int64_t k = 0; k < keys.count; ++k) scores[k] = static_cast<float>(kAbsentScore);
+      const float inverse = softmax_numerators(scores, keys.count, Tp);
+      if (keys.count < s.T) std::memset(p_row, 0, s.T * sizeof(float));
       const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
       auto out = Row<D>::zero();
-      for (int64_t j = 0; j < s.T; ++j) {
-        p_row[j] = scores[j] * inverse;
+      for (int64_t k = 0; k < keys.count; ++k) {
+        const int64_t j = keys.index[k];
+        p_row[j] = scores[k] * inverse;
         float weight = keep_row ? p_row[j] * keep_row[j] : p_row[j];
         if (weight != 0) out.add_scaled(weight, Row<D>::load(a.V.at(b, h, j)));
       }
@@ -291,49 +368,63 @@ J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, cons
   }
 }
 
-// Gradients of keys and values collect in local blocks, added to the outputs once per pair.
+// Gradients of keys and values collect in local blocks and are written once per pair (each
+// pair owns its rows of dK, dV and dQ, so every row is stored, not added to).
 template <int D>
 J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, const float* P, const Strided4<float>& dO,
                                                    const Strided4<float>& dQ, const Strided4<float>& dK,
                                                    const Strided4<float>& dV, int64_t begin, int64_t end) {
   const Shape& s = a.s;
-  const int64_t Tp = padded_keys(s.T);
+  KeySet keys;
   alignas(64) float values_t[D * kPaddedKeys];
   alignas(64) float d_weights[kPaddedKeys];
   Row<D> d_keys[kMaxKeys], d_values[kMaxKeys];
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
-    const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
-    transpose_rows<D>(a.V, b, h, s.T, Tp, values_t);
+    if (h == 0 && b + 1 < s.B) {
+      prefetch_entry<D>(a.Q, b + 1, s.H, s.Q);
+      prefetch_entry<D>(a.K, b + 1, s.H, s.T);
+      prefetch_entry<D>(a.V, b + 1, s.H, s.T);
+      prefetch_entry<D>(dO, b + 1, s.H, s.Q);
+    }
+    keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
+    const int64_t Tp = padded_keys(keys.count);
+    transpose_rows<D>(a.V, b, h, keys, Tp, values_t);
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
     for (int64_t j = 0; j < s.T; ++j) d_keys[j] = d_values[j] = Row<D>::zero();
     for (int64_t i = 0; i < s.Q; ++i) {
-      if (unread_b && unread_b[i]) continue;  // its output gradient is zero
+      if (unread_b && unread_b[i]) {  // its output gradient is zero
+        Row<D>::zero().store(dQ.at(b, h, i));
+        continue;
+      }
       const float* p_row = P + (n * s.Q + i) * s.T;
       const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
       const auto d_out = Row<D>::load(dO.at(b, h, i));
       const auto query = Row<D>::load(a.Q.at(b, h, i));
       products_with_block<D>(dO.at(b, h, i), 1.0f, values_t, Tp, d_weights);
       float weighted = 0;
-      for (int64_t j = 0; j < s.T; ++j) {
-        if (keep_row) d_weights[j] *= keep_row[j];
-        weighted += p_row[j] * d_weights[j];
+      for (int64_t k = 0; k < keys.count; ++k) {
+        const int64_t j = keys.index[k];
+        if (keep_row) d_weights[k] *= keep_row[j];
+        weighted += p_row[j] * d_weights[k];
         float w = keep_row ? p_row[j] * keep_row[j] : p_row[j];
         if (w != 0) d_values[j].add_scaled(w, d_out);
       }
       auto d_query = Row<D>::zero();
-      for (int64_t j = 0; j < s.T; ++j) {
-        if (absent_b && absent_b[j]) continue;
-        float d_score = a.scale * p_row[j] * (d_weights[j] - weighted);
-        if (d_score == 0) continue;
-        d_query.add_scaled(d_score, Row<D>::load(a.K.at(b, h, j)));
-        d_keys[j].add_scaled(d_score, query);
+      if (!keys.none_present) {
+        for (int64_t k = 0; k < keys.count; ++k) {
+          const int64_t j = keys.index[k];
+          float d_score = a.scale * p_row[j] * (d_weights[k] - weighted);
+          if (d_score == 0) continue;
+          d_query.add_scaled(d_score, Row<D>::load(a.K.at(b, h, j)));
+          d_keys[j].add_scaled(d_score, query);
+        }
       }
-      d_query.add_to(dQ.at(b, h, i));
+      d_query.store(dQ.at(b, h, i));
     }
     for (int64_t j = 0; j < s.T; ++j) {
-      d_keys[j].add_to(dK.at(b, h, j));
-      d_values[j].add_to(dV.at(b, h, j));
+      d_keys[j].store(dK.at(b, h, j));
+      d_values[j].store(dV.at(b, h, j));
     }
   }
 }
@@ -537,7 +628,7 @@ class PackedAttentionFunction : public torch::autograd::Function<PackedAttention
     bool self = separate_q.numel() == 0;
     auto views = operands(separate_q, packed, {}, {}, 0, {});
     auto in = restore_operands(ctx, views.q, views.k, views.v);
-    auto grad_packed = torch::zeros(packed.sizes(), packed.options());
+    auto grad_packed = torch::empty(packed.sizes(), packed.options());  // every element written
     Shape s(in.q, in.k);
     auto grad_q = self ? slot(grad_packed, 0) : heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
     auto grad_k = slot(grad_packed, self ? 1 : 0), grad_v = slot(grad_packed, self ? 2 : 1);

@@ -1,5 +1,6 @@
 #include "nn/transformer_block.h"
 
+#include "nn/feed_forward.h"
 #include "nn/residual_dropout.h"
 
 namespace j2v::nn {
@@ -26,7 +27,8 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
   auto h = packed ? x.reshape({B * T, d}).index_select(0, rows) : x;
   if (attention_)
     h = residual_dropout(h, attention_->forward(norm1_(h), padding, positions, rows), dropout_, is_training());
-  h = residual_dropout(h, ff_out_(torch::gelu(ff_in_(norm2_(h)))), dropout_, is_training());
+  h = residual_dropout(h, feed_forward(norm2_(h), ff_in_->weight, ff_in_->bias, ff_out_->weight, ff_out_->bias),
+                       dropout_, is_training());
   return packed ? x.reshape({B * T, d}).index_copy(0, rows, h).view({B, T, d}) : h;
 }
 

@@ -21,13 +21,15 @@ struct Operands {
 };
 
 // q, k and v as the callers make them: slices of one fused projection, permuted to
-// [B, h, L, dh] (not contiguous), with some keys absent and one row with a single key.
+// [B, h, L, dh] (not contiguous), with some keys absent, one row with a single key and, when
+// B > 2, one with none (attention then spreads evenly, as masked_fill makes it).
 Operands fused_projection_operands(int64_t B, int64_t H, int64_t T, int64_t D, torch::ScalarType type) {
   torch::manual_seed(3);
   auto qkv = torch::randn({B, T, 3, H, D}, torch::dtype(type)).permute({2, 0, 3, 1, 4});
   auto padding = torch::rand({B, T}) < 0.3;
   padding.select(0, 0).fill_(true);
   padding.select(0, 0).select(0, T - 1).fill_(false);
+  if (B > 2) padding.select(0, 2).fill_(true);
   return {qkv[0], qkv[1], qkv[2], padding};
 }
 
