@@ -19,9 +19,10 @@ std::string shapes_text(const std::vector<std::vector<int64_t>>& shapes) {
   return out;
 }
 
-// Multiply-adds of a matrix product from its operands' shapes (mm: a, b; addmm: bias, a, b).
+// Multiply-adds of a matrix product from its operands' shapes (mm: a, b; addmm and the
+// in-place addmm_ that accumulates a weight gradient: c, a, b).
 double gemm_multiply_adds(const std::string& name, const std::vector<std::vector<int64_t>>& shapes) {
-  size_t first = name == "aten::mm" ? 0 : name == "aten::addmm" ? 1 : shapes.size();
+  size_t first = name == "aten::mm" ? 0 : name == "aten::addmm" || name == "aten::addmm_" ? 1 : shapes.size();
   if (first + 1 >= shapes.size() || shapes[first].size() != 2 || shapes[first + 1].size() != 2) return 0;
   return static_cast<double>(shapes[first][0]) * static_cast<double>(shapes[first][1]) *
          static_cast<double>(shapes[first + 1][1]);
