@@ -7,14 +7,6 @@
 
 #include "nn/vector_math.h"
 
-// Function clones for wider vector units (GCC's ifunc multiversioning on x86-64).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define J2V_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define J2V_VECTOR_CLONES
-#endif
-#define J2V_ALWAYS_INLINE __attribute__((always_inline))
-
 namespace j2v::nn {
 
 namespace {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "nn/random.h"
+#include "nn/vector_math.h"
 
 namespace j2v::nn {
 
@@ -92,13 +93,6 @@ __attribute__((always_inline)) inline void apply_mask_to_hashes(const Mask& mask
       apply_keep<T, kHasBase>(keep, scale, bases, x + first, out + first, count);
   }
 }
-
-// Function clones for wider vector units (GCC's ifunc multiversioning on x86-64).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define J2V_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define J2V_VECTOR_CLONES
-#endif
 
 J2V_VECTOR_CLONES void mask_with_base(const Mask& mask, const float* base, const float* x, float* out, int64_t n,
                                       int64_t first_hash, int64_t end_hash) {

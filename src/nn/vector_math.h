@@ -10,6 +10,16 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+// Function clones for wider vector units (GCC's ifunc multiversioning on x86-64): the
+// loader picks the AVX-512 or AVX2 build of a kernel on machines that have them (the
+// baseline x86-64 build has SSE2 only).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define J2V_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define J2V_VECTOR_CLONES
+#endif
+#define J2V_ALWAYS_INLINE __attribute__((always_inline))
+
 namespace j2v::nn::simd {
 
 #define J2V_SIMD_INLINE __attribute__((always_inline)) inline
