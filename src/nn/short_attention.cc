@@ -283,20 +283,6 @@ J2V_ALWAYS_INLINE inline void products_with_block(const float* x, float factor, 
   }
 }
 
-// Requests the rows of batch entry b (every head, `length` rows each) of an operand into the
-// cache. Called as a pair starts the first head of an entry, for the next entry: the pair
-// loops then find their rows in L1/L2 instead of waiting on each load (an item branch's
-// projection, ~10 MB a layer, has left L2 by the time attention reads it; its loads of K and
-// V were a quarter of these kernels' time).
-template <int D>
-J2V_ALWAYS_INLINE inline void prefetch_entry(const Strided4<float>& rows, int64_t b, int64_t heads, int64_t length) {
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t l = 0; l < length; ++l) {
-      const float* row = rows.at(b, h, l);
-      for (int c = 0; c < D; c += 16) __builtin_prefetch(row + c);
-    }
-}
-
 // scores[k] = exp(scores[k] - max) for k < count, a block of whole vectors at a time (the
 // padding up to Tp scores nothing); returns 1 / their sum. A call of std::exp per key was a
 // fifth of the forward kernel's time.
@@ -327,11 +313,6 @@ J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, cons
   alignas(64) float scores[kPaddedKeys];
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
-    if (h == 0 && b + 1 < s.B) {
-      prefetch_entry<D>(a.Q, b + 1, s.H, s.Q);
-      prefetch_entry<D>(a.K, b + 1, s.H, s.T);
-      prefetch_entry<D>(a.V, b + 1, s.H, s.T);
-    }
     keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
     const int64_t Tp = padded_keys(keys.count);
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
@@ -373,12 +354,6 @@ J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, con
   Row<D> d_keys[kMaxKeys], d_values[kMaxKeys];
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
-    if (h == 0 && b + 1 < s.B) {
-      prefetch_entry<D>(a.Q, b + 1, s.H, s.Q);
-      prefetch_entry<D>(a.K, b + 1, s.H, s.T);
-      prefetch_entry<D>(a.V, b + 1, s.H, s.T);
-      prefetch_entry<D>(dO, b + 1, s.H, s.Q);
-    }
     keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
     const int64_t Tp = padded_keys(keys.count);
     transpose_rows<D>(a.V, b, h, keys, Tp, values_t);
