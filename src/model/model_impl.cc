@@ -155,6 +155,19 @@ void ModelImpl::build_network() {
   decoder_ = register_module("decoder", nn::LearnedQueryPooling(d, heads, static_cast<int64_t>(fields().size()),
                                                                 options_.dropout()));
   built_ = true;
+  build_members();
+}
+
+void ModelImpl::build_members() {
+  members_.clear();
+  ModelOptions one = options_;
+  one.ensemble(1);
+  for (int64_t m = 1; m < options_.ensemble(); ++m) {
+    auto member = std::make_shared<ModelImpl>(codec_, one);
+    member->build_network();
+    member->pack_items_ = pack_items_;
+    members_.push_back(register_module(fmt::format("member{}", m), member));
+  }
 }
 
 namespace {
@@ -348,22 +361,57 @@ std::vector<FieldTensors> ModelImpl::corrupt(const std::vector<FieldTensors>& tr
   return inputs;
 }
 
-torch::Tensor ModelImpl::loss(const Outputs& out, const std::vector<FieldTensors>& truth,
+std::vector<torch::Tensor> ModelImpl::head_logits(const Outputs& out, const std::vector<Decode>& decode,
+                                                  bool rows_only) {
+  std::vector<torch::Tensor> logits(decode.size());
+  for (size_t k = 0; k < decode.size(); ++k) {
+    torch::Tensor decoded = out.decoded[k];
+    if (rows_only) {
+      auto idx = decode[k].rows.nonzero().squeeze(1);
+      if (idx.numel() == 0) continue;
+      decoded = decoded.index_select(0, idx);
+    }
+    // Under bf16-mixed the head runs in bfloat16; losses, metrics and payloads take float32.
+    logits[k] = field_modules_[decode[k].field]->head(decoded).to(torch::kFloat32);
+  }
+  return logits;
+}
+
+std::vector<torch::Tensor> ModelImpl::ensemble_logits(const std::vector<FieldTensors>& inputs,
+                                                      const std::vector<torch::Tensor>& present,
+                                                      const torch::Tensor& pruned, const std::vector<Decode>& decode,
+                                                      bool with_record, bool rows_only, Outputs& first) {
+  first = forward(inputs, present, pruned, decode, with_record);
+  auto sum = head_logits(first, decode, rows_only);
+  if (members_.empty()) return sum;
+  // Logits, not probabilities, are averaged: one rule for every datatype's content (a
+  // number's prediction, a category's scores), and a cell's state scores alike.
+  for (auto& member : members_) {
+    auto theirs = member->head_logits(member->forward(inputs, present, pruned, decode, false), decode, rows_only);
+    for (size_t k = 0; k < sum.size(); ++k)
+      if (sum[k].defined()) sum[k] = sum[k] + theirs[k];
+  }
+  const double n = static_cast<double>(members_.size() + 1);
+  for (auto& l : sum)
+    if (l.defined()) l = l / n;
+  return sum;
+}
+
+torch::Tensor ModelImpl::loss(const std::vector<torch::Tensor>& logits, const std::vector<FieldTensors>& truth,
                               const std::vector<Decode>& decode, bool update_metrics) {
   torch::Tensor total = torch::zeros({});
   for (size_t k = 0; k < decode.size(); ++k) {
     const auto& d = decode[k];
+    if (!logits[k].defined()) continue;
     auto idx = d.rows.nonzero().squeeze(1);
-    if (idx.numel() == 0) continue;
     auto& module = field_modules_[d.field];
-    // Under bf16-mixed the head runs in bfloat16; losses, metrics and payloads take float32.
-    auto logits = module->head(out.decoded[k].index_select(0, idx)).to(torch::kFloat32);
+    const auto& field_logits = logits[k];
     auto true_state = truth[d.field].state.index_select(0, idx);
-    auto field_loss = torch::nn::functional::cross_entropy(logits.narrow(1, 0, kNumCellStates), true_state);
+    auto field_loss = torch::nn::functional::cross_entropy(field_logits.narrow(1, 0, kNumCellStates), true_state);
     auto valued = true_state == kValued;
     auto valued_idx = idx.masked_select(valued);
     if (valued_idx.numel() > 0) {
-      auto content = logits.index({valued}).narrow(1, kNumCellStates, module->content_width());
+      auto content = field_logits.index({valued}).narrow(1, kNumCellStates, module->content_width());
       field_loss = field_loss + module->content_loss(content, truth[d.field], valued_idx).mean();
       if (update_metrics && static_cast<size_t>(d.field) < metrics_.size() && metrics_[d.field])
         metrics_[d.field]->update(content.detach(), truth[d.field], valued_idx);
@@ -378,8 +426,15 @@ torch::Tensor ModelImpl::training_step(engine::Batch& batch_base, int64_t) {
   torch::Tensor pruned;
   std::vector<Decode> decode;
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
-  auto out = forward(inputs, batch.present(), pruned, decode, false);
-  auto l = loss(out, batch.fields(), decode, false);
+  // Each member learns on its own loss (the ensemble's averaged logits would make the members
+  // one wide network, not an ensemble); the step's loss is their mean.
+  auto l = loss(head_logits(forward(inputs, batch.present(), pruned, decode, false), decode, true), batch.fields(),
+                decode, false);
+  for (auto& member : members_) {
+    auto out = member->forward(inputs, batch.present(), pruned, decode, false);
+    l = l + loss(member->head_logits(out, decode, true), batch.fields(), decode, false);
+  }
+  if (!members_.empty()) l = l / static_cast<double>(members_.size() + 1);
   // Nothing decoded (masks alone, and every list of the batch empty): skip the batch.
   if (!l.requires_grad()) return {};
   log("loss/train", l, engine::LogOptions().step(false).epoch(true).progress_bar().sync());
@@ -394,8 +449,9 @@ torch::Tensor ModelImpl::evaluation_step(engine::Batch& batch_base, const std::s
   // between epochs.
   torch::Generator generator = at::detail::createCPUGenerator(trainer() ? trainer()->batch_index() : 0);
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, schema().has_targets() ? nullptr : &generator);
-  auto out = forward(inputs, batch.present(), pruned, decode, false);
-  auto l = loss(out, batch.fields(), decode, true);
+  Outputs first;
+  auto l = loss(ensemble_logits(inputs, batch.present(), pruned, decode, false, true, first), batch.fields(), decode,
+                true);
   log("loss/" + stage, l, engine::LogOptions().step(false).epoch(true).progress_bar());
   return l;
 }
@@ -440,7 +496,8 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   torch::Tensor pruned;
   std::vector<Decode> decode;
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
-  auto out = forward(inputs, batch.present(), pruned, decode, options_.embed());
+  Outputs out;
+  auto logits = ensemble_logits(inputs, batch.present(), pruned, decode, options_.embed(), false, out);
   int64_t B = batch.size();
   auto normalized = [](const torch::Tensor& v) {
     return torch::nn::functional::normalize(v, torch::nn::functional::NormalizeFuncOptions().dim(1)).contiguous();
@@ -454,9 +511,8 @@ nlohmann::json ModelImpl::predict_step(engine::Batch& batch_base, int64_t) {
   for (size_t k = 0; k < decode.size(); ++k) {
     const auto& d = decode[k];
     auto& module = field_modules_[d.field];
-    auto logits = module->head(out.decoded[k]).to(torch::kFloat32);
-    cells[d.field].states = torch::softmax(logits.narrow(1, 0, kNumCellStates), 1).contiguous();
-    cells[d.field].content = logits.narrow(1, kNumCellStates, module->content_width()).contiguous();
+    cells[d.field].states = torch::softmax(logits[k].narrow(1, 0, kNumCellStates), 1).contiguous();
+    cells[d.field].content = logits[k].narrow(1, kNumCellStates, module->content_width()).contiguous();
     cells[d.field].wanted = d.rows.contiguous();
   }
   for (size_t f = 0; f < fields().size(); ++f) {
@@ -685,7 +741,7 @@ std::shared_ptr<engine::Module> ModelImpl::replicate() {
   // Same codec and network layout: the Trainer copies the weights over.
   auto copy = std::make_shared<ModelImpl>(codec_, options_);
   copy->build_network();
-  copy->pack_items_ = pack_items_;
+  copy->set_item_packing(pack_items_);
   return copy;
 }
 
@@ -693,7 +749,7 @@ std::shared_ptr<ModelImpl> ModelImpl::clone_model() const {
   if (!built_) throw std::logic_error("clone_model: the model has no network yet");
   auto copy = std::make_shared<ModelImpl>(codec_, options_);
   copy->build_network();
-  copy->pack_items_ = pack_items_;
+  copy->set_item_packing(pack_items_);
   torch::NoGradGuard no_grad;
   auto from = named_parameters(true), to = copy->named_parameters(true);
   for (const auto& p : from) to[p.key()].copy_(p.value());

@@ -68,7 +68,10 @@ class ModelImpl : public engine::Module {
   // Whether a branch's item block runs on the slots that hold an item only (the default) or
   // on every slot, padding included: the two give the same outputs for every item, and tests
   // compare them.
-  void set_item_packing(bool pack) { pack_items_ = pack; }
+  void set_item_packing(bool pack) {
+    pack_items_ = pack;
+    for (auto& member : members_) member->pack_items_ = pack;
+  }
 
   // Predictions for raw JSON records, outside any Trainer. threads 0: all cores.
   nlohmann::json predict_records(const std::vector<std::string>& records, int64_t batch_size = 256, int threads = 0);
@@ -117,8 +120,20 @@ class ModelImpl : public engine::Module {
   void write_nested(const RecordBatch& batch, int64_t row, int branch, JsonBuilder& out,
                     const std::function<void(int64_t slot)>& value) const;
   int64_t batch_rows(const std::vector<FieldTensors>& cells) const;
-  torch::Tensor loss(const Outputs& out, const std::vector<FieldTensors>& truth, const std::vector<Decode>& decode,
-                     bool update_metrics);
+  // Per decode entry, the field head's float32 logits [rows, kNumCellStates + content width]
+  // for the entry's decoded rows (rows_only) or for every cell; undefined where none is decoded.
+  std::vector<torch::Tensor> head_logits(const Outputs& out, const std::vector<Decode>& decode, bool rows_only);
+  // The ensemble's logits: the mean of every member's head_logits on the same inputs. `first`
+  // receives this network's outputs (its embeddings are the ensemble's).
+  std::vector<torch::Tensor> ensemble_logits(const std::vector<FieldTensors>& inputs,
+                                             const std::vector<torch::Tensor>& present, const torch::Tensor& pruned,
+                                             const std::vector<Decode>& decode, bool with_record, bool rows_only,
+                                             Outputs& first);
+  torch::Tensor loss(const std::vector<torch::Tensor>& logits, const std::vector<FieldTensors>& truth,
+                     const std::vector<Decode>& decode, bool update_metrics);
+  // Networks 1..ensemble-1 (this one is the first): same codec and layout, own weights, built
+  // and registered as "member1", ... beside this network's modules.
+  void build_members();
   void reset_metrics();
   void log_metrics(const std::string& stage);
 
@@ -138,6 +153,8 @@ class ModelImpl : public engine::Module {
   std::vector<BranchNet> nets_;  // per branch
   nn::LearnedQueryPooling record_pool_{nullptr};
   nn::LearnedQueryPooling decoder_{nullptr};
+
+  std::vector<std::shared_ptr<ModelImpl>> members_;
 
   std::vector<std::unique_ptr<FieldMetrics>> metrics_;
 };

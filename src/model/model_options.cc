@@ -47,7 +47,11 @@ const Parameters<ModelOptions>& ModelOptions::parameters() {
           .between(1, 256)
           .add("dropout", &ModelOptions::dropout_, "dropout probability inside the network (below 1)")
           .between(0, 1)
-          .add("embed", &ModelOptions::embed_, "also emit the record embedding in predictions");
+          .add("embed", &ModelOptions::embed_, "also emit the record embedding in predictions")
+          .add("ensemble", &ModelOptions::ensemble_,
+               "networks trained together on the same batches, each on its own loss; predictions average "
+               "their outputs (embeddings are the first network's)")
+          .between(1, 64);
   return declared;
 }
 

@@ -31,11 +31,14 @@ struct ModelOptions {
   J2V_ARG(int64_t, n_heads) = 4;
   J2V_ARG(double, dropout) = 0.1;
   J2V_ARG(bool, embed) = false;  // emit the record embedding in predictions
+  // Networks trained side by side on the same batches, each on its own loss; predictions,
+  // validation and test average their heads' outputs.
+  J2V_ARG(int64_t, ensemble) = 1;
   J2V_ARG(OptimizerOptions, optimizer) = {};
   J2V_ARG(SchedulerOptions, scheduler) = {};
 
  public:
-  // name, d_model, n_layers, n_heads, dropout, embed (optimizer and scheduler declare their own).
+  // name, d_model, n_layers, n_heads, dropout, embed, ensemble (optimizer and scheduler declare their own).
   static const Parameters<ModelOptions>& parameters();
   nlohmann::json to_json() const;
   static ModelOptions from_json(const nlohmann::json& j);

@@ -168,6 +168,14 @@ void ModelImpl::adopt_weights(const ModelImpl& from, const std::vector<std::stri
     pair(net.norm, theirs ? theirs->norm : torch::nn::LayerNorm{nullptr}, "norm");
     pair(net.pool, theirs ? theirs->pool : nn::LearnedQueryPooling{nullptr}, "pool");
   }
+  // An ensemble's members: each from the source's member of its number, or, where the source
+  // has fewer (a single pretrained network), from the source's first; the report is the
+  // first member's, which every member repeats.
+  for (size_t m = 0; m < members_.size(); ++m) {
+    SchemaChange member_report;
+    const ModelImpl& source = m < from.members_.size() ? *from.members_[m] : from;
+    members_[m]->adopt_weights(source, reset, member_report);
+  }
 }
 
 std::shared_ptr<ModelImpl> ModelImpl::with_schema(Schema schema, const std::vector<std::string>& reset,
