@@ -79,6 +79,23 @@ TEST_F(Cli, FitTestPredictOnTheBundledExample) {
   EXPECT_EQ(resumed.last_json()["epoch"], 4.0);
 }
 
+TEST_F(Cli, AnEnsembleTrainsTestsAndPredictsFromOneCheckpoint) {
+  auto fit = run("fit " + common() + " --trainer.max_epochs=3 --model.ensemble=2", dir);
+  ASSERT_EQ(fit.code, 0) << fit.err;
+  EXPECT_NE(slurp(dir / "runs" / "version_0" / "config.yaml").find("ensemble: 2"), std::string::npos);
+  // The checkpoint says how many networks it holds: test and predict need no flag.
+  auto test = run("test " + common() + " --ckpt_path best", dir);
+  ASSERT_EQ(test.code, 0) << test.err;
+  EXPECT_GT(test.last_json().at("record.fraud/test:accuracy:content").get<double>(), 0.9) << test.out;
+  auto predict = run("predict " + common() + " --ckpt_path last", dir);
+  ASSERT_EQ(predict.code, 0) << predict.err;
+  EXPECT_EQ(parquet_rows(dir / "predictions" / "rank-0.parquet", nullptr), 200);
+
+  auto zero = run("fit " + common() + " --model.ensemble=0", dir);
+  EXPECT_NE(zero.code, 0);
+  EXPECT_NE(zero.err.find("model.ensemble"), std::string::npos) << zero.err;
+}
+
 // Early stopping chooses its epoch on a tenth held out of data.train; early_stopping.refit
 // then trains a new model on every training row for those epochs, and that model is the
 // run's best (always; auto under 1,000 rows; never, the default, leaves the fit as it is).
