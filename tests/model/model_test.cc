@@ -7,24 +7,14 @@
 #include "engine/checkpoint_io.h"
 #include "engine/trainer.h"
 #include "model/model.h"
+#include "model/fraud_records.h"
 #include "model/quiet_trainer.h"
 #include "test_util.h"
 
 namespace j2v {
 namespace {
 
-std::vector<std::string> fraud_records(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::string> out;
-  const char* merchants[] = {"books", "coffee", "jewelry", "electronics"};
-  for (int i = 0; i < n; ++i) {
-    std::string merchant = merchants[rng() % 4];
-    double amount = static_cast<double>(rng() % 500);
-    bool fraud = (merchant == "jewelry" || merchant == "electronics") && amount > 250;
-    out.push_back(nlohmann::json{{"amount", amount}, {"merchant", merchant}, {"fraud", fraud ? "yes" : "no"}}.dump());
-  }
-  return out;
-}
+using testing::fraud_records;
 
 engine::TrainerOptions quiet(const std::filesystem::path& root, int epochs) {
   return testing::quiet_trainer(root, epochs, /*checkpointing=*/true);
