@@ -716,6 +716,13 @@ void ModelImpl::on_load_checkpoint(const nlohmann::json& checkpoint) {
   if (built_) {
     if (saved.to_json() != schema().to_json())
       throw engine::CheckpointError("the checkpoint's schema differs from this model's; load it with Model::load");
+    // Loading by name would leave members this model has and the checkpoint lacks at their
+    // initial weights, or drop the checkpoint's extra members without a word.
+    int64_t saved_ensemble = checkpoint.value("options", nlohmann::json::object()).value("ensemble", int64_t{1});
+    if (saved_ensemble != options_.ensemble())
+      throw engine::CheckpointError(fmt::format(
+          "the checkpoint holds an ensemble of {} (model.ensemble) and this model one of {}: give model.ensemble={}",
+          saved_ensemble, options_.ensemble(), saved_ensemble));
     return;
   }
   // A model given fields (a config's) must be the one the weights were trained for: loading

@@ -83,6 +83,18 @@ TEST(Ensemble, LearnsAndPredictsTheMeanOfItsMembersLogits) {
     for (const auto& [label, l] : log_sum) total += std::exp(l);
     for (const auto& [label, l] : log_sum) EXPECT_NEAR(p[label], std::exp(l) / total, 2e-5) << probe[i] << " " << label;
   }
+
+  // A built network of another ensemble size does not load the checkpoint by halves.
+  auto single = member_alone(ensemble, 0);
+  TableDataModule probe_data(single->codec(), {.test = fraud_records(100, 5)}, TableDataOptions().batch_size(64));
+  engine::Trainer again(testing::quiet_trainer(root, 1));
+  try {
+    again.test(*single, probe_data, checkpoint->best_model_path());
+    FAIL() << "a single network loaded an ensemble's checkpoint";
+  } catch (const std::exception& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("model.ensemble=3"));
+  }
+  std::filesystem::remove_all(root);
 }
 
 TEST(Ensemble, SizeOutsideItsBoundsNamesTheKey) {
