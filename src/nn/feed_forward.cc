@@ -1,7 +1,5 @@
 #include "nn/feed_forward.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 
 #include "nn/gelu.h"
@@ -16,33 +14,6 @@ namespace {
 // of 1 MB, 41.4 ms in chunks of 64 KB and 39.0-41.8 ms in LibTorch's operators.
 int64_t chunk_rows(int64_t hidden) { return std::max<int64_t>(16, (1024 * 1024 / 4) / std::max<int64_t>(1, hidden)); }
 
-// h += bias (per row), out = gelu(h), over a contiguous [rows, hidden] block, split by rows
-// over LibTorch's threads. (addmm's bias is a separate broadcast copy into its output.)
-void bias_gelu_rows(torch::Tensor& h, const torch::Tensor& bias, torch::Tensor& out) {
-  const int64_t width = h.size(1);
-  float* pre = h.data_ptr<float>();
-  const float* b = bias.data_ptr<float>();
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, h.size(0), std::max<int64_t>(1, 32768 / width), [&](int64_t begin, int64_t end) {
-    bias_gelu_floats(pre + begin * width, b, o + begin * width, end - begin, width);
-  });
-}
-
-// gelu over a contiguous [rows, hidden] block, split over LibTorch's threads.
-void gelu_rows(const torch::Tensor& h, torch::Tensor& out) {
-  const float* in = h.data_ptr<float>();
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, h.numel(), 32768, [&](int64_t begin, int64_t end) { gelu_floats(in + begin, o + begin, end - begin); });
-}
-
-// grad *= gelu'(h), in place.
-void gelu_backward_rows(torch::Tensor& grad, const torch::Tensor& h) {
-  const float* in = h.data_ptr<float>();
-  float* g = grad.data_ptr<float>();
-  at::parallel_for(0, h.numel(), 32768,
-                   [&](int64_t begin, int64_t end) { gelu_backward_floats(g + begin, in + begin, g + begin, end - begin); });
-}
-
 // out = [x's rows] -> gelu(x W1^T + b1) W2^T + b2. hidden, when defined, receives the
 // pre-activations [N, hidden] (for backward); otherwise only one chunk of them exists.
 void forward_rows(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tensor& b1, const torch::Tensor& w2,
@@ -56,7 +27,7 @@ void forward_rows(const torch::Tensor& x, const torch::Tensor& w1, const torch::
     auto h = hidden ? hidden->narrow(0, r, c) : pre.narrow(0, 0, c);
     at::mm_out(h, x.narrow(0, r, c), w1t);
     auto a = scratch.narrow(0, 0, c);
-    bias_gelu_rows(h, b1, a);
+    bias_gelu_floats(h.data_ptr<float>(), b1.data_ptr<float>(), a.data_ptr<float>(), c, H);
     auto y = out.narrow(0, r, c);
     at::addmm_out(y, b2, a, w2t);
   }
@@ -91,11 +62,11 @@ class FeedForwardFunction : public torch::autograd::Function<FeedForwardFunction
       int64_t c = std::min(C, N - r);
       auto h = hidden.narrow(0, r, c), dy_c = dy.narrow(0, r, c), x_c = x.narrow(0, r, c);
       auto a = activations.narrow(0, 0, c);
-      gelu_rows(h, a);
+      gelu_floats(h.data_ptr<float>(), a.data_ptr<float>(), c * H);
       dw2.addmm_(dy_c.t(), a);
       auto dh = d_hidden.narrow(0, 0, c);
       at::mm_out(dh, dy_c, w2);
-      gelu_backward_rows(dh, h);
+      gelu_backward_floats(dh.data_ptr<float>(), h.data_ptr<float>(), dh.data_ptr<float>(), c * H);
       db1.addmv_(dh.t(), ones.narrow(0, 0, c));  // one GEMV, not a reduction and an add
       dw1.addmm_(dh.t(), x_c);
       auto dx_c = dx.narrow(0, r, c);

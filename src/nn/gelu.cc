@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -79,14 +80,9 @@ J2V_VECTOR_CLONES void bias_gelu_span(float* h, const float* bias, float* out, i
   }
 }
 
-// Elements per task: enough that a task outweighs waking a thread.
-constexpr int64_t kGrain = 32768;
-
 torch::Tensor gelu_forward(const torch::Tensor& x) {
   auto out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
-  const float* in = x.data_ptr<float>();
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) { gelu_span(in, o, begin, end); });
+  gelu_floats(x.data_ptr<float>(), out.data_ptr<float>(), x.numel());
   return out;
 }
 
@@ -102,22 +98,28 @@ class GeluFunction : public torch::autograd::Function<GeluFunction> {
     auto x = ctx->get_saved_variables()[0];
     auto grad = grads[0].contiguous();
     auto out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
-    const float *g = grad.data_ptr<float>(), *in = x.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    at::parallel_for(0, x.numel(), kGrain,
-                     [&](int64_t begin, int64_t end) { gelu_backward_span(g, in, o, begin, end); });
+    gelu_backward_floats(grad.data_ptr<float>(), x.data_ptr<float>(), out.data_ptr<float>(), x.numel());
     return {out};
   }
 };
 
 }  // namespace
 
-void gelu_floats(const float* x, float* out, int64_t n) { gelu_span(x, out, 0, n); }
-void bias_gelu_floats(float* h, const float* bias, float* out, int64_t rows, int64_t width) {
-  bias_gelu_span(h, bias, out, rows, width);
+// Elements per task: enough that a task outweighs waking a thread.
+constexpr int64_t kGrain = 32768;
+
+void gelu_floats(const float* x, float* out, int64_t n) {
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) { gelu_span(x, out, begin, end); });
 }
+
 void gelu_backward_floats(const float* grad, const float* x, float* out, int64_t n) {
-  gelu_backward_span(grad, x, out, 0, n);
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) { gelu_backward_span(grad, x, out, begin, end); });
+}
+
+void bias_gelu_floats(float* h, const float* bias, float* out, int64_t rows, int64_t width) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / width), [&](int64_t begin, int64_t end) {
+    bias_gelu_span(h + begin * width, bias, out + begin * width, end - begin, width);
+  });
 }
 
 torch::Tensor gelu(const torch::Tensor& x) {

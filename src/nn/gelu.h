@@ -13,11 +13,12 @@ namespace j2v::nn {
 // LibTorch's.
 torch::Tensor gelu(const torch::Tensor& x);
 
-// The kernels on raw float32 rows, for fused callers (nn/feed_forward.cc): out[i] = gelu(x[i]),
-// and out[i] = grad[i] * gelu'(x[i]) (out may be grad itself), for i < n, on this thread.
+// The kernels on raw float32 memory, split over LibTorch's threads, for fused callers
+// (nn/feed_forward.cc): out[i] = gelu(x[i]), and out[i] = grad[i] * gelu'(x[i]) (out may be
+// grad itself), for i < n.
 void gelu_floats(const float* x, float* out, int64_t n);
+void gelu_backward_floats(const float* grad, const float* x, float* out, int64_t n);
 // For `rows` rows of `width`: h[r, i] += bias[i], then out[r, i] = gelu(h[r, i]).
 void bias_gelu_floats(float* h, const float* bias, float* out, int64_t rows, int64_t width);
-void gelu_backward_floats(const float* grad, const float* x, float* out, int64_t n);
 
 }  // namespace j2v::nn
