@@ -428,12 +428,12 @@ torch::Tensor ModelImpl::training_step(engine::Batch& batch_base, int64_t) {
   auto inputs = corrupt(batch.fields(), batch.present(), pruned, decode, nullptr);
   // Each member learns on its own loss (the ensemble's averaged logits would make the members
   // one wide network, not an ensemble); the step's loss is their mean.
-  auto l = loss(head_logits(forward(inputs, batch.present(), pruned, decode, false), decode, true), batch.fields(),
-                decode, false);
-  for (auto& member : members_) {
-    auto out = member->forward(inputs, batch.present(), pruned, decode, false);
-    l = l + loss(member->head_logits(out, decode, true), batch.fields(), decode, false);
-  }
+  auto loss_of = [&](ModelImpl& network) {
+    auto out = network.forward(inputs, batch.present(), pruned, decode, false);
+    return loss(network.head_logits(out, decode, true), batch.fields(), decode, false);
+  };
+  auto l = loss_of(*this);
+  for (auto& member : members_) l = l + loss_of(*member);
   if (!members_.empty()) l = l / static_cast<double>(members_.size() + 1);
   // Nothing decoded (masks alone, and every list of the batch empty): skip the batch.
   if (!l.requires_grad()) return {};

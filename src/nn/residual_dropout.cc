@@ -71,8 +71,8 @@ inline __attribute__((always_inline)) void apply_keep(const MaskBits<T>* keep, T
 // 64-bit multiply, in the x86-64-v4 clone below); drawn inside the expansion loop they ran
 // one at a time and were 4% of a nested training step.
 template <typename T, bool kHasBase>
-__attribute__((always_inline)) inline void apply_mask_to_hashes(const Mask& mask, const T* base, const T* x, T* out,
-                                                                int64_t n, int64_t first_hash, int64_t end_hash) {
+J2V_ALWAYS_INLINE inline void apply_mask_to_hashes(const Mask& mask, const T* base, const T* x, T* out, int64_t n,
+                                                   int64_t first_hash, int64_t end_hash) {
   const T scale = static_cast<T>(mask.scale);
   alignas(64) MaskBits<T> keep[kBlockElements];
   constexpr int64_t kHashesPerBlock = kBlockElements / kPerHash;

@@ -22,7 +22,7 @@
 
 namespace j2v::nn::simd {
 
-#define J2V_SIMD_INLINE __attribute__((always_inline)) inline
+#define J2V_SIMD_INLINE J2V_ALWAYS_INLINE inline
 
 template <typename V>
 J2V_SIMD_INLINE V splat(float v) {
