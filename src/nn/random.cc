@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "base/thread_seed.h"
+#include "nn/counter_dropout.h"
 
 namespace j2v::nn {
 
@@ -26,5 +27,7 @@ uint64_t thread_random64() {
   std::lock_guard<std::mutex> lock(generator.mutex());
   return generator.get<at::CPUGeneratorImpl>()->random64();
 }
+
+CounterDropout CounterDropout::draw(double p) { return replay(thread_random64(), p); }
 
 }  // namespace j2v::nn

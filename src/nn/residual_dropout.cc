@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "nn/counter_dropout.h"
 #include "nn/random.h"
 #include "nn/vector_math.h"
 
@@ -14,27 +15,8 @@ namespace j2v::nn {
 
 namespace {
 
-// Four keep decisions per 64-bit hash: 16 bits each, so p is honoured to 1/65536.
-constexpr int64_t kPerHash = 4;
-
-// SplitMix64's finaliser: a bijective mix whose outputs for consecutive counters pass
-// BigCrush, ample for dropout masks.
-inline uint64_t mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-struct Mask {
-  uint64_t seed;
-  uint32_t drop_below;  // a 16-bit draw below this drops the element
-  double scale;         // 1 / (1 - p)
-};
-
-Mask draw_mask(double p) {
-  uint64_t seed = nn::thread_random64();
-  return {seed, static_cast<uint32_t>(p * 65536.0 + 0.5), 1.0 / (1.0 - p)};
-}
+using Mask = CounterDropout;
+constexpr int64_t kPerHash = CounterDropout::kPerHash;
 
 // Keep decisions for a run of hashes go to a small stack block of bit masks (all ones or
 // zero) first, so that the pass over the elements is one branch-free loop of a multiply and
@@ -80,7 +62,7 @@ J2V_ALWAYS_INLINE inline void apply_mask_to_hashes(const Mask& mask, const T* ba
   for (int64_t block = first_hash; block < end_hash; block += kHashesPerBlock) {
     int64_t block_end = std::min(end_hash, block + kHashesPerBlock);
     for (int64_t k = 0; k < kHashesPerBlock; ++k)
-      hashes[k] = mix(mask.seed + static_cast<uint64_t>(block + k) * 0x9e3779b97f4a7c15ULL);
+      hashes[k] = mask.hash(static_cast<uint64_t>(block + k));
     for (int64_t k = 0; k < kHashesPerBlock * kPerHash; ++k) {
       uint64_t draw = (hashes[k / kPerHash] >> (16 * (k % kPerHash))) & 0xffff;
       keep[k] = MaskBits<T>(0) - static_cast<MaskBits<T>>(draw >= mask.drop_below);
@@ -135,17 +117,15 @@ class ResidualDropoutFunction : public torch::autograd::Function<ResidualDropout
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& residual,
                                const torch::Tensor& branch, double p) {
-    Mask mask = draw_mask(p);
+    Mask mask = Mask::draw(p);
     ctx->saved_data["seed"] = static_cast<int64_t>(mask.seed);
-    ctx->saved_data["drop_below"] = static_cast<int64_t>(mask.drop_below);
-    ctx->saved_data["scale"] = mask.scale;
+    ctx->saved_data["p"] = p;
     return masked(mask, residual, branch);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    Mask mask{static_cast<uint64_t>(ctx->saved_data["seed"].toInt()),
-              static_cast<uint32_t>(ctx->saved_data["drop_below"].toInt()), ctx->saved_data["scale"].toDouble()};
+    Mask mask = Mask::replay(static_cast<uint64_t>(ctx->saved_data["seed"].toInt()), ctx->saved_data["p"].toDouble());
     auto grad = grads[0].contiguous();
     return {grad, masked(mask, torch::Tensor(), grad), torch::Tensor()};
   }

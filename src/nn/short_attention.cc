@@ -1,6 +1,6 @@
 #include "nn/short_attention.h"
 
-#include "nn/random.h"
+#include "nn/counter_dropout.h"
 #include "nn/vector_math.h"
 
 #include <ATen/Parallel.h>
@@ -91,8 +91,36 @@ struct PairArgs {
   Strided4<T> Q, K, V;
   const bool* absent;  // [B, T], or null
   const bool* unread;  // [B, Q]: queries whose output no one reads (left zero, no gradient), or null
-  const T* keep;       // [B*h, Q, T] dropout keep-scales, or null
+  CounterDropout dropout;  // over the [B*h, Q, T] attention weights; inactive without dropout
   T scale;
+};
+
+// The keep factors (scale or 0; the same in forward and backward) of pair n's query i over
+// its keys, or null without dropout. A pair's weights are Q * T consecutive elements of the
+// dropout's [B*h, Q, T]: when they fit, they are drawn for the whole pair at once, since
+// drawing a few keys' worth per query cost more than the attention at four keys.
+template <typename T>
+class KeepRows {
+ public:
+  J2V_ALWAYS_INLINE const T* of(const PairArgs<T>& a, int64_t n, int64_t i) {
+    if (!a.dropout.active()) return nullptr;
+    const int64_t pair_elements = a.s.Q * a.s.T;
+    if (pair_elements > kPairElements) {
+      a.dropout.keep_scales(static_cast<uint64_t>((n * a.s.Q + i) * a.s.T), a.s.T, buffer_);
+      return buffer_;
+    }
+    if (n != pair_) {
+      a.dropout.keep_scales(static_cast<uint64_t>(n * pair_elements), pair_elements, buffer_);
+      pair_ = n;
+    }
+    return buffer_ + i * a.s.T;
+  }
+
+ private:
+  static constexpr int64_t kPairElements = 2048;
+  static_assert(kPairElements >= kMaxKeys, "a row must fit");
+  T buffer_[kPairElements];
+  int64_t pair_ = -1;
 };
 
 // An unread query: its weights and its output row are zero (backward skips it too, leaving
@@ -110,6 +138,7 @@ J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4
                                             int64_t end) {
   const Shape& s = a.s;
   T scores[kMaxKeys];
+  KeepRows<T> keep_rows;
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
@@ -129,7 +158,7 @@ J2V_ALWAYS_INLINE inline void forward_pairs(const PairArgs<T>& a, const Strided4
       T total = 0;
       for (int64_t j = 0; j < s.T; ++j) total += (scores[j] = std::exp(scores[j] - top));
       T* p_row = P + (n * s.Q + i) * s.T;
-      const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const T* keep_row = keep_rows.of(a, n, i);
       T* oi = O.at(b, h, i);  // dense in dh: allocated by this file
       zero_row(oi, 1, s.D);
       for (int64_t j = 0; j < s.T; ++j) {
@@ -150,6 +179,7 @@ J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, c
                                              int64_t begin, int64_t end) {
   const Shape& s = a.s;
   T d_weights[kMaxKeys];
+  KeepRows<T> keep_rows;
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
     const bool* absent_b = a.absent ? a.absent + b * s.T : nullptr;
@@ -162,7 +192,7 @@ J2V_ALWAYS_INLINE inline void backward_pairs(const PairArgs<T>& a, const T* P, c
     for (int64_t i = 0; i < s.Q; ++i) {
       if (unread_b && unread_b[i]) continue;  // its output gradient is zero
       const T* p_row = P + (n * s.Q + i) * s.T;
-      const T* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const T* keep_row = keep_rows.of(a, n, i);
       const T* dOi = dO.at(b, h, i);
       T weighted = 0;
       for (int64_t j = 0; j < s.T; ++j) {
@@ -270,16 +300,20 @@ J2V_ALWAYS_INLINE inline void transpose_rows(const Strided4<float>& rows, int64_
     for (int64_t k = keys.count; k < Tp; ++k) block[d * Tp + k] = 0;
 }
 
-// out[j] = factor * sum_d x[d] * block[d * Tp + j] for j < Tp.
+// out[j] = factor * sum_d x[d] * block[d * Tp + j] for j < Tp. Four running sums over d: one
+// would be a chain of dh dependent multiply-adds, which at a few keys (one vector of scores)
+// is the query's critical path.
 template <int D>
 J2V_ALWAYS_INLINE inline void products_with_block(const float* x, float factor, const float* block, int64_t Tp,
                                                   float* out) {
+  static_assert(D % 4 == 0, "head width must be a multiple of 4");
   float xs[D];
   for (int d = 0; d < D; ++d) xs[d] = x[d] * factor;
   for (int64_t j = 0; j < Tp; j += kLane) {
-    Lane8 acc{};
-    for (int d = 0; d < D; ++d) acc += xs[d] * load8(block + d * Tp + j);
-    store8(out + j, acc);
+    Lane8 acc[4] = {};
+    for (int d = 0; d < D; d += 4)
+      for (int u = 0; u < 4; ++u) acc[u] += xs[d + u] * load8(block + (d + u) * Tp + j);
+    store8(out + j, (acc[0] + acc[1]) + (acc[2] + acc[3]));
   }
 }
 
@@ -302,6 +336,33 @@ J2V_ALWAYS_INLINE inline float softmax_numerators(float* scores, int64_t count, 
   return 1.0f / simd::sum_lanes(total);
 }
 
+// Asks for the rows of the pair `ahead` pairs on (its queries, keys and values, and in
+// backward its output gradients) while this pair computes. A short sequence's pair is a few
+// hundred cycles of work on rows scattered through a fused projection far larger than the
+// cache, which the hardware prefetcher does not follow: at four keys, waiting for those
+// rows was most of the kernel's time.
+constexpr int64_t kPrefetchPairs = 2;
+
+J2V_ALWAYS_INLINE inline void prefetch_rows(const Strided4<float>& rows, int64_t b, int64_t h, int64_t count,
+                                            int64_t row_bytes) {
+  for (int64_t r = 0; r < count; ++r) {
+    const char* row = reinterpret_cast<const char*>(rows.at(b, h, r));
+    for (int64_t byte = 0; byte < row_bytes; byte += 64) __builtin_prefetch(row + byte);
+  }
+}
+
+template <int D>
+J2V_ALWAYS_INLINE inline void prefetch_pair(const PairArgs<float>& a, int64_t n, const Strided4<float>* d_out) {
+  const Shape& s = a.s;
+  if (n >= s.pairs()) return;
+  int64_t b = n / s.H, h = n % s.H;
+  constexpr int64_t kRowBytes = D * sizeof(float);
+  prefetch_rows(a.Q, b, h, s.Q, kRowBytes);
+  prefetch_rows(a.K, b, h, s.T, kRowBytes);
+  prefetch_rows(a.V, b, h, s.T, kRowBytes);
+  if (d_out) prefetch_rows(*d_out, b, h, s.Q, kRowBytes);
+}
+
 // Scores, weights and values below run over the key set's k < count; P and the gradients
 // are indexed by the key itself, j = index[k].
 template <int D>
@@ -311,8 +372,10 @@ J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, cons
   KeySet keys;
   alignas(64) float keys_t[D * kPaddedKeys];
   alignas(64) float scores[kPaddedKeys];
+  KeepRows<float> keep_rows;
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
+    prefetch_pair<D>(a, n + kPrefetchPairs, nullptr);
     keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
     const int64_t Tp = padded_keys(keys.count);
     const bool* unread_b = a.unread ? a.unread + b * s.Q : nullptr;
@@ -328,7 +391,7 @@ J2V_ALWAYS_INLINE inline void forward_pairs_fixed(const PairArgs<float>& a, cons
         for (int64_t k = 0; k < keys.count; ++k) scores[k] = static_cast<float>(kAbsentScore);
       const float inverse = softmax_numerators(scores, keys.count, Tp);
       if (keys.count < s.T) std::memset(p_row, 0, s.T * sizeof(float));
-      const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const float* keep_row = keep_rows.of(a, n, i);
       auto out = Row<D>::zero();
       for (int64_t k = 0; k < keys.count; ++k) {
         const int64_t j = keys.index[k];
@@ -351,9 +414,11 @@ J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, con
   KeySet keys;
   alignas(64) float values_t[D * kPaddedKeys];
   alignas(64) float d_weights[kPaddedKeys];
+  KeepRows<float> keep_rows;
   Row<D> d_keys[kMaxKeys], d_values[kMaxKeys];
   for (int64_t n = begin; n < end; ++n) {
     int64_t b = n / s.H, h = n % s.H;
+    prefetch_pair<D>(a, n + kPrefetchPairs, &dO);
     keys_of(a.absent ? a.absent + b * s.T : nullptr, s.T, keys);
     const int64_t Tp = padded_keys(keys.count);
     transpose_rows<D>(a.V, b, h, keys, Tp, values_t);
@@ -365,7 +430,7 @@ J2V_ALWAYS_INLINE inline void backward_pairs_fixed(const PairArgs<float>& a, con
         continue;
       }
       const float* p_row = P + (n * s.Q + i) * s.T;
-      const float* keep_row = a.keep ? a.keep + (n * s.Q + i) * s.T : nullptr;
+      const float* keep_row = keep_rows.of(a, n, i);
       const auto d_out = Row<D>::load(dO.at(b, h, i));
       const auto query = Row<D>::load(a.Q.at(b, h, i));
       products_with_block<D>(dO.at(b, h, i), 1.0f, values_t, Tp, d_weights);
@@ -477,7 +542,7 @@ void backward_pairs_any(const PairArgs<double>& a, const double* P, const Stride
 
 template <typename T>
 PairArgs<T> pair_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                      const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep,
+                      const torch::Tensor& padding, const torch::Tensor& unread, const CounterDropout& dropout,
                       double scale) {
   return {Shape(q, k),
           Strided4<T>(q),
@@ -485,15 +550,15 @@ PairArgs<T> pair_args(const torch::Tensor& q, const torch::Tensor& k, const torc
           Strided4<T>(v),
           padding.numel() ? padding.data_ptr<bool>() : nullptr,
           unread.numel() ? unread.data_ptr<bool>() : nullptr,
-          keep.numel() ? keep.data_ptr<T>() : nullptr,
+          dropout,
           static_cast<T>(scale)};
 }
 
 template <typename T>
 void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                    const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep, double scale,
+                    const torch::Tensor& padding, const torch::Tensor& unread, const CounterDropout& dropout, double scale,
                     torch::Tensor& out, torch::Tensor& probs) {
-  auto a = pair_args<T>(q, k, v, padding, unread, keep, scale);
+  auto a = pair_args<T>(q, k, v, padding, unread, dropout, scale);
   Strided4<T> O(out);
   T* P = probs.data_ptr<T>();
   at::parallel_for(0, a.s.pairs(), a.s.grain(),
@@ -502,10 +567,10 @@ void forward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch:
 
 template <typename T>
 void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                     const torch::Tensor& padding, const torch::Tensor& unread, const torch::Tensor& keep, double scale,
+                     const torch::Tensor& padding, const torch::Tensor& unread, const CounterDropout& dropout, double scale,
                      const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& grad_q,
                      torch::Tensor& grad_k, torch::Tensor& grad_v) {
-  auto a = pair_args<T>(q, k, v, padding, unread, keep, scale);
+  auto a = pair_args<T>(q, k, v, padding, unread, dropout, scale);
   Strided4<T> dO(grad_out), dQ(grad_q), dK(grad_k), dV(grad_v);
   const T* P = probs.data_ptr<T>();
   at::parallel_for(0, a.s.pairs(), a.s.grain(),
@@ -513,7 +578,8 @@ void backward_kernel(const torch::Tensor& q, const torch::Tensor& k, const torch
 }
 
 struct Operands {
-  torch::Tensor q, k, v, padding, keep;
+  torch::Tensor q, k, v, padding;
+  CounterDropout dropout;
   double scale;
   torch::Tensor unread;  // [B, Q] bool, or empty
 };
@@ -524,7 +590,7 @@ std::pair<torch::Tensor, torch::Tensor> run_forward(const Operands& in) {
   auto out = heads_last_layout(s.B, s.H, s.Q, s.D, in.q.options());
   auto probs = torch::empty({s.pairs(), s.Q, s.T}, in.q.options());
   AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_forward", [&] {
-    forward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.keep, in.scale, out, probs);
+    forward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.dropout, in.scale, out, probs);
   });
   return {out, probs};
 }
@@ -532,7 +598,7 @@ std::pair<torch::Tensor, torch::Tensor> run_forward(const Operands& in) {
 void run_backward(const Operands& in, const torch::Tensor& probs, const torch::Tensor& grad_out, torch::Tensor& grad_q,
                   torch::Tensor& grad_k, torch::Tensor& grad_v) {
   AT_DISPATCH_FLOATING_TYPES(in.q.scalar_type(), "short_attention_backward", [&] {
-    backward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.keep, in.scale, probs, grad_out, grad_q,
+    backward_kernel<scalar_t>(in.q, in.k, in.v, in.padding, in.unread, in.dropout, in.scale, probs, grad_out, grad_q,
                               grad_k, grad_v);
   });
 }
@@ -543,7 +609,9 @@ torch::Tensor slot(const torch::Tensor& packed, int64_t index) { return packed.s
 // What both autograd functions keep for backward besides their tensor inputs.
 void save_extras(torch::autograd::AutogradContext* ctx, const Operands& in, const torch::Tensor& probs) {
   ctx->saved_data["padding"] = in.padding;
-  ctx->saved_data["keep"] = in.keep;
+  ctx->saved_data["dropout_seed"] = static_cast<int64_t>(in.dropout.seed);
+  ctx->saved_data["dropout_drop_below"] = static_cast<int64_t>(in.dropout.drop_below);
+  ctx->saved_data["dropout_scale"] = in.dropout.scale;
   ctx->saved_data["probs"] = probs;
   ctx->saved_data["scale"] = in.scale;
   ctx->saved_data["unread"] = in.unread;
@@ -555,7 +623,9 @@ Operands restore_operands(torch::autograd::AutogradContext* ctx, torch::Tensor q
           std::move(k),
           std::move(v),
           ctx->saved_data["padding"].toTensor(),
-          ctx->saved_data["keep"].toTensor(),
+          CounterDropout{static_cast<uint64_t>(ctx->saved_data["dropout_seed"].toInt()),
+                         static_cast<uint32_t>(ctx->saved_data["dropout_drop_below"].toInt()),
+                         ctx->saved_data["dropout_scale"].toDouble()},
           ctx->saved_data["scale"].toDouble(),
           ctx->saved_data["unread"].toTensor()};
 }
@@ -567,21 +637,21 @@ Operands restore_operands(torch::autograd::AutogradContext* ctx, torch::Tensor q
 class PackedAttentionFunction : public torch::autograd::Function<PackedAttentionFunction> {
  public:
   static Operands operands(const torch::Tensor& separate_q, const torch::Tensor& packed, const torch::Tensor& padding,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& unread) {
+                           const CounterDropout& dropout, double scale, const torch::Tensor& unread) {
     bool self = separate_q.numel() == 0;
     return {self ? slot(packed, 0) : separate_q,
             slot(packed, self ? 1 : 0),
             slot(packed, self ? 2 : 1),
             padding,
-            keep,
+            dropout,
             scale,
             unread};
   }
 
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& separate_q,
-                               const torch::Tensor& packed, const torch::Tensor& padding, const torch::Tensor& keep,
-                               double scale, const torch::Tensor& unread) {
-    auto in = operands(separate_q, packed, padding, keep, scale, unread);
+                               const torch::Tensor& packed, const torch::Tensor& padding,
+                               const CounterDropout& dropout, double scale, const torch::Tensor& unread) {
+    auto in = operands(separate_q, packed, padding, dropout, scale, unread);
     auto [out, probs] = run_forward(in);
     ctx->save_for_backward({separate_q, packed});
     save_extras(ctx, in, probs);
@@ -609,9 +679,9 @@ class PackedAttentionFunction : public torch::autograd::Function<PackedAttention
 class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, const torch::Tensor& padding, const torch::Tensor& keep,
-                               double scale, const torch::Tensor& unread) {
-    Operands in{q, k, v, padding, keep, scale, unread};
+                               const torch::Tensor& v, const torch::Tensor& padding,
+                               const CounterDropout& dropout, double scale, const torch::Tensor& unread) {
+    Operands in{q, k, v, padding, dropout, scale, unread};
     auto [out, probs] = run_forward(in);
     ctx->save_for_backward({q, k, v});
     save_extras(ctx, in, probs);
@@ -631,17 +701,13 @@ class ShortAttentionFunction : public torch::autograd::Function<ShortAttentionFu
   }
 };
 
-// Padding as a dense [B, T] bool tensor, and the dropout keep-scale [B*h, Q, T]; empty tensors
-// stand for none (autograd functions take tensors).
-std::pair<torch::Tensor, torch::Tensor> padding_and_keep(const torch::Tensor& padding, int64_t B, int64_t H, int64_t Q,
-                                                         int64_t T, const torch::TensorOptions& options,
-                                                         double dropout, bool training) {
+// Padding as a dense [B, T] bool tensor (an empty one for none: autograd functions take
+// tensors), and the dropout of the attention weights (inactive unless training with p > 0).
+std::pair<torch::Tensor, CounterDropout> padding_and_dropout(const torch::Tensor& padding, int64_t B, int64_t T,
+                                                             double dropout, bool training) {
   auto absent = padding.defined() ? padding.to(torch::kBool).expand({B, T}).contiguous()
                                   : torch::empty({0}, torch::kBool);
-  auto keep = torch::empty({0}, options);
-  if (training && dropout > 0)
-    keep = (torch::rand({B * H, Q, T}, thread_generator(), options) >= dropout).to(options.dtype()) / (1.0 - dropout);
-  return {absent, keep};
+  return {absent, training && dropout > 0 ? CounterDropout::draw(dropout) : CounterDropout{}};
 }
 
 double scale_of(const torch::Tensor& q) { return 1.0 / std::sqrt(static_cast<double>(q.size(-1))); }
@@ -671,10 +737,10 @@ torch::Tensor short_attention(const torch::Tensor& q, const torch::Tensor& k, co
                               const torch::Tensor& unread_queries) {
   TORCH_CHECK(short_attention_applies(q, k) && v.scalar_type() == q.scalar_type(),
               "short_attention: CPU float operands with at most ", kMaxKeys, " keys");
-  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  auto [absent, drop] = padding_and_dropout(padding, q.size(0), k.size(2), dropout, training);
   auto unread = unread_rows(unread_queries, q.size(0), q.size(2));
-  if (!records_graph({q, k, v})) return run_forward({q, k, v, absent, keep, scale_of(q), unread}).first;
-  return ShortAttentionFunction::apply(q, k, v, absent, keep, scale_of(q), unread);
+  if (!records_graph({q, k, v})) return run_forward({q, k, v, absent, drop, scale_of(q), unread}).first;
+  return ShortAttentionFunction::apply(q, k, v, absent, drop, scale_of(q), unread);
 }
 
 torch::Tensor short_self_attention(const torch::Tensor& qkv, const torch::Tensor& padding, double dropout,
@@ -682,12 +748,12 @@ torch::Tensor short_self_attention(const torch::Tensor& qkv, const torch::Tensor
   TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3, "short_self_attention: qkv must be [B, T, 3, h, dh]");
   auto q = slot(qkv, 0), k = slot(qkv, 1);
   TORCH_CHECK(short_attention_applies(q, k), "short_self_attention: CPU float operands with at most ", kMaxKeys, " keys");
-  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  auto [absent, drop] = padding_and_dropout(padding, q.size(0), k.size(2), dropout, training);
   auto none = torch::empty({0}, qkv.options());
   auto unread = unread_rows(unread_queries, q.size(0), q.size(2));
   if (!records_graph({qkv}))
-    return run_forward(PackedAttentionFunction::operands(none, qkv, absent, keep, scale_of(q), unread)).first;
-  return PackedAttentionFunction::apply(none, qkv, absent, keep, scale_of(q), unread);
+    return run_forward(PackedAttentionFunction::operands(none, qkv, absent, drop, scale_of(q), unread)).first;
+  return PackedAttentionFunction::apply(none, qkv, absent, drop, scale_of(q), unread);
 }
 
 torch::Tensor short_cross_attention(const torch::Tensor& q, const torch::Tensor& kv, const torch::Tensor& padding,
@@ -696,11 +762,11 @@ torch::Tensor short_cross_attention(const torch::Tensor& q, const torch::Tensor&
               "short_cross_attention: q must be [B, h, Q, dh] and kv [B, T, 2, h, dh]");
   auto k = slot(kv, 0);
   TORCH_CHECK(short_attention_applies(q, k), "short_cross_attention: CPU float operands with at most ", kMaxKeys, " keys");
-  auto [absent, keep] = padding_and_keep(padding, q.size(0), q.size(1), q.size(2), k.size(2), q.options(), dropout, training);
+  auto [absent, drop] = padding_and_dropout(padding, q.size(0), k.size(2), dropout, training);
   auto none = torch::empty({0}, torch::kBool);
   if (!records_graph({q, kv}))
-    return run_forward(PackedAttentionFunction::operands(q, kv, absent, keep, scale_of(q), none)).first;
-  return PackedAttentionFunction::apply(q, kv, absent, keep, scale_of(q), none);
+    return run_forward(PackedAttentionFunction::operands(q, kv, absent, drop, scale_of(q), none)).first;
+  return PackedAttentionFunction::apply(q, kv, absent, drop, scale_of(q), none);
 }
 
 }  // namespace j2v::nn

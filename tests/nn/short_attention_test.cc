@@ -112,6 +112,31 @@ TEST(ShortAttention, DropoutKeepsTheExpectationAndItsOwnGradient) {
   EXPECT_NEAR(replay.item<double>(), dropped.sum().item<double>(), 1e-9);
 }
 
+TEST(ShortAttention, DropoutDecisionsRepeatWithTheSeedWhateverTheThreadCount) {
+  // Each weight's keep decision is a function of the seed and the weight's position, so a
+  // seeded run repeats on any number of threads, and its backward pass drops what forward
+  // dropped (checked above); another seed drops others. Pairs of short sequences (items of
+  // four fields) and a long one's rows, which draw their decisions in different ways.
+  int threads_before = torch::get_num_threads();
+  for (int64_t T : {4, 60}) {
+    auto qkv = torch::randn({300, T, 3, 4, 16});
+    auto run = [&](int threads, uint64_t seed) {
+      torch::set_num_threads(threads);
+      torch::manual_seed(seed);
+      return short_self_attention(qkv, {}, 0.25, true);
+    };
+    auto one_thread = run(1, 7);
+    EXPECT_TRUE(torch::equal(one_thread, run(2, 7))) << "T " << T;
+    EXPECT_FALSE(torch::allclose(one_thread, run(1, 8))) << "T " << T;
+    // About a quarter of the weights dropped: the output's mean magnitude stays near the
+    // clean one's (survivors are scaled by 4/3), not a quarter below it.
+    auto clean = short_self_attention(qkv, {}, 0.25, false);
+    double ratio = one_thread.abs().mean().item<double>() / clean.abs().mean().item<double>();
+    EXPECT_GT(ratio, 0.9) << "T " << T;
+  }
+  torch::set_num_threads(threads_before);
+}
+
 TEST(ShortAttention, FusedProjectionsGiveTheSameValuesAndGradients) {
   torch::manual_seed(5);
   int64_t B = 4, T = 6, H = 2, D = 4;
