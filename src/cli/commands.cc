@@ -636,7 +636,7 @@ std::string components_help() {
 int run_command(const Args& args) {
   const std::string& cmd = args.command;
   static const std::vector<std::string> known = {"fit",          "validate",     "test", "predict",
-                                                 "print-config", "bench encode", "bench stream", "bench engine", "bench gemm", "serve", "generate orders",
+                                                 "print-config", "bench encode", "bench stream", "bench engine", "bench gemm", "bench attention", "serve", "generate orders",
                                                  "convert", "infer-schema", "importance"};
   if (std::find(known.begin(), known.end(), cmd) == known.end())
     throw ConfigError(fmt::format("unknown command '{}' (allowed: {})", cmd, fmt::join(known, ", ")));
@@ -666,6 +666,11 @@ int run_command(const Args& args) {
   if (cmd == "bench gemm") {
     if (args.config || args.ckpt_path || args.input) throw ConfigError("bench gemm takes only --threads N and --seconds S");
     return run_bench_gemm(args.overrides);
+  }
+  if (cmd == "bench attention") {
+    if (args.config || args.ckpt_path || args.input)
+      throw ConfigError("bench attention takes only --items, --keys, --dropout, --absent and --rounds");
+    return run_bench_attention(args.overrides);
   }
   // serve takes its model, schema included, from the checkpoint: no config to resolve.
   if (cmd == "serve") {

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -50,6 +51,22 @@ double multiply_adds_per_second(const GemmShape& shape, double min_seconds) {
 
 }  // namespace
 
+double bench_number_option(const std::string& bench, const std::string& key, const std::string& value, bool whole) {
+  size_t parsed = 0;
+  double number = 0;
+  try {
+    number = std::stod(value, &parsed);
+  } catch (const std::logic_error&) {
+    parsed = 0;
+  }
+  // "2x" is not 2: the whole value must be the number.
+  if (parsed == 0 || parsed != value.size())
+    throw ConfigError(fmt::format("bench {}: --{} needs a number, got '{}'", bench, key, value));
+  if (whole && number != std::trunc(number))
+    throw ConfigError(fmt::format("bench {}: --{} needs a whole number, got '{}'", bench, key, value));
+  return number;
+}
+
 int run_bench_gemm(const std::vector<std::string>& options) {
   int threads = available_cores();
   double min_seconds = 0.5;
@@ -58,16 +75,9 @@ int run_bench_gemm(const std::vector<std::string>& options) {
     std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
     if (key != "threads" && key != "seconds")
       throw ConfigError(fmt::format("bench gemm takes --threads N and --seconds S, not --{}", key));
-    size_t parsed = 0;
-    try {
-      if (key == "threads") threads = std::stoi(value, &parsed);
-      else min_seconds = std::stod(value, &parsed);
-    } catch (const std::logic_error&) {
-      parsed = 0;
-    }
-    // "2x" is not 2: the whole value must be the number.
-    if (parsed == 0 || parsed != value.size())
-      throw ConfigError(fmt::format("bench gemm: --{} needs a number, got '{}'", key, value));
+    double number = bench_number_option("gemm", key, value, key == "threads");
+    if (key == "threads") threads = static_cast<int>(number);
+    else min_seconds = number;
   }
   if (threads < 1) throw ConfigError("bench gemm: --threads must be >= 1");
   if (!(min_seconds > 0)) throw ConfigError("bench gemm: --seconds must be > 0");

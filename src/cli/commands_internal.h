@@ -39,9 +39,15 @@ int run_infer_schema(const std::string& input, const std::vector<std::string>& o
 // fit without model.fields: infers them from data.train (model.target names the target) and
 // writes them into cfg, so the run's config.yaml holds the schema it trained.
 void infer_missing_fields(nlohmann::json& cfg);
+// A benchmark's numeric option: the whole value must be a number ("2x" is refused), and a
+// whole one where `whole`, else a ConfigError naming the benchmark, the option and the value.
+double bench_number_option(const std::string& bench, const std::string& key, const std::string& value, bool whole);
 // `json2vec bench gemm [--threads N] [--seconds S]`: prints the float GEMM rate json2vec's own
 // matrix products reach on this machine (square and thin shapes), as JSON.
 int run_bench_gemm(const std::vector<std::string>& options);
+// `json2vec bench attention [--items N] [--keys T] [--dropout P] [--absent F] [--rounds R]`:
+// forward and backward milliseconds of the short-attention kernel on one thread, as JSON.
+int run_bench_attention(const std::vector<std::string>& options);
 // `json2vec importance --config run.yaml --ckpt_path best [--output DIR]`.
 int run_importance(const nlohmann::json& cfg, const std::string& ckpt_path, const std::string& output_dir);
 // --override ADDRESS.OPTION=VALUE (e.g. record.amount.active=false), applied in order; each

@@ -340,6 +340,29 @@ TEST_F(Cli, BenchGemmReportsTheMachinesRateAndRefusesUnknownOptions) {
   EXPECT_NE(trailing.err.find("--seconds needs a number, got '0.5s'"), std::string::npos) << trailing.err;
 }
 
+TEST_F(Cli, BenchAttentionTimesTheKernelAndRefusesOptionsOutOfRange) {
+  auto r = run("bench attention --items 50 --keys 6 --absent 0.3 --rounds 2", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.last_json();
+  EXPECT_EQ(j["items"], 50);
+  EXPECT_EQ(j["keys"], 6);
+  EXPECT_DOUBLE_EQ(j["dropout"].get<double>(), 0.1);  // the model's default
+  EXPECT_GT(j["forward_ms"].get<double>(), 0);
+  EXPECT_GT(j["backward_ms"].get<double>(), 0);
+  auto too_long = run("bench attention --keys 129", dir);
+  EXPECT_NE(too_long.code, 0);
+  EXPECT_NE(too_long.err.find("--keys must be in [1, 128], got 129"), std::string::npos) << too_long.err;
+  auto half_item = run("bench attention --items 2.5", dir);
+  EXPECT_NE(half_item.code, 0);
+  EXPECT_NE(half_item.err.find("--items needs a whole number, got '2.5'"), std::string::npos) << half_item.err;
+  auto certain = run("bench attention --dropout 1", dir);
+  EXPECT_NE(certain.code, 0);
+  EXPECT_NE(certain.err.find("--dropout must be in [0, 1), got 1"), std::string::npos) << certain.err;
+  auto unknown = run("bench attention --heads 8", dir);
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE(unknown.err.find("not --heads"), std::string::npos) << unknown.err;
+}
+
 TEST_F(Cli, BenchEngineTimesTheSameStepsWithAndWithoutTheEngine) {
   auto r = run("bench engine " + common() + " --data.batch_size=512", dir);
   ASSERT_EQ(r.code, 0) << r.err;
