@@ -56,6 +56,14 @@ AttentionBenchOptions parse(const std::vector<std::string>& options) {
     if (key == "dropout") o.dropout = fraction_option(key, number);
     if (key == "absent") o.absent = fraction_option(key, number);
   }
+  // The projection, its gradient and the weights must fit in memory: refused up front rather
+  // than left to the allocator (with overcommit, a huge request is granted and fails later).
+  constexpr double kMaxTokens = 1 << 20, kMaxWeights = 1 << 28;
+  const double tokens = static_cast<double>(o.items) * static_cast<double>(o.keys);
+  if (tokens > kMaxTokens || tokens * static_cast<double>(o.keys) * 4 > kMaxWeights)
+    throw ConfigError(fmt::format("bench attention: --items {} x --keys {} is too large (at most {} tokens and {} "
+                                  "attention weights); lower --items",
+                                  o.items, o.keys, kMaxTokens, kMaxWeights));
   return o;
 }
 

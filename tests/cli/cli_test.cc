@@ -358,6 +358,9 @@ TEST_F(Cli, BenchAttentionTimesTheKernelAndRefusesOptionsOutOfRange) {
   auto certain = run("bench attention --dropout 1", dir);
   EXPECT_NE(certain.code, 0);
   EXPECT_NE(certain.err.find("--dropout must be in [0, 1), got 1"), std::string::npos) << certain.err;
+  auto huge = run("bench attention --items 10000000 --keys 128", dir);
+  EXPECT_NE(huge.code, 0);
+  EXPECT_NE(huge.err.find("is too large"), std::string::npos) << huge.err;
   auto unknown = run("bench attention --heads 8", dir);
   EXPECT_NE(unknown.code, 0);
   EXPECT_NE(unknown.err.find("not --heads"), std::string::npos) << unknown.err;
