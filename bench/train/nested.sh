@@ -38,26 +38,27 @@ common=(fit --config "$tmp/users.yaml" --data.train="$tmp/users.jsonl" --data.va
 macs=$(grep -o "matrix multiplications: [0-9.e+]*" "$tmp"/ops/version_0/fit-ops.txt | awk '{print $3}')
 # The fastest of REPEATS runs (default 3), one at a time: on a shared virtual machine a
 # neighbour's burst slows single runs by up to 2x, and the fastest is the least disturbed.
-best=""
+runs=()
 for _ in $(seq "${REPEATS:-3}"); do
   start=$(date +%s.%N)
   "$JSON2VEC" "${common[@]}" --trainer.default_root_dir="$tmp/run" >/dev/null 2>&1
   end=$(date +%s.%N)
-  seconds=$(python3 -c "print($end - $start)")
-  if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $seconds < $best else 1)"; then best=$seconds; fi
+  runs+=("$(python3 -c "print($end - $start)")")
 done
-start=0; end=$best
 # Two GEMM rates: the step's own largest product (51200 x 64 by 64 x 256: thin, memory-bound)
 # and a large square one (4096 x 1024 by 1024 x 1024: what the cores can do at best).
 # The machine's rate with json2vec's own GEMM, measured after the run on the same cores.
 rates=$("$JSON2VEC" bench gemm | python3 -c "import json, sys; r = json.load(sys.stdin); print(r['thin']['multiply_adds_per_second'], r['square']['multiply_adds_per_second'])")
-python3 - "$USERS" "$start" "$end" "$macs" $rates <<'PY'
+python3 - "$USERS" "$macs" $rates "${runs[@]}" <<'PY'
 import json, sys
-users, start, end, macs = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-thin, square = float(sys.argv[5]), float(sys.argv[6])
-rate = users / (end - start)
+users, macs = int(sys.argv[1]), float(sys.argv[2])
+thin, square = float(sys.argv[3]), float(sys.argv[4])
+runs = [float(s) for s in sys.argv[5:]]
+seconds = min(runs)
+rate = users / seconds
 per_record = macs / 256
-print(json.dumps({"users": users, "seconds": round(end - start, 1), "records_per_second": round(rate),
+print(json.dumps({"users": users, "seconds": round(seconds, 1), "runs_seconds": [round(s, 1) for s in runs],
+                  "records_per_second": round(rate),
                   "gemm_multiply_adds_per_record": round(per_record),
                   "share_of_bound_at_square_gemm_rate": round(rate * per_record / square, 3),
                   "share_of_bound_at_the_steps_own_gemm_rate": round(rate * per_record / thin, 3),
