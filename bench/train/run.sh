@@ -15,10 +15,10 @@ if [ ! -f "$DATA" ]; then echo "no dataset at $DATA (set J2V_DATASETS)"; exit 0;
 RECORDS=$(grep -c . "$DATA")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# json2vec three times: the default (strategy auto, one device: each batch of 256 split into a
+# json2vec four ways: the default (strategy auto, one device: each batch of 256 split into a
 # share per core, run on single-threaded replicas), the module itself with two intra-op
-# threads (single_device), and two thread replicas of batch 128 each (the same effective
-# batch of 256, DDP semantics).
+# threads (single_device), two thread replicas of batch 128 each (the same effective
+# batch of 256, DDP semantics), and the default with bfloat16 matrix products.
 run_cpp_once() {  # name, extra flags...
   local name=$1; shift
   local start end
@@ -46,14 +46,19 @@ threads=$(run_cpp json2vec-intra-op2 --data.batch_size=256 --trainer.num_threads
 echo "$threads"
 replicas=$(run_cpp json2vec-devices2 --data.batch_size=128 --trainer.devices=2)
 echo "$replicas"
+# The default with bfloat16 products (float32 accumulation, float32 weights and activations):
+# a precision Python's float32 run does not use, reported beside the like-for-like figures.
+medium=$(run_cpp json2vec-matmul-medium --data.batch_size=256 --trainer.num_threads=2 \
+  --trainer.float32_matmul_precision=medium)
+echo "$medium"
 py=$(for _ in $(seq "$REPEATS"); do
   /usr/bin/python3 bench/train/python_baseline.py --data "$DATA" --target price --epochs "$EPOCHS" \
     --batch-size 256 --d-model 64 --n-layers 2 --n-heads 4 --threads 2 --plr-activation relu | tail -1
 done | fastest)
 echo "$py"
-python3 - "$default" "$threads" "$replicas" "$py" <<'PY'
+python3 - "$default" "$threads" "$replicas" "$medium" "$py" <<'PY'
 import json, sys
-default, threads, replicas, py = (json.loads(a) for a in sys.argv[1:])
-for r in (default, threads, replicas):
+default, threads, replicas, medium, py = (json.loads(a) for a in sys.argv[1:])
+for r in (default, threads, replicas, medium):
     print(f"{r['impl']} / python = {r['records_per_second'] / py['records_per_second']:.2f}x")
 PY

@@ -53,7 +53,8 @@ commands:
   bench engine  measure the engine's own time per step: one epoch of fit against a bare
                 training loop over the same batches
   bench gemm    measure the float matrix-product rate json2vec's own GEMM reaches here:
-                [--threads N (all cores) --seconds 0.5]; the training benchmarks' FLOP bound
+                [--threads N (all cores) --seconds 0.5 --float32_matmul_precision highest];
+                the training benchmarks' FLOP bound
   convert       copy records between formats: --input FILE --output FILE (.parquet, .csv,
                 .jsonl, .json; nested values kept), e.g. JSON Lines to Parquet
   generate orders
@@ -664,7 +665,7 @@ int run_command(const Args& args) {
     return generate_orders(args);
   }
   if (cmd == "bench gemm") {
-    if (args.config || args.ckpt_path || args.input) throw ConfigError("bench gemm takes only --threads N and --seconds S");
+    if (args.config || args.ckpt_path || args.input) throw ConfigError("bench gemm takes only --threads N, --seconds S and --float32_matmul_precision P");
     return run_bench_gemm(args.overrides);
   }
   if (cmd == "bench attention") {

@@ -2,7 +2,9 @@
 // GEMM json2vec itself runs (oneDNN's where the executable carries src/blas/onednn_sgemm.cc,
 // else LibTorch's BLAS). The training benchmarks state their FLOP bound against it; a rate
 // measured in another process, with another BLAS (Python's OpenBLAS), understates what the
-// machine does and overstates the share of the bound a model reaches.
+// machine does and overstates the share of the bound a model reaches. With
+// --float32_matmul_precision medium it measures the bfloat16 products a run at that precision
+// multiplies with (src/engine/precision.h).
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -16,6 +18,7 @@
 #include "base/available_cores.h"
 #include "cli/commands_internal.h"
 #include "cli/config.h"
+#include "engine/precision.h"
 
 namespace j2v::cli {
 
@@ -70,11 +73,20 @@ double bench_number_option(const std::string& bench, const std::string& key, con
 int run_bench_gemm(const std::vector<std::string>& options) {
   int threads = available_cores();
   double min_seconds = 0.5;
+  std::string precision = "highest";
   for (const auto& kv : options) {
     auto eq = kv.find('=');
     std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (key == "float32_matmul_precision") {
+      if (value != "highest" && value != "medium")
+        throw ConfigError(fmt::format(
+            "bench gemm: --float32_matmul_precision must be highest or medium, got '{}'", value));
+      precision = value;
+      continue;
+    }
     if (key != "threads" && key != "seconds")
-      throw ConfigError(fmt::format("bench gemm takes --threads N and --seconds S, not --{}", key));
+      throw ConfigError(fmt::format(
+          "bench gemm takes --threads N, --seconds S and --float32_matmul_precision highest|medium, not --{}", key));
     double number = bench_number_option("gemm", key, value, key == "threads");
     if (key == "threads") threads = static_cast<int>(number);
     else min_seconds = number;
@@ -82,11 +94,12 @@ int run_bench_gemm(const std::vector<std::string>& options) {
   if (threads < 1) throw ConfigError("bench gemm: --threads must be >= 1");
   if (!(min_seconds > 0)) throw ConfigError("bench gemm: --seconds must be > 0");
   torch::set_num_threads(threads);
+  const bool bf16_products = engine::set_float32_matmul_precision(precision);
   // Square: the rate a GEMM reaches when its operands are large enough to hide packing.
   // Thin: a batch of token rows through a d_model 64 -> 256 feed-forward layer, the shape of
   // json2vec's own largest products.
   const std::vector<GemmShape> shapes = {{"square", 4096, 1024, 1024}, {"thin", 51200, 64, 256}};
-  nlohmann::json out = {{"threads", threads}};
+  nlohmann::json out = {{"threads", threads}, {"float32_matmul_precision", precision}, {"bf16_products", bf16_products}};
   for (const auto& shape : shapes)
     out[shape.name] = {{"m", shape.m},
                        {"k", shape.k},

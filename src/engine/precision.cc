@@ -10,12 +10,24 @@
 #define J2V_AUTOCAST_BY_DEVICE 1
 #endif
 
+// Defined by json2vec's executables (src/blas/onednn_sgemm.cc); absent (null) in a program
+// that keeps LibTorch's own BLAS.
+extern "C" __attribute__((weak)) bool j2v_sgemm_use_bf16(bool on);
+
 namespace j2v::engine {
 
 bool is_mixed_precision(const std::string& precision) {
   if (precision == "32-true" || precision == "32") return false;
   if (precision == "bf16-mixed") return true;
   throw std::invalid_argument("trainer.precision: '" + precision + "' is not supported (allowed: 32-true, bf16-mixed)");
+}
+
+bool set_float32_matmul_precision(const std::string& precision) {
+  if (precision != "highest" && precision != "medium")
+    throw std::invalid_argument("trainer.float32_matmul_precision: '" + precision +
+                                "' is not supported (allowed: highest, medium)");
+  if (j2v_sgemm_use_bf16 == nullptr) return false;
+  return j2v_sgemm_use_bf16(precision == "medium");
 }
 
 PrecisionScope::PrecisionScope(bool bf16_mixed) : active_(bf16_mixed) {

@@ -8,6 +8,14 @@ namespace j2v::engine {
 
 bool is_mixed_precision(const std::string& precision);  // throws std::invalid_argument for unknown values
 
+// trainer.float32_matmul_precision, as torch.set_float32_matmul_precision: "highest" multiplies
+// float32 matrices in float32; "medium" lets each product round its operands to bfloat16 and
+// accumulate in float32 (about twice the GEMM rate on a CPU with AVX-512 BF16). Process-wide,
+// like torch's. Returns whether bfloat16 products are now in effect: never where the CPU lacks
+// AVX-512 BF16 or the program does not link json2vec's GEMM (src/blas/onednn_sgemm.cc).
+// Throws std::invalid_argument for other values.
+bool set_float32_matmul_precision(const std::string& precision);
+
 // Autocast for the current thread while alive (replica threads open their own).
 class PrecisionScope {
  public:

@@ -61,6 +61,15 @@ int Trainer::cores() const {
 
 void Trainer::set_num_threads() const { torch::set_num_threads(strategy_->intra_op_threads(cores())); }
 
+void Trainer::apply_float32_matmul_precision() {
+  const bool bf16 = set_float32_matmul_precision(options_.float32_matmul_precision());
+  if (options_.float32_matmul_precision() == "medium" && !bf16 && !warned_matmul_precision_) {
+    std::cerr << "warning: trainer.float32_matmul_precision is medium, but this CPU has no AVX-512 BF16 (or this "
+                 "program keeps LibTorch's BLAS): matrix products stay float32\n";
+    warned_matmul_precision_ = true;
+  }
+}
+
 int64_t Trainer::global_rank() const { return strategy_->global_rank(); }
 int64_t Trainer::world_size() const { return strategy_->world_size(); }
 
@@ -68,6 +77,7 @@ void Trainer::setup_run(Module& module, bool for_fit) {
   module.attach_trainer(this);
   strategy_->setup_environment(*this);
   set_num_threads();
+  apply_float32_matmul_precision();
   if (options_.seed()) torch::manual_seed(static_cast<uint64_t>(*options_.seed()));
   callback_metrics_.clear();
   progress_bar_metrics_.clear();

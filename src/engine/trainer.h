@@ -127,6 +127,7 @@ class Trainer {
   std::map<std::string, double> end_epoch_metrics();
   void send_to_loggers(const std::map<std::string, double>& metrics);
   void set_num_threads() const;
+  void apply_float32_matmul_precision();  // process-wide, at each run's start (see precision.h)
 
   TrainerOptions options_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
@@ -158,6 +159,7 @@ class Trainer {
   std::function<std::vector<OptimizerConfig>(Module&)> optimizer_factory_;
   std::unique_ptr<class Profiler> profiler_;
   bool mixed_precision_ = false;  // trainer.precision is bf16-mixed
+  bool warned_matmul_precision_ = false;
   int64_t resume_batch_ = 0;        // batches of current_epoch_ already trained (a mid-epoch resume)
   int64_t batches_in_epoch_ = 0;    // batches of current_epoch_ trained so far
   int interrupted_by_ = 0;

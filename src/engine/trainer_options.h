@@ -54,6 +54,7 @@ struct TrainerOptions {
   J2V_ARG(bool, logger) = true;
   J2V_ARG(int64_t, log_every_n_steps) = 50;
   J2V_ARG(std::string, precision) = "32-true";
+  J2V_ARG(std::string, float32_matmul_precision) = "highest";
   J2V_ARG(std::string, gradient_clip_algorithm) = "norm";
   J2V_ARG(BatchLimit, overfit_batches) = BatchLimit::count(0);
   J2V_ARG(BatchLimit, val_check_interval) = {};

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <iostream>
 #include <optional>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "model/model.h"
 #include "model/model_impl.h"
 #include "data/record_codec.h"
+#include "engine/precision.h"
 #include "schema/query_path.h"
 #include "serve/batcher.h"
 #include "serve/http_error.h"
@@ -305,6 +307,10 @@ void Deployment::start() {
     s.started = true;
   }
   try {
+    if (!engine::set_float32_matmul_precision(s.options.float32_matmul_precision()) &&
+        s.options.float32_matmul_precision() == "medium")
+      std::cerr << "warning: float32_matmul_precision is medium, but this CPU has no AVX-512 BF16 (or this program "
+                   "keeps LibTorch's BLAS): matrix products stay float32\n";
     s.model = s.given ? *s.given : Model::load(s.options.ckpt_path());
     int workers = static_cast<int>(s.options.workers());
     for (int w = 0; w < workers; ++w) {

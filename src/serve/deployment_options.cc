@@ -78,6 +78,7 @@ const std::vector<Setting>& settings() {
       setting<int64_t>("max_queue_records", &O::max_queue_records, &O::max_queue_records),
       setting<std::string>("unknown_fields", &O::unknown_fields, &O::unknown_fields),
       setting<double>("keep_alive_timeout_s", &O::keep_alive_timeout_s, &O::keep_alive_timeout_s),
+      setting<std::string>("float32_matmul_precision", &O::float32_matmul_precision, &O::float32_matmul_precision),
   };
   return all;
 }
@@ -150,6 +151,9 @@ void DeploymentOptions::validate() const {
   if (batch_timeout_ms() > 60'000) throw std::invalid_argument("batch_timeout_ms must be <= 60000");
   if (unknown_fields() != "ignore" && unknown_fields() != "reject")
     throw std::invalid_argument(fmt::format("unknown_fields must be 'ignore' or 'reject', not '{}'", unknown_fields()));
+  if (float32_matmul_precision() != "highest" && float32_matmul_precision() != "medium")
+    throw std::invalid_argument(fmt::format("float32_matmul_precision must be 'highest' or 'medium', not '{}'",
+                                            float32_matmul_precision()));
 }
 
 nlohmann::json DeploymentOptions::to_json() const {

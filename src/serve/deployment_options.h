@@ -42,6 +42,9 @@ struct DeploymentOptions {
   J2V_ARG(int64_t, max_queue_records) = 8192;
   J2V_ARG(std::string, unknown_fields) = "ignore";  // ignore | reject (422 naming the key)
   J2V_ARG(double, keep_alive_timeout_s) = 5.0;
+  // highest | medium: as trainer.float32_matmul_precision (engine/precision.h), for the
+  // forward passes of this process.
+  J2V_ARG(std::string, float32_matmul_precision) = "highest";
 
  public:
   // Every setting by its name, in display order.

@@ -1,11 +1,14 @@
 // LibTorch's float matrix products, served by oneDNN through json2vec's sgemm_
 // (src/blas/onednn_sgemm.cc): bound ahead of OpenBLAS, and right for every layout LibTorch
 // hands to BLAS (transposed operands, strided rows, vectors, empty products, beta 0 over
-// garbage, alpha and beta).
+// garbage, alpha and beta); at float32 matmul precision "medium", products of the operands
+// rounded to bfloat16, accumulated in float32.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <limits>
+
+#include "engine/precision.h"
 
 namespace {
 
@@ -81,6 +84,52 @@ TEST(OnednnSgemm, TheBlasInterfaceItselfMatchesItsDefinition) {
   sgemm_("t", "N", &m, &n, &k, &alpha, a.data(), &lda, b.data(), &ldb, &beta, c.data(), &ldc);
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < ldc; ++i) EXPECT_FLOAT_EQ(c[j * ldc + i], expected[j * ldc + i]) << i << "," << j;
+}
+
+// The operands as bfloat16 rounds them (to nearest, ties to even), in float64 for the reference.
+torch::Tensor rounded_to_bf16(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat64); }
+
+// Puts the process back to float32 products whatever the test's outcome.
+struct HighestAtExit {
+  ~HighestAtExit() { j2v::engine::set_float32_matmul_precision("highest"); }
+};
+
+TEST(OnednnSgemm, AtMediumPrecisionProductsRoundTheirOperandsToBfloat16) {
+  HighestAtExit restore;
+  if (!j2v::engine::set_float32_matmul_precision("medium"))
+    GTEST_SKIP() << "this CPU has no AVX-512 BF16 (or the build keeps OpenBLAS): products stay float32";
+  torch::manual_seed(3);
+  const int64_t m = 1280, k = 64, n = 256;
+  auto a = torch::randn({m, k}), b = torch::randn({k, n});
+  auto exact = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64));
+  auto of_rounded = torch::mm(rounded_to_bf16(a), rounded_to_bf16(b));
+  // Only the accumulation's float32 rounding separates it from the rounded operands' product,
+  // while the operands' rounding (8 bits of mantissa) shows against the exact one.
+  EXPECT_LT(max_error(torch::mm(a, b), of_rounded), 1e-5);
+  EXPECT_GT(max_error(torch::mm(a, b), exact), 1e-4);
+  // Every layout LibTorch hands over: transposed storage, strided rows, batches, addmm's
+  // alpha and beta, and an output of NaN that beta 0 must not read.
+  EXPECT_LT(max_error(torch::mm(a.t().contiguous().t(), b.t().contiguous().t()), of_rounded), 1e-5);
+  auto wide_a = torch::randn({m, k + 3}).narrow(1, 0, k).copy_(a);
+  EXPECT_LT(max_error(torch::mm(wide_a, b), of_rounded), 1e-5);
+  EXPECT_LT(max_error(torch::bmm(a.unsqueeze(0).repeat({2, 1, 1}), b.unsqueeze(0).repeat({2, 1, 1})),
+                      of_rounded.unsqueeze(0).repeat({2, 1, 1})),
+            1e-5);
+  auto bias = torch::randn({n});
+  EXPECT_LT(max_error(torch::addmm(bias, a, b, 0.5, 2.0), 0.5 * bias.to(torch::kFloat64) + 2.0 * of_rounded), 1e-5);
+  auto out = torch::full({m, n}, std::numeric_limits<float>::quiet_NaN());
+  torch::mm_out(out, a, b);
+  EXPECT_LT(max_error(out, of_rounded), 1e-5);
+  // A NaN operand still poisons its row and only its row.
+  auto poisoned = a.clone();
+  poisoned[7][3] = std::numeric_limits<float>::quiet_NaN();
+  auto product = torch::mm(poisoned, b);
+  EXPECT_TRUE(product[7].isnan().all().item<bool>());
+  EXPECT_FALSE(product.narrow(0, 8, m - 8).isnan().any().item<bool>());
+
+  ASSERT_FALSE(j2v::engine::set_float32_matmul_precision("highest"));
+  EXPECT_LT(max_error(torch::mm(a, b), exact), 1e-5);
+  EXPECT_THROW(j2v::engine::set_float32_matmul_precision("high"), std::invalid_argument);
 }
 
 }  // namespace

@@ -329,9 +329,21 @@ TEST_F(Cli, BenchGemmReportsTheMachinesRateAndRefusesUnknownOptions) {
     EXPECT_GT(j[shape]["multiply_adds_per_second"].get<double>(), 1e9) << shape;
     EXPECT_GT(j[shape]["m"].get<int64_t>(), 0) << shape;
   }
+  EXPECT_EQ(j["float32_matmul_precision"], "highest");
+  EXPECT_FALSE(j["bf16_products"].get<bool>());
+  // At medium the rate is bfloat16 products' where the CPU has them (reported either way).
+  auto medium = run("bench gemm --threads 1 --seconds 0.01 --float32_matmul_precision medium", dir);
+  ASSERT_EQ(medium.code, 0) << medium.err;
+  EXPECT_EQ(medium.last_json()["float32_matmul_precision"], "medium");
+  EXPECT_GT(medium.last_json()["square"]["multiply_adds_per_second"].get<double>(), 1e9);
+  auto bad_precision = run("bench gemm --float32_matmul_precision low", dir);
+  EXPECT_NE(bad_precision.code, 0);
+  EXPECT_NE(bad_precision.err.find("must be highest or medium, got 'low'"), std::string::npos) << bad_precision.err;
   auto wrong = run("bench gemm --rounds 3", dir);
   EXPECT_NE(wrong.code, 0);
-  EXPECT_NE(wrong.err.find("--threads N and --seconds S, not --rounds"), std::string::npos) << wrong.err;
+  EXPECT_NE(wrong.err.find("--seconds S and --float32_matmul_precision highest|medium, not --rounds"),
+            std::string::npos)
+      << wrong.err;
   auto not_a_number = run("bench gemm --threads two", dir);
   EXPECT_NE(not_a_number.code, 0);
   EXPECT_NE(not_a_number.err.find("--threads needs a number, got 'two'"), std::string::npos) << not_a_number.err;

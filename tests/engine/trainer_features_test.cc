@@ -360,6 +360,36 @@ TEST(Trainer, Bf16MixedRunsStepsUnderAutocastAndStillLearns) {
   fs::remove_all(root);
 }
 
+TEST(Trainer, Float32MatmulPrecisionMediumStillLearnsAndIsRefusedWhenUnknown) {
+  auto root = j2v::testing::temp_dir("matmul_precision");
+  Classifier net;
+  ClassData data;
+  Trainer trainer(quiet(root).max_epochs(4).float32_matmul_precision("medium").enable_checkpointing(false));
+  trainer.fit(net, data);
+  EXPECT_EQ(net.train_dtypes, std::set<c10::ScalarType>{torch::kFloat32});  // activations stay float32
+  // A model that did not learn would score about 0.5 (float32: 0.875-0.94 unseeded).
+  EXPECT_GT(trainer.callback_metrics().at("accuracy/validate"), 0.8);
+  auto a = torch::randn({512, 64}), b = torch::randn({64, 128});
+  auto exact = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64)).to(torch::kFloat32);
+#ifdef J2V_ONEDNN_SGEMM
+  // The setting is the process's, as torch's: after the run, products still round to bfloat16.
+  if (__builtin_cpu_supports("avx512bf16")) EXPECT_FALSE(torch::allclose(torch::mm(a, b), exact, 1e-5, 1e-5));
+#endif
+  // The next run at the default multiplies in float32 again: exactly LibTorch's float product.
+  Classifier plain_net;
+  Trainer plain(quiet(root).max_epochs(1).enable_checkpointing(false));
+  plain.fit(plain_net, data);
+  EXPECT_TRUE(torch::allclose(torch::mm(a, b), exact, 1e-5, 1e-5));
+  try {
+    Trainer(TrainerOptions().float32_matmul_precision("low"));
+    FAIL() << "an unknown float32_matmul_precision was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("float32_matmul_precision"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("medium"), std::string::npos) << e.what();
+  }
+  fs::remove_all(root);
+}
+
 // Plain SGD with lr 1 and no dropout: each step moves the weights by exactly the (clipped)
 // gradient, so the clipping shows in the update; on_before_optimizer_step sees the raw one.
 class ClipProbe : public Classifier {

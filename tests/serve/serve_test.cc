@@ -202,7 +202,10 @@ TEST(DeploymentOptions, EnvironmentThenSettersAndClearErrors) {
   setenv("JSON2VEC_MAX_BATCH_SIZE", "32", 1);
   setenv("JSON2VEC_UNKNOWN_FIELDS", "reject", 1);
   setenv("JSON2VEC_BATCH_TIMEOUT_MS", "0.5", 1);
+  setenv("JSON2VEC_FLOAT32_MATMUL_PRECISION", "medium", 1);
   auto o = DeploymentOptions::from_env();
+  EXPECT_EQ(o.float32_matmul_precision(), "medium");
+  EXPECT_EQ(DeploymentOptions().float32_matmul_precision(), "highest");
   EXPECT_EQ(o.port(), 9123);
   EXPECT_EQ(o.max_batch_size(), 32);
   EXPECT_EQ(o.unknown_fields(), "reject");
@@ -216,10 +219,17 @@ TEST(DeploymentOptions, EnvironmentThenSettersAndClearErrors) {
     EXPECT_NE(std::string(e.what()).find("JSON2VEC_WORKERS"), std::string::npos) << e.what();
   }
   for (const char* v : {"JSON2VEC_PORT", "JSON2VEC_MAX_BATCH_SIZE", "JSON2VEC_UNKNOWN_FIELDS",
-                        "JSON2VEC_BATCH_TIMEOUT_MS", "JSON2VEC_WORKERS"})
+                        "JSON2VEC_BATCH_TIMEOUT_MS", "JSON2VEC_WORKERS", "JSON2VEC_FLOAT32_MATMUL_PRECISION"})
     unsetenv(v);
   EXPECT_THROW(o.set("max_batch", "3"), std::invalid_argument);  // names the allowed keys
   EXPECT_THROW(DeploymentOptions().unknown_fields("drop").validate(), std::invalid_argument);
+  try {
+    DeploymentOptions().float32_matmul_precision("high").validate();
+    FAIL() << "float32_matmul_precision 'high' was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("float32_matmul_precision must be 'highest' or 'medium'"), std::string::npos)
+        << e.what();
+  }
   EXPECT_THROW(DeploymentOptions().max_batch_size(0).validate(), std::invalid_argument);
   // Bounded by the machine: a billion workers or 100,000 connection threads would exhaust it.
   for (auto bad : {DeploymentOptions().workers(1'000'000'000), DeploymentOptions().http_threads(100'000),
