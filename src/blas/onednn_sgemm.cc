@@ -71,7 +71,7 @@ const uint16_t* packed_bf16(const float* matrix, int64_t rows, int64_t cols, int
 // Rounding the operands costs a pass over each; it pays when every element takes part in
 // enough products (m*n/(m+n) of them) and the inner dimension is long enough to matter.
 bool worth_bf16(int m, int n, int k) {
-  return k >= 16 && static_cast<int64_t>(m) * n >= 16 * (static_cast<int64_t>(m) + n);
+  return k >= 16 && m > 0 && n > 0 && static_cast<int64_t>(m) * n >= 16 * (static_cast<int64_t>(m) + n);
 }
 
 bool sgemm_as_bf16(char transa, char transb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,

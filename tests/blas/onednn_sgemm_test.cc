@@ -37,6 +37,22 @@ double max_error(const torch::Tensor& got, const torch::Tensor& want) {
   return (got.to(torch::kFloat64) - want).abs().max().item<double>() / (want.abs().max().item<double>() + 1.0);
 }
 
+// a x b, as LibTorch hands it to BLAS in each layout, within float32 accumulation of `want`:
+// plain, transposed storage on either side, rows with a stride beyond their width, batched
+// (bmm), and a linear layer's addmm with bias, alpha and beta.
+void expect_every_layout_gives(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& want) {
+  const int64_t k = a.size(1);
+  EXPECT_LT(max_error(torch::mm(a, b), want), 1e-5);
+  EXPECT_LT(max_error(torch::mm(a.t().contiguous().t(), b.t().contiguous().t()), want), 1e-5);
+  auto wide_a = torch::randn({a.size(0), k + 3}).narrow(1, 0, k).copy_(a);
+  EXPECT_LT(max_error(torch::mm(wide_a, b), want), 1e-5);
+  EXPECT_LT(max_error(torch::bmm(a.unsqueeze(0).repeat({3, 1, 1}), b.unsqueeze(0).repeat({3, 1, 1})),
+                      want.unsqueeze(0).repeat({3, 1, 1})),
+            1e-5);
+  auto bias = torch::randn({b.size(1)});
+  EXPECT_LT(max_error(torch::addmm(bias, a, b, 0.5, 2.0), 0.5 * bias.to(torch::kFloat64) + 2.0 * want), 1e-5);
+}
+
 TEST(OnednnSgemm, ProductsOfEveryLayoutMatchFloat64) {
   torch::manual_seed(2);
   struct Shape {
@@ -44,18 +60,8 @@ TEST(OnednnSgemm, ProductsOfEveryLayoutMatchFloat64) {
   };
   for (auto [m, k, n] : std::vector<Shape>{{1280, 64, 256}, {33, 17, 5}, {1, 64, 64}, {64, 64, 1}, {7, 1, 9}}) {
     auto a = torch::randn({m, k}), b = torch::randn({k, n});
-    auto want = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64));
-    // Plain, transposed storage on either side, and rows with a stride beyond their width.
-    EXPECT_LT(max_error(torch::mm(a, b), want), 1e-5) << m << "x" << k << "x" << n;
-    EXPECT_LT(max_error(torch::mm(a.t().contiguous().t(), b.t().contiguous().t()), want), 1e-5);
-    auto wide_a = torch::randn({m, k + 3}).narrow(1, 0, k).copy_(a);
-    EXPECT_LT(max_error(torch::mm(wide_a, b), want), 1e-5);
-    // Batched (bmm) and through a linear layer's addmm with bias.
-    EXPECT_LT(max_error(torch::bmm(a.unsqueeze(0).repeat({3, 1, 1}), b.unsqueeze(0).repeat({3, 1, 1})),
-                        want.unsqueeze(0).repeat({3, 1, 1})),
-              1e-5);
-    auto bias = torch::randn({n});
-    EXPECT_LT(max_error(torch::addmm(bias, a, b, 0.5, 2.0), 0.5 * bias.to(torch::kFloat64) + 2.0 * want), 1e-5);
+    SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
+    expect_every_layout_gives(a, b, torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64)));
   }
   // An output full of NaN is overwritten, not read, when beta is 0 (torch::mm_out).
   auto a = torch::randn({40, 30}), b = torch::randn({30, 20});
@@ -107,16 +113,8 @@ TEST(OnednnSgemm, AtMediumPrecisionProductsRoundTheirOperandsToBfloat16) {
   // while the operands' rounding (8 bits of mantissa) shows against the exact one.
   EXPECT_LT(max_error(torch::mm(a, b), of_rounded), 1e-5);
   EXPECT_GT(max_error(torch::mm(a, b), exact), 1e-4);
-  // Every layout LibTorch hands over: transposed storage, strided rows, batches, addmm's
-  // alpha and beta, and an output of NaN that beta 0 must not read.
-  EXPECT_LT(max_error(torch::mm(a.t().contiguous().t(), b.t().contiguous().t()), of_rounded), 1e-5);
-  auto wide_a = torch::randn({m, k + 3}).narrow(1, 0, k).copy_(a);
-  EXPECT_LT(max_error(torch::mm(wide_a, b), of_rounded), 1e-5);
-  EXPECT_LT(max_error(torch::bmm(a.unsqueeze(0).repeat({2, 1, 1}), b.unsqueeze(0).repeat({2, 1, 1})),
-                      of_rounded.unsqueeze(0).repeat({2, 1, 1})),
-            1e-5);
-  auto bias = torch::randn({n});
-  EXPECT_LT(max_error(torch::addmm(bias, a, b, 0.5, 2.0), 0.5 * bias.to(torch::kFloat64) + 2.0 * of_rounded), 1e-5);
+  // Every layout LibTorch hands over, and an output of NaN that beta 0 must not read.
+  expect_every_layout_gives(a, b, of_rounded);
   auto out = torch::full({m, n}, std::numeric_limits<float>::quiet_NaN());
   torch::mm_out(out, a, b);
   EXPECT_LT(max_error(out, of_rounded), 1e-5);
@@ -126,6 +124,10 @@ TEST(OnednnSgemm, AtMediumPrecisionProductsRoundTheirOperandsToBfloat16) {
   auto product = torch::mm(poisoned, b);
   EXPECT_TRUE(product[7].isnan().all().item<bool>());
   EXPECT_FALSE(product.narrow(0, 8, m - 8).isnan().any().item<bool>());
+
+  // Empty products are still empty or zero.
+  EXPECT_EQ(torch::mm(torch::randn({0, 64}), torch::randn({64, 32})).numel(), 0);
+  EXPECT_TRUE(torch::equal(torch::mm(torch::randn({40, 0}), torch::randn({0, 30})), torch::zeros({40, 30})));
 
   ASSERT_FALSE(j2v::engine::set_float32_matmul_precision("highest"));
   EXPECT_LT(max_error(torch::mm(a, b), exact), 1e-5);
